@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages the build and the tests need (make deps).
+# Installs with apt-get when root (or with sudo); otherwise prints the exact
+# command and fails.  Silent when everything is present.
+set -eu
+PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-dev
+ fdisk gdisk parted dosfstools mtools xfsprogs btrfs-progs e2fsprogs util-linux
+ coreutils bsdextrautils diffutils musl-tools mandoc man-db fio"
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" = 0 ]; then sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"
+else
+	echo "make deps: missing packages:$missing" >&2
+	echo "make deps: run as root: apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "make deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
