@@ -1,0 +1,157 @@
+/*
+ * qt.h - shared fixtures for the qcow/ unit tests (linked into every
+ * tests/unit/test_*.c binary).
+ *
+ *   qt_util.c    PRNG, big-endian helpers, handcrafted images, mem images
+ *   qt_fault.c   fault-injecting backend wrapper (fail the Nth op)
+ *   qt_crash.c   crash backend: writes since the last flush are volatile
+ *   qt_check.c   independent consistency walk: recompute refcounts from
+ *                L1/L2 (+ snapshots) and compare, check COPIED flags
+ *   qt_mirror.c  random operations mirrored into a flat buffer
+ *
+ * Everything here uses only the public qcow.h API plus the on-disk format.
+ */
+#ifndef QT_H
+#define QT_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow.h"
+
+/* ---- qt_util.c -------------------------------------------------------- */
+static inline uint64_t qt_rng(uint64_t *s)
+{ /* splitmix64: good enough, deterministic per seed */
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+static inline uint64_t qt_below(uint64_t *s, uint64_t n) { return n ? qt_rng(s) % n : 0; }
+
+static inline uint16_t qt_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t qt_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t qt_be64(const uint8_t *p) { return (uint64_t)qt_be32(p) << 32 | qt_be32(p + 4); }
+static inline void qt_put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = (uint8_t)v; }
+static inline void qt_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24; p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void qt_put64(uint8_t *p, uint64_t v) { qt_put32(p, v >> 32); qt_put32(p + 4, (uint32_t)v); }
+
+/* Header field offsets. */
+enum {
+	QH_MAGIC = 0, QH_VERSION = 4, QH_BACKING_OFF = 8, QH_BACKING_LEN = 16,
+	QH_CLUSTER_BITS = 20, QH_SIZE = 24, QH_CRYPT = 32, QH_L1_SIZE = 36,
+	QH_L1_OFF = 40, QH_RT_OFF = 48, QH_RT_CLUSTERS = 56, QH_NB_SNAP = 60,
+	QH_SNAP_OFF = 64, QH_INCOMPAT = 72, QH_COMPAT = 80, QH_AUTOCLEAR = 88,
+	QH_REFCOUNT_ORDER = 96, QH_HEADER_LEN = 100, QH_COMPRESSION = 104,
+};
+
+/*
+ * A handcrafted, minimal, valid image (built without the library):
+ *   cluster 0 header (+ extensions), 1 refcount table, 2 refblock, 3 L1,
+ *   then `extra_clusters` zeroed clusters (refcount 0 unless data_clusters).
+ * With data_clusters > 0, L1[0] points to an L2 at cluster 4 and guest
+ * clusters 0..data_clusters-1 are mapped to host clusters 5.. filled with
+ * the byte (0x40 + guest cluster index).
+ */
+struct qt_img_spec {
+	unsigned version;       /* 2 or 3 */
+	unsigned cluster_bits;  /* 9..21 */
+	unsigned refcount_order;/* v3 only */
+	uint64_t size;          /* virtual size */
+	unsigned data_clusters;
+	unsigned header_length; /* v3: 104 or 112 (0 = 104) */
+};
+uint8_t *qt_build_image(const struct qt_img_spec *s, size_t *len);
+/* Append a header extension (type, data) after the existing ones; returns 0. */
+int qt_add_extension(uint8_t *img, size_t len, uint32_t type, const void *data, uint32_t n);
+/* Find extension `type`; returns pointer to its data and *n, or NULL. */
+const uint8_t *qt_find_extension(const uint8_t *img, size_t len, uint32_t type, uint32_t *n);
+
+/* Memory-backed image helpers.  The backend copy stays valid while q is open. */
+struct qcow *qt_create_mem(const struct qcow_create_opts *c, struct qcow_backend *be_out);
+struct qcow *qt_open_mem(const void *data, size_t len, unsigned flags, struct qcow_backend *be_out,
+			 int *err);
+/* A malloc'd copy of the backend's current bytes. */
+uint8_t *qt_mem_copy(struct qcow_backend be, size_t *len);
+void qt_fill_pattern(uint8_t *buf, size_t n, uint64_t seed);
+
+/* ---- qt_fault.c ------------------------------------------------------- */
+enum qt_op { QT_PREAD, QT_PWRITE, QT_FLUSH, QT_GETSIZE, QT_TRUNCATE, QT_PUNCH, QT_NOPS };
+struct qt_fault {
+	struct qcow_backend inner;
+	unsigned long count[QT_NOPS];    /* calls so far */
+	unsigned long fail_at[QT_NOPS];  /* 1-based call number that fails; 0 never */
+	int fail_errno[QT_NOPS];         /* default EIO */
+	bool sticky;                     /* keep failing after the first failure */
+	bool close_inner;                /* close() also closes inner */
+	unsigned long fired;             /* failures injected */
+	bool no_punch;                   /* present ops->punch as NULL */
+};
+struct qcow_backend qt_fault_backend(struct qt_fault *f);
+
+/* ---- qt_crash.c ------------------------------------------------------- */
+struct qt_crash;
+/* A crash backend whose durable and current contents start as data[0..len). */
+struct qt_crash *qt_crash_new(const void *data, size_t len);
+struct qcow_backend qt_crash_backend(struct qt_crash *c);
+/* Simulate power loss: durable bytes + a random, in-order subset of the
+ * writes/truncates/punches since the last flush, writes torn at 512-byte
+ * sector granularity.  Afterwards every op on the backend fails with -EIO.
+ * Returns a malloc'd image. */
+uint8_t *qt_crash_now(struct qt_crash *c, uint64_t seed, size_t *len);
+unsigned long qt_crash_pending(struct qt_crash *c);
+/* Frees the crash backend (call after the image using it was closed). */
+void qt_crash_free(struct qt_crash *c);
+
+/* ---- qt_check.c ------------------------------------------------------- */
+struct qt_check {
+	uint64_t errors;        /* corruptions (qemu-img check exit 2) */
+	uint64_t leaks;         /* leaked clusters (exit 3) */
+	uint64_t referenced;    /* clusters referenced by metadata */
+	bool dirty, corrupt;
+	char msg[600];          /* first few problems */
+};
+/* Walk an image's bytes: 0 when it could be walked (see r), -1 when the
+ * header itself is unusable (r->msg says why). */
+int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r);
+/* Flush q, then check the bytes of its mem backend; returns a message or NULL
+ * if clean (no errors, no leaks).  The message is static. */
+const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_leaks);
+
+/* ---- qt_mirror.c ------------------------------------------------------ */
+struct qt_mirror {
+	struct qcow *q;
+	struct qcow_backend be;  /* mem backend of q, for checks (may be ops==NULL) */
+	uint8_t *flat;           /* expected contents */
+	uint64_t size, cap;      /* current size, max size ever */
+	uint64_t rng;
+	unsigned cluster_size;
+	uint64_t max_len;        /* max op length */
+	bool resize;             /* include resizes */
+	bool check_every;        /* run qt_check every few ops */
+	unsigned long ops;
+	char err[512];
+};
+/* Takes ownership of nothing; flat is allocated with cap bytes (>= size). */
+void qt_mirror_init(struct qt_mirror *m, struct qcow *q, struct qcow_backend be,
+		    uint64_t size, uint64_t cap, uint64_t seed);
+void qt_mirror_fini(struct qt_mirror *m);
+/* One random op.  0 ok, -1 mismatch (m->err). */
+int qt_mirror_step(struct qt_mirror *m);
+/* Compare the whole image with flat (and qcow_map against it). */
+int qt_mirror_verify(struct qt_mirror *m);
+/* Check the extent map of [0,size) against flat. */
+int qt_mirror_check_map(struct qt_mirror *m);
+
+#endif
