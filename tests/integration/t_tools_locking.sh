@@ -1,0 +1,98 @@
+#!/bin/sh
+# Locking interop with qemu's image locks (OFD locks on bytes 100+i/200+i):
+# while qemu-io holds an image for writing, the shim refuses to write (and
+# says why, naming the image); while the shim writes, qemu-img info without
+# -U fails and with -U works; a shim reader does not block qemu readers.
+# The refused write must leave the image untouched.
+. "$(dirname "$0")/lib_tools.sh"
+require_shim
+
+head -c 4096 /dev/urandom >patch.bin
+new_image qemu-pat lk 64M || finish
+IMG=$T/lk.qcow2 TWIN=$T/lk.raw
+
+# wait_locked IMG: until qemu-img info without -U fails (someone holds it).
+wait_locked() {
+	_i=0
+	while qemu-img info "$1" >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -gt 50 ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+section "qemu-io holds the image read-write"
+qemu-io -f qcow2 -c 'sleep 4000' "$IMG" >/dev/null 2>&1 &
+qpid=$!
+if wait_locked "$IMG"; then
+	pass "qemu-io holds the image (qemu-img info without -U fails)"
+	S dd if=patch.bin of="$IMG" bs=4096 seek=10 conv=notrunc status=none >"$T/w.log" 2>&1
+	rc=$?
+	[ "$rc" -ne 0 ] && pass "shim write refused while qemu-io writes (dd exit $rc)" ||
+		fail "shim write was allowed while qemu-io holds the image"
+	grep -q 'lk.qcow2' "$T/w.log" && pass "the refusal names the image: $(grep 'lk.qcow2' "$T/w.log" | head -n 1)" ||
+		{ fail "the refusal does not name the image"; show_log "$T/w.log" 3; }
+	S sha256sum "$IMG" >"$T/r.log" 2>&1
+	rc=$?
+	[ "$rc" -ne 0 ] && pass "shim read refused while qemu-io writes (no consistent read; exit $rc)" ||
+		fail "shim read was allowed while qemu-io writes (qemu-img info without -U is refused here)"
+else
+	fail "qemu-io did not take its lock (test environment)"
+fi
+wait "$qpid"
+verify_img
+
+section "qemu-io holds the image read-only (-r)"
+qemu-io -r -f qcow2 -c 'sleep 4000' "$IMG" >/dev/null 2>&1 &
+qpid=$!
+sleep 0.5
+S sha256sum "$IMG" >"$T/r.log" 2>&1
+rc=$?
+same "shim read works beside a qemu reader" 0 "$rc"
+S dd if=patch.bin of="$IMG" bs=4096 seek=10 conv=notrunc status=none >"$T/w.log" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && pass "shim write refused beside a qemu reader (it does not share write; exit $rc)" ||
+	fail "shim write was allowed beside a qemu reader"
+wait "$qpid"
+verify_img
+
+section "the shim writes: qemu must see the lock"
+# dd writes one byte, then blocks on the pipe for 4 s with the image open.
+(printf X; sleep 4; printf Y) | S dd of="$IMG" bs=1 seek=1000 conv=notrunc status=none 2>"$T/dd.err" &
+dpid=$!
+(printf X; printf Y) | dd of="$TWIN" bs=1 seek=1000 conv=notrunc status=none
+sleep 1.5
+qemu-img info "$IMG" >"$T/i.log" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && pass "qemu-img info without -U fails while the shim writes" ||
+	fail "qemu-img info without -U succeeded while the shim writes"
+grep -q 'get .*lock' "$T/i.log" && pass "qemu-img reports a lock conflict: $(grep 'get .*lock' "$T/i.log" | head -n 1)" ||
+	{ fail "qemu-img info: no lock message"; show_log "$T/i.log" 3; }
+run "qemu-img info -U works while the shim writes" qemu-img info -U "$IMG"
+qemu-io -f qcow2 -c 'write -P 0x77 0 4k' "$IMG" >"$T/q.log" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && pass "qemu-io write refused while the shim writes" ||
+	fail "qemu-io wrote while the shim writes (the image may now be corrupt)"
+wait "$dpid"
+same "the shim's dd exits 0" 0 "$?"
+run "qemu-img info works once the shim is done" qemu-img info "$IMG"
+verify_img
+
+section "the shim reads: qemu readers are not blocked"
+S sh -c 'exec 3<"$1"; head -c 512 <&3 >/dev/null; tail -c 100 "$1" >/dev/null; sleep 3' sh "$IMG" 2>"$T/rd.err" &
+rpid=$!
+sleep 1.5
+run "qemu-img info (read-only) works while the shim reads" qemu-img info "$IMG"
+run "qemu-img convert works while the shim reads" qemu-img convert -f qcow2 -O raw "$IMG" during.raw
+wait "$rpid"
+same "the shim reader exits 0" 0 "$?"
+
+section "an idle holder does not block: a shell keeps exec 3<> open, children write by path"
+S sh -c 'exec 3<>"$1"; dd if=patch.bin of="$1" bs=4096 seek=20 conv=notrunc status=none && qemu-img info "$1" >/dev/null 2>&1; r=$?; exec 3>&-; exit $r' sh "$IMG" >"$T/h.log" 2>&1
+rc=$?
+dd if=patch.bin of="$TWIN" bs=4096 seek=20 conv=notrunc status=none
+same "child dd writes and qemu-img info opens while the shell holds fd 3 idle" 0 "$rc"
+verify_img
+
+finish
