@@ -154,4 +154,25 @@ int qt_mirror_verify(struct qt_mirror *m);
 /* Check the extent map of [0,size) against flat. */
 int qt_mirror_check_map(struct qt_mirror *m);
 
+/* ---- qt_track.c ------------------------------------------------------- */
+/*
+ * What a workload may expect after faults or a crash: known[i] means flat[i]
+ * is the content (the last op touching it succeeded); stable[i] means it was
+ * known at the last successful flush and untouched since, so it must survive
+ * a crash.
+ */
+struct qt_track {
+	uint64_t size;
+	uint8_t *flat, *known, *stable;
+	unsigned long errors; /* calls that returned an error */
+	char err[300];        /* first wrong read */
+};
+void qt_track_init(struct qt_track *t, uint64_t size); /* all zero, known, stable */
+void qt_track_fini(struct qt_track *t);
+/* Runs nops random ops on q (cluster size cs); returns -1 on a wrong read. */
+int qt_track_run(struct qt_track *t, struct qcow *q, unsigned cs, uint64_t seed, unsigned nops);
+/* Reads the whole image: every stable byte (every known byte if all_known)
+ * must match.  Returns -1 with t->err on mismatch or read failure. */
+int qt_track_verify(struct qt_track *t, struct qcow *q, bool all_known);
+
 #endif

@@ -1,0 +1,245 @@
+/*
+ * test_faults.c - backend failures at every point of a workload: the Nth
+ * pread / pwrite / flush / truncate / punch fails (once, or from then on).
+ * The error must reach the caller (never swallowed), reads that succeed
+ * return the right data, and afterwards the image opens read-write, has no
+ * corruption (leaks are allowed), and every flushed byte is intact.
+ * Also: the host-file backend survives short reads/writes and EINTR.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "qt.h"
+
+#define SIZE (1u << 20)
+#define CB 12
+#define NOPS 80
+
+static uint8_t *base_image(size_t *len, struct qt_track *t)
+{
+	struct qcow_create_opts c = { .size = SIZE, .cluster_bits = CB };
+	struct qcow_backend be;
+	struct qcow *q = qt_create_mem(&c, &be);
+	cr_assert(q);
+	qt_track_init(t, SIZE);
+	qt_fill_pattern(t->flat, SIZE / 2, 4242);
+	cr_assert_eq(qcow_write(q, t->flat, SIZE / 2, 0), SIZE / 2);
+	cr_assert_eq(qcow_flush(q), 0);
+	uint8_t *b = qt_mem_copy(be, len);
+	cr_assert_eq(qcow_close(q), 0);
+	return b;
+}
+
+/* One scenario; returns the number of calls of `op` the run made. */
+static unsigned long scenario(enum qt_op op, unsigned long n, bool sticky, uint64_t seed)
+{
+	size_t len;
+	struct qt_track t;
+	uint8_t *img = base_image(&len, &t);
+	struct qt_fault f = { 0 };
+	cr_assert_eq(qcow_backend_mem(&f.inner, img, len), 0);
+	f.fail_at[op] = n;
+	f.sticky = sticky;
+	struct qcow *q = NULL;
+	int r = qcow_open(&q, qt_fault_backend(&f), NULL);
+	bool failed = r < 0;
+	if (r == 0) {
+		if (qt_track_run(&t, q, 1u << CB, seed, NOPS))
+			cr_assert_fail("op %d #%lu%s: %s", op, n, sticky ? "+" : "", t.err);
+		int cr = qcow_close(q);
+		failed = failed || cr < 0 || t.errors > 0;
+	}
+	unsigned long calls = f.count[op];
+	if (f.fired)
+		cr_expect(failed, "op %d #%lu%s: %lu injected failures, but every call succeeded",
+			  op, n, sticky ? "+" : "", f.fired);
+	size_t n2;
+	uint8_t *after = qt_mem_copy(f.inner, &n2);
+	f.inner.ops->close(f.inner.h);
+	struct qt_check chk;
+	cr_assert_eq(qt_check_image(after, n2, &chk), 0, "op %d #%lu: %s", op, n, chk.msg);
+	cr_expect_eq(chk.errors, 0, "op %d #%lu%s: corruption after a failure: %s", op, n,
+		     sticky ? "+" : "", chk.msg);
+	cr_expect(!chk.corrupt, "op %d #%lu%s: I/O error marked the image corrupt", op, n,
+		  sticky ? "+" : "");
+	int err;
+	q = qt_open_mem(after, n2, 0, NULL, &err);
+	cr_assert(q, "op %d #%lu%s: reopen = %d", op, n, sticky ? "+" : "", err);
+	if (qt_track_verify(&t, q, !f.fired))
+		cr_assert_fail("op %d #%lu%s: %s", op, n, sticky ? "+" : "", t.err);
+	qcow_close(q);
+	free(after);
+	free(img);
+	qt_track_fini(&t);
+	return calls;
+}
+
+static void every_point(enum qt_op op, bool sticky, unsigned long max_runs)
+{
+	unsigned long total = scenario(op, 0, false, 1);
+	if (op == QT_PREAD || op == QT_PWRITE || op == QT_FLUSH)
+		cr_assert_gt(total, 0, "workload made no calls of op %d", op);
+	unsigned long step = total / max_runs + 1;
+	for (unsigned long n = 1; n <= total; n += step)
+		scenario(op, n, sticky, 1);
+}
+
+Test(faults, pread_once, .timeout = 300) { every_point(QT_PREAD, false, 120); }
+Test(faults, pwrite_once, .timeout = 300) { every_point(QT_PWRITE, false, 150); }
+Test(faults, flush_once, .timeout = 300) { every_point(QT_FLUSH, false, 100); }
+Test(faults, truncate_once, .timeout = 300) { every_point(QT_TRUNCATE, false, 50); }
+Test(faults, punch_once, .timeout = 300) { every_point(QT_PUNCH, false, 50); }
+Test(faults, pwrite_from_then_on, .timeout = 300) { every_point(QT_PWRITE, true, 60); }
+Test(faults, flush_from_then_on, .timeout = 300) { every_point(QT_FLUSH, true, 40); }
+Test(faults, pread_from_then_on, .timeout = 300) { every_point(QT_PREAD, true, 40); }
+
+/* Out of space: ENOSPC from the backend comes back as ENOSPC. */
+Test(faults, enospc_passed_through)
+{
+	size_t len;
+	struct qt_track t;
+	uint8_t *img = base_image(&len, &t);
+	struct qt_fault f = { 0 };
+	cr_assert_eq(qcow_backend_mem(&f.inner, img, len), 0);
+	f.close_inner = true;
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_open(&q, qt_fault_backend(&f), NULL), 0);
+	f.fail_at[QT_PWRITE] = f.count[QT_PWRITE] + 1;
+	f.fail_errno[QT_PWRITE] = ENOSPC;
+	f.sticky = true;
+	uint8_t buf[4096];
+	memset(buf, 1, sizeof buf);
+	ssize_t r = qcow_write(q, buf, sizeof buf, SIZE - 4096);
+	if (r >= 0)
+		r = qcow_flush(q);
+	cr_expect_eq(r, -ENOSPC, "write on a full disk = %zd", r);
+	qcow_close(q);
+	free(img);
+	qt_track_fini(&t);
+}
+
+/* A backend without punch: discard still reads back as zeros and frees. */
+Test(faults, no_punch_support)
+{
+	size_t len;
+	struct qt_track t;
+	uint8_t *img = base_image(&len, &t);
+	struct qt_fault f = { .no_punch = true };
+	cr_assert_eq(qcow_backend_mem(&f.inner, img, len), 0);
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_open(&q, qt_fault_backend(&f), NULL), 0);
+	cr_assert_eq(qcow_zero(q, 4096, SIZE / 4, QCOW_ZERO_UNMAP), 0);
+	memset(t.flat + 4096, 0, SIZE / 4);
+	cr_assert(!qt_track_verify(&t, q, true), "%s", t.err);
+	const char *m = qt_check_open(q, f.inner, false);
+	cr_expect(!m, "%s", m);
+	qcow_close(q);
+	f.inner.ops->close(f.inner.h);
+	free(img);
+	qt_track_fini(&t);
+}
+
+/* ---- host-file backend with short I/O and EINTR ----------------------- */
+
+static __thread unsigned long io_calls;
+
+static ssize_t short_pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (++io_calls % 5 == 0) {
+		errno = EINTR;
+		return -1;
+	}
+	return pread(fd, buf, n > 1000 ? 1000 : n, off);
+}
+
+static ssize_t short_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	if (++io_calls % 7 == 0) {
+		errno = EINTR;
+		return -1;
+	}
+	return pwrite(fd, buf, n > 700 ? 700 : n, off);
+}
+
+static int sys_fdatasync(int fd) { return fdatasync(fd); }
+static int sys_fstat(int fd, struct stat *st) { return fstat(fd, st); }
+static int sys_ftruncate(int fd, off_t len) { return ftruncate(fd, len); }
+static int sys_close(int fd) { return close(fd); }
+
+static const struct qcow_sysio short_io = {
+	short_pread, short_pwrite, sys_fdatasync, sys_fstat, sys_ftruncate, NULL, sys_close,
+};
+
+Test(faults, fd_backend_short_io_eintr, .timeout = 120)
+{
+	char path[] = "/tmp/qt_fdXXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	struct qcow_backend be;
+	cr_assert_eq(qcow_backend_fd(&be, fd, &short_io, QCOW_FD_OWN), 0);
+	struct qcow_create_opts c = { .size = 2 << 20, .cluster_bits = 12 };
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_create(&q, be, &c, NULL), 0);
+	struct qcow_backend none = { 0 };
+	struct qt_mirror m;
+	qt_mirror_init(&m, q, none, c.size, 2 * c.size, 77);
+	m.resize = true;
+	for (int i = 0; i < 1500; i++)
+		cr_assert(!qt_mirror_step(&m), "%s", m.err);
+	cr_assert(!qt_mirror_verify(&m), "%s", m.err);
+	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_gt(io_calls, 100);
+	/* the bytes on disk form a clean image */
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	uint8_t *img = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(fd, img, (size_t)st.st_size, 0), st.st_size);
+	struct qt_check chk;
+	cr_assert_eq(qt_check_image(img, (size_t)st.st_size, &chk), 0, "%s", chk.msg);
+	cr_expect(chk.errors == 0 && chk.leaks == 0, "%s", chk.msg);
+	free(img);
+	cr_assert_eq(qcow_close(q), 0);
+	qt_mirror_fini(&m);
+	cr_expect_eq(fcntl(fd, F_GETFD), -1, "QCOW_FD_OWN: fd not closed");
+}
+
+/* fdatasync failing must fail qcow_flush. */
+static int failing_fdatasync(int fd)
+{
+	(void)fd;
+	errno = EIO;
+	return -1;
+}
+
+static ssize_t sys_pread(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+static ssize_t sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return pwrite(fd, buf, n, off);
+}
+
+static const struct qcow_sysio bad_sync = {
+	sys_pread, sys_pwrite, failing_fdatasync, sys_fstat, sys_ftruncate, NULL, sys_close,
+};
+
+Test(faults, fdatasync_error_reported)
+{
+	char path[] = "/tmp/qt_fdXXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	struct qcow_backend be;
+	cr_assert_eq(qcow_backend_fd(&be, fd, &bad_sync, QCOW_FD_OWN), 0);
+	struct qcow_create_opts c = { .size = 1 << 20 };
+	struct qcow *q = NULL;
+	int r = qcow_create(&q, be, &c, NULL);
+	if (r < 0) { /* create may flush: then it must report the error */
+		cr_expect_eq(r, -EIO);
+		return;
+	}
+	uint8_t buf[512] = { 1 };
+	cr_assert_eq(qcow_write(q, buf, sizeof buf, 0), 512);
+	cr_expect_eq(qcow_flush(q), -EIO, "flush with a failing fdatasync");
+	cr_expect_eq(qcow_close(q), -EIO, "close with a failing fdatasync");
+}
