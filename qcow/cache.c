@@ -1,0 +1,197 @@
+/*
+ * cache.c - one write-back cache for metadata blocks (L2 slices, refcount
+ * blocks), keyed by host offset, LRU eviction, pinned entries never evicted.
+ *
+ * Ordering is the caller's: a cache's before_write hook runs before any of
+ * its dirty entries reaches the file (the L2 cache uses it to make refcount
+ * blocks and guest data durable first).  Every write is overlap-checked.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow_int.h"
+
+int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bsize, size_t budget)
+{
+	memset(c, 0, sizeof(*c));
+	c->name = name;
+	c->kind = kind;
+	c->bsize = bsize;
+	c->n = (unsigned)(budget / bsize);
+	if (c->n < 8)
+		c->n = 8;
+	if (c->n > 65536)
+		c->n = 65536;
+	c->nbuckets = 1;
+	while (c->nbuckets < c->n * 2)
+		c->nbuckets <<= 1;
+	c->ents = calloc(c->n, sizeof(*c->ents));
+	c->buckets = malloc(c->nbuckets * sizeof(int));
+	if (!c->ents || !c->buckets)
+		return -ENOMEM;
+	for (unsigned i = 0; i < c->nbuckets; i++)
+		c->buckets[i] = -1;
+	return 0;
+}
+
+void qc_cache_destroy(struct qc_cache *c)
+{
+	if (c->ents)
+		for (unsigned i = 0; i < c->n; i++)
+			free(c->ents[i].buf);
+	free(c->ents);
+	free(c->buckets);
+	memset(c, 0, sizeof(*c));
+}
+
+static unsigned bucket_of(const struct qc_cache *c, uint64_t hoff)
+{
+	uint64_t h = (hoff / c->bsize) * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> 32) & (c->nbuckets - 1);
+}
+
+static void unhash(struct qc_cache *c, int i)
+{
+	int *p = &c->buckets[bucket_of(c, c->ents[i].hoff)];
+	while (*p != -1 && *p != i)
+		p = &c->ents[*p].next;
+	if (*p == i)
+		*p = c->ents[i].next;
+	c->ents[i].valid = false;
+}
+
+static int lookup(const struct qc_cache *c, uint64_t hoff)
+{
+	for (int i = c->buckets[bucket_of(c, hoff)]; i != -1; i = c->ents[i].next)
+		if (c->ents[i].hoff == hoff)
+			return i;
+	return -1;
+}
+
+static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
+{
+	int r;
+	if (c->before_write && (r = c->before_write(q)) < 0)
+		return r;
+	if ((r = qc_check_write(q, e->hoff, c->bsize, c->kind)) < 0)
+		return r;
+	if ((r = qc_pwrite(q, &q->be, e->buf, c->bsize, e->hoff)) < 0)
+		return r;
+	e->dirty = false;
+	c->ndirty--;
+	return 0;
+}
+
+/* Pick a slot for a new entry: a free one, else the least recently used unpinned. */
+static int victim(struct qcow *q, struct qc_cache *c, int *slot)
+{
+	int best = -1;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct qc_cent *e = &c->ents[i];
+		if (!e->valid) {
+			best = (int)i;
+			break;
+		}
+		if (e->pins == 0 && (best < 0 || e->lru < c->ents[best].lru))
+			best = (int)i;
+	}
+	if (best < 0)
+		return -EBUSY; /* every entry pinned: a library bug */
+	struct qc_cent *e = &c->ents[best];
+	if (e->valid && e->dirty) {
+		int r = write_entry(q, c, e);
+		if (r < 0)
+			return r;
+	}
+	if (e->valid)
+		unhash(c, best);
+	if (!e->buf && !(e->buf = malloc(c->bsize)))
+		return -ENOMEM;
+	*slot = best;
+	return 0;
+}
+
+/*
+ * Pin the block at hoff.  load: read it from the file when not cached;
+ * otherwise a missing block starts zeroed (a newly allocated table).
+ * Returns 0 or -errno.
+ */
+int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, struct qc_cent **out)
+{
+	int i = lookup(c, hoff), r;
+	if (i < 0) {
+		if ((r = victim(q, c, &i)) < 0)
+			return r;
+		struct qc_cent *e = &c->ents[i];
+		if (load) {
+			if ((r = qc_pread(q, &q->be, e->buf, c->bsize, hoff, true)) < 0)
+				return r;
+		} else {
+			memset(e->buf, 0, c->bsize);
+		}
+		e->hoff = hoff;
+		e->valid = true;
+		e->dirty = false;
+		e->pins = 0;
+		unsigned b = bucket_of(c, hoff);
+		e->next = c->buckets[b];
+		c->buckets[b] = i;
+	}
+	c->ents[i].pins++;
+	c->ents[i].lru = ++c->tick;
+	*out = &c->ents[i];
+	return 0;
+}
+
+void qc_cache_put(struct qc_cent *e)
+{
+	if (e)
+		e->pins--;
+}
+
+void qc_cache_dirty(struct qc_cache *c, struct qc_cent *e)
+{
+	if (!e->dirty) {
+		e->dirty = true;
+		c->ndirty++;
+	}
+}
+
+/* Write every dirty entry back (in offset order would be nicer; any order is safe). */
+int qc_cache_flush(struct qcow *q, struct qc_cache *c)
+{
+	for (unsigned i = 0; i < c->n && c->ndirty; i++) {
+		struct qc_cent *e = &c->ents[i];
+		if (e->valid && e->dirty) {
+			int r = write_entry(q, c, e);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* Forget blocks inside [hoff, hoff+len): their clusters are being freed. */
+void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len)
+{
+	if (!c->ents)
+		return;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct qc_cent *e = &c->ents[i];
+		if (e->valid && e->hoff >= hoff && e->hoff - hoff < len) {
+			if (e->dirty)
+				c->ndirty--;
+			e->dirty = false;
+			unhash(c, (int)i);
+		}
+	}
+}
+
+void qc_cache_clear(struct qc_cache *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->ents[i].valid)
+			unhash(c, (int)i);
+	c->ndirty = 0;
+}

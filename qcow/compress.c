@@ -1,0 +1,57 @@
+/*
+ * compress.c - decoders for compressed clusters: raw deflate (no zlib
+ * header, as qemu writes it) and zstd (possibly several frames).  The
+ * output is always exactly one cluster; anything else is -EIO, and the
+ * decoders never write past outlen.
+ */
+#include <errno.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "qcow_int.h"
+
+static int inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
+{
+	z_stream s = {0};
+	if (inflateInit2(&s, -15) != Z_OK)
+		return -ENOMEM;
+	s.next_in = (Bytef *)(uintptr_t)in;
+	s.avail_in = (uInt)inlen;
+	s.next_out = out;
+	s.avail_out = (uInt)outlen;
+	int r = inflate(&s, Z_FINISH);
+	inflateEnd(&s);
+	/* Sector padding follows the stream, so a full buffer is success. */
+	if ((r == Z_STREAM_END || r == Z_BUF_ERROR || r == Z_OK) && s.avail_out == 0)
+		return 0;
+	return -EIO;
+}
+
+static int zstd_decode(const void *in, size_t inlen, void *out, size_t outlen)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	if (!d)
+		return -ENOMEM;
+	ZSTD_inBuffer ib = {in, inlen, 0};
+	ZSTD_outBuffer ob = {out, outlen, 0};
+	int r = 0;
+	while (ob.pos < ob.size) {
+		size_t before_in = ib.pos, before_out = ob.pos;
+		size_t z = ZSTD_decompressStream(d, &ob, &ib);
+		if (ZSTD_isError(z) || (ib.pos == before_in && ob.pos == before_out)) {
+			r = -EIO;
+			break;
+		}
+	}
+	ZSTD_freeDCtx(d);
+	return r;
+}
+
+int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen)
+{
+	switch (type) {
+	case QC_COMPRESSION_DEFLATE: return inflate_raw(in, inlen, out, outlen);
+	case QC_COMPRESSION_ZSTD: return zstd_decode(in, inlen, out, outlen);
+	default: return -ENOTSUP;
+	}
+}

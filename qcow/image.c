@@ -1,0 +1,512 @@
+/*
+ * image.c - the public entry points: open/create/close, I/O dispatch under
+ * the image lock, flush ordering, info, invalidate.  Orchestration only:
+ * the format lives in the other files.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow_int.h"
+
+#define DEFAULT_L2_CACHE (4u << 20)
+#define DEFAULT_RB_CACHE (1u << 20)
+#define MAX_PENDING_FREES 4096
+
+QC_HIDDEN int qc_open_depth(struct qcow **out, struct qcow_backend be, const struct qcow_opts *o,
+			    int depth);
+
+void qc_log(struct qcow *q, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	if (!q->opts.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	q->opts.log(q->opts.arg, msg);
+}
+
+/*
+ * Corruption found at run time: log it, latch the image (every later write
+ * fails) and, when writable, set the corrupt bit as qemu does.  Returns -EIO.
+ */
+int qc_corrupt(struct qcow *q, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	qc_log(q, "corrupt image: %s", msg);
+	if (q->broken)
+		return -EIO;
+	q->broken = true;
+	if (!q->read_only && q->version >= 3 && q->hdr) {
+		be64_put(q->hdr + QH_INCOMPAT, q->incompat | QC_INCOMPAT_CORRUPT);
+		if (qc_pwrite(q, &q->be, q->hdr + QH_INCOMPAT, 8, QH_INCOMPAT) == 0)
+			(void)q->be.ops->flush(q->be.h);
+	}
+	return -EIO;
+}
+
+/* Read n bytes; past end of file: zeros for data, corruption for metadata. */
+int qc_pread(struct qcow *q, struct qcow_backend *be, void *buf, size_t n, uint64_t off, bool meta)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = be->ops->pread(be->h, (uint8_t *)buf + done, n - done, off + done);
+		if (r < 0)
+			return (int)r;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	if (done < n) {
+		if (meta)
+			return qc_corrupt(q, "metadata at 0x%llx lies past the end of the file",
+					  (unsigned long long)off);
+		memset((uint8_t *)buf + done, 0, n - done);
+	}
+	return 0;
+}
+
+int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n, uint64_t off)
+{
+	q->unsynced = true;
+	ssize_t r = be->ops->pwrite(be->h, buf, n, off);
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == n ? 0 : -EIO;
+}
+
+int qc_sync(struct qcow *q)
+{
+	int r = 0;
+	if (!q->unsynced)
+		return 0;
+	if (q->has_data_file && (r = q->data_be.ops->flush(q->data_be.h)) < 0)
+		return r;
+	if ((r = q->be.ops->flush(q->be.h)) < 0)
+		return r;
+	q->unsynced = false;
+	return 0;
+}
+
+/* Before any L2 slice reaches the file: guest data and refcounts first. */
+static int l2_before_write(struct qcow *q)
+{
+	return qc_refblocks_sync(q);
+}
+
+/*
+ * Everything written so far becomes durable, in the order
+ * data + refcount increments -> L2 -> L1 -> deferred frees.
+ */
+int qc_flush_locked(struct qcow *q)
+{
+	int r;
+	if (q->broken)
+		return -EIO;
+	if (q->read_only)
+		return 0;
+	if ((r = qc_cache_flush(q, &q->l2_cache)) < 0)
+		return r;
+	if (q->l1_dirty_lo < q->l1_dirty_hi &&
+	    ((r = qc_refblocks_sync(q)) < 0 || (r = qc_l1_sync(q)) < 0))
+		return r;
+	if (q->nfrees && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
+		return r;
+	return qc_refblocks_sync(q);
+}
+
+static bool overlaps(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
+{
+	return al && bl && a < b + bl && b < a + al;
+}
+
+/* No two fixed tables (and snapshot L1 tables) may share a cluster. */
+static int check_layout(struct qcow *q)
+{
+	for (unsigned i = 0; i < q->nfixed; i++) {
+		for (unsigned j = i + 1; j < q->nfixed; j++)
+			if (overlaps(q->fixed[i].hoff, q->fixed[i].len, q->fixed[j].hoff, q->fixed[j].len))
+				goto bad;
+		for (unsigned s = 0; s < q->nb_snapshots; s++)
+			if (overlaps(q->fixed[i].hoff, q->fixed[i].len, q->snaps[s].l1_offset,
+				     (uint64_t)q->snaps[s].l1_size * 8))
+				goto bad;
+	}
+	for (uint64_t i = 0; i < q->reftable_size; i++) {
+		uint64_t off = q->reftable[i] & RTE_OFFSET_MASK;
+		if (off && qc_meta_overlap(q, off, q->cluster_size, QC_META_REFBLOCK))
+			goto bad;
+	}
+	return 0;
+bad:
+	qc_log(q, "metadata tables overlap");
+	return -EINVAL;
+}
+
+static void unload(struct qcow *q)
+{
+	qc_cache_destroy(&q->l2_cache);
+	qc_cache_destroy(&q->rb_cache);
+	qc_metaset_free(&q->meta);
+	qc_snapshots_free(q);
+	free(q->l1);
+	free(q->reftable);
+	free(q->hdr);
+	free(q->data_file_name);
+	q->l1 = q->reftable = NULL;
+	q->hdr = NULL;
+	q->data_file_name = NULL;
+	q->zbuf_valid = false;
+	q->l1_dirty_lo = q->l1_dirty_hi = 0;
+	q->nfrees = 0;
+	q->free_hint = 0;
+}
+
+/* Read and validate everything the image's metadata says. */
+static int load(struct qcow *q)
+{
+	uint64_t fsize;
+	int r = q->be.ops->getsize(q->be.h, &fsize);
+	if (r < 0)
+		return r;
+	if ((r = qc_header_parse(q, fsize)) < 0 || (r = qc_snapshots_load(q, fsize)) < 0 ||
+	    (r = qc_reftable_load(q, fsize)) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
+	    (r = check_layout(q)) < 0)
+		return r;
+	size_t l2b = q->opts.l2_cache_bytes ? q->opts.l2_cache_bytes : DEFAULT_L2_CACHE;
+	size_t rbb = q->opts.refblock_cache_bytes ? q->opts.refblock_cache_bytes : DEFAULT_RB_CACHE;
+	if ((uint64_t)l2b > (uint64_t)q->l1_size * q->cluster_size)
+		l2b = (size_t)q->l1_size * q->cluster_size;
+	if ((r = qc_cache_init(&q->l2_cache, "L2", QC_META_L2, q->l2_slice_bytes, l2b)) < 0 ||
+	    (r = qc_cache_init(&q->rb_cache, "refcount", QC_META_REFBLOCK, q->cluster_size, rbb)) < 0)
+		return r;
+	q->l2_cache.before_write = l2_before_write;
+	return 0;
+}
+
+/* Feature bits that decide whether (and how) the image may be written. */
+static int check_writable(struct qcow *q, bool want_rw)
+{
+	if (q->incompat & QC_INCOMPAT_CORRUPT) {
+		if (want_rw) {
+			qc_log(q, "image is marked corrupt; open it read-only or repair it with "
+				  "'qemu-img check -r all'");
+			return -EACCES;
+		}
+		return 0;
+	}
+	if (!want_rw)
+		return 0;
+	if (q->incompat & QC_INCOMPAT_DIRTY) {
+		qc_log(q, "image is dirty (lazy refcounts were not written back); "
+			  "repair it with 'qemu-img check -r all' before writing");
+		return -EROFS;
+	}
+	if (q->has_data_file) {
+		qc_log(q, "writing images with an external data file is not supported");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int open_writable(struct qcow *q)
+{
+	q->read_only = false;
+	/* Autoclear bits announce structures we do not maintain (bitmaps...). */
+	if (q->version >= 3 && q->autoclear) {
+		q->autoclear = 0;
+		be64_put(q->hdr + QH_AUTOCLEAR, 0);
+		int r = qc_header_write(q, QH_AUTOCLEAR, 8);
+		if (r < 0 || (r = qc_sync(q)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void destroy(struct qcow *q)
+{
+	if (q->backing.ops)
+		q->backing.ops->close(q->backing.h);
+	if (q->has_data_file)
+		q->data_be.ops->close(q->data_be.h);
+	unload(q);
+	free(q->frees);
+	free(q->zbuf);
+	free(q->zin);
+	free(q->path);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+int qc_open_depth(struct qcow **out, struct qcow_backend be, const struct qcow_opts *o, int depth)
+{
+	struct qcow *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	pthread_mutex_init(&q->lock, NULL);
+	q->be = q->data_be = be;
+	if (o)
+		q->opts = *o;
+	q->opts.path = NULL;
+	q->depth = depth;
+	q->read_only = true; /* nothing is written before everything is validated */
+	bool want_rw = !(q->opts.flags & QCOW_RDONLY);
+	int r = -ENOMEM;
+	if (o && o->path && !(q->path = strdup(o->path)))
+		goto fail;
+	if ((r = load(q)) < 0 || (r = qc_data_file_open(q)) < 0 ||
+	    (r = check_writable(q, want_rw)) < 0 || (r = qc_backing_open(q)) < 0)
+		goto fail;
+	if (want_rw && (r = open_writable(q)) < 0)
+		goto fail;
+	*out = q;
+	return 0;
+fail:
+	q->be.ops = NULL; /* the caller keeps the backend on failure */
+	destroy(q);
+	return r;
+}
+
+int qcow_open(struct qcow **out, struct qcow_backend be, const struct qcow_opts *o)
+{
+	return qc_open_depth(out, be, o, 0);
+}
+
+int qcow_create(struct qcow **out, struct qcow_backend be, const struct qcow_create_opts *c,
+		const struct qcow_opts *o)
+{
+	struct qcow_opts opts = o ? *o : (struct qcow_opts){0};
+	struct qcow *q;
+	opts.flags &= ~QCOW_RDONLY;
+	int r = qc_header_create(&be, c);
+	if (r < 0 || (r = qcow_open(&q, be, &opts)) < 0)
+		return r;
+	if ((r = qcow_resize(q, c->size)) < 0 || (r = qcow_flush(q)) < 0) {
+		q->be.ops = NULL;
+		destroy(q);
+		return r;
+	}
+	*out = q;
+	return 0;
+}
+
+int qcow_close(struct qcow *q)
+{
+	if (!q)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	int r = qc_flush_locked(q);
+	pthread_mutex_unlock(&q->lock);
+	if (q->be.ops)
+		q->be.ops->close(q->be.h);
+	destroy(q);
+	return r;
+}
+
+static uint64_t clamp(struct qcow *q, uint64_t voff, uint64_t n)
+{
+	if (voff >= q->size)
+		return 0;
+	return n > q->size - voff ? q->size - voff : n;
+}
+
+ssize_t qcow_read(struct qcow *q, void *buf, size_t n, uint64_t voff)
+{
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	pthread_mutex_lock(&q->lock);
+	uint64_t len = clamp(q, voff, n);
+	int r = len ? qc_read_locked(q, buf, len, voff) : 0;
+	pthread_mutex_unlock(&q->lock);
+	return r < 0 ? r : (ssize_t)len;
+}
+
+/* Common checks for every modifying call; returns 0 or -errno. */
+static int may_write(struct qcow *q, uint64_t voff, uint64_t n)
+{
+	if (q->broken)
+		return -EIO;
+	if (q->read_only)
+		return -EROFS;
+	if (voff > q->size || n > q->size - voff)
+		return -ENOSPC;
+	return 0;
+}
+
+static int after_write(struct qcow *q, int r)
+{
+	if (r == 0 && q->nfrees > MAX_PENDING_FREES)
+		r = qc_flush_locked(q);
+	return r;
+}
+
+ssize_t qcow_write(struct qcow *q, const void *buf, size_t n, uint64_t voff)
+{
+	if (n > SSIZE_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&q->lock);
+	int r = may_write(q, voff, n);
+	if (!r && n)
+		r = after_write(q, qc_write_locked(q, buf, n, voff));
+	pthread_mutex_unlock(&q->lock);
+	return r < 0 ? r : (ssize_t)n;
+}
+
+int qcow_zero(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags)
+{
+	pthread_mutex_lock(&q->lock);
+	int r = may_write(q, voff, n);
+	if (!r && n)
+		r = after_write(q, qc_zero_locked(q, voff, n, flags));
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int qcow_flush(struct qcow *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int r = qc_flush_locked(q);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int qcow_resize(struct qcow *q, uint64_t size)
+{
+	pthread_mutex_lock(&q->lock);
+	int r = q->broken ? -EIO : qc_resize_locked(q, size);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+uint64_t qcow_size(struct qcow *q)
+{
+	pthread_mutex_lock(&q->lock);
+	uint64_t s = q->size;
+	pthread_mutex_unlock(&q->lock);
+	return s;
+}
+
+static void run_kind(struct qcow *q, const struct qc_run *run, enum qcow_extent_kind *k, bool *alloc)
+{
+	switch (run->type) {
+	case SC_NORMAL:
+	case SC_COMPRESSED: *k = QCOW_EXT_DATA; *alloc = true; return;
+	case SC_ZERO_ALLOC: *k = QCOW_EXT_ZERO; *alloc = true; return;
+	case SC_UNALLOC_ALLOC: *k = q->backing.ops ? QCOW_EXT_DATA : QCOW_EXT_ZERO; *alloc = true; return;
+	case SC_UNALLOC_PLAIN: *k = q->backing.ops ? QCOW_EXT_DATA : QCOW_EXT_ZERO; *alloc = false; return;
+	default: *k = QCOW_EXT_ZERO; *alloc = false; return;
+	}
+}
+
+int qcow_map(struct qcow *q, uint64_t voff, uint64_t n, struct qcow_extent *e)
+{
+	int r = 0;
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_lock(&q->lock);
+	n = clamp(q, voff, n);
+	while (n) {
+		struct qc_run run;
+		enum qcow_extent_kind k;
+		bool alloc;
+		if ((r = qc_map_run(q, voff, n, &run)) < 0)
+			break;
+		run_kind(q, &run, &k, &alloc);
+		if (e->len && (k != e->kind || alloc != e->allocated))
+			break;
+		e->kind = k;
+		e->allocated = alloc;
+		e->len += run.len;
+		voff += run.len;
+		n -= run.len;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int qcow_info(struct qcow *q, struct qcow_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	pthread_mutex_lock(&q->lock);
+	i->size = q->size;
+	i->version = q->version;
+	i->cluster_bits = q->cluster_bits;
+	i->refcount_bits = 1u << q->refcount_order;
+	i->extended_l2 = q->extl2;
+	i->read_only = q->read_only;
+	i->corrupt = q->broken || (q->incompat & QC_INCOMPAT_CORRUPT);
+	i->dirty = q->incompat & QC_INCOMPAT_DIRTY;
+	i->compression_type = q->compression_type;
+	i->nb_snapshots = q->nb_snapshots;
+	snprintf(i->backing_file, sizeof(i->backing_file), "%s", q->backing_name);
+	snprintf(i->backing_fmt, sizeof(i->backing_fmt), "%s", q->backing_fmt);
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
+int qcow_invalidate(struct qcow *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int r = qc_flush_locked(q);
+	if (r == 0) {
+		bool ro = q->read_only;
+		unload(q);
+		q->read_only = true;
+		if ((r = load(q)) < 0)
+			q->broken = true;
+		else
+			q->read_only = ro;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+static ssize_t as_pread(void *h, void *buf, size_t n, uint64_t off)
+{
+	return qcow_read(h, buf, n, off);
+}
+static ssize_t as_pwrite(void *h, const void *buf, size_t n, uint64_t off)
+{
+	(void)h, (void)buf, (void)n, (void)off;
+	return -EROFS;
+}
+static int as_flush(void *h)
+{
+	return qcow_flush(h);
+}
+static int as_getsize(void *h, uint64_t *size)
+{
+	*size = qcow_size(h);
+	return 0;
+}
+static int as_truncate(void *h, uint64_t size)
+{
+	(void)h, (void)size;
+	return -EROFS;
+}
+static void as_close(void *h)
+{
+	qcow_close(h);
+}
+
+static const struct qcow_backend_ops image_ops = {
+	.pread = as_pread,
+	.pwrite = as_pwrite,
+	.flush = as_flush,
+	.getsize = as_getsize,
+	.truncate = as_truncate,
+	.punch = NULL,
+	.close = as_close,
+};
+
+struct qcow_backend qcow_as_backend(struct qcow *q)
+{
+	return (struct qcow_backend){&image_ops, q};
+}

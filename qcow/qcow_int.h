@@ -1,0 +1,240 @@
+/*
+ * qcow_int.h - the library's internal state and cross-file interfaces.
+ *
+ * Locking: every public entry point takes q->lock; everything declared here
+ * runs with it held.  Offsets named voff are guest (virtual) offsets, hoff
+ * host offsets in the image file; an index is never called *off.
+ */
+#ifndef QC_INT_H
+#define QC_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "qcow.h"
+
+#define QC_HIDDEN __attribute__((visibility("hidden")))
+#define QC_MAX_CHAIN 16
+#define QC_L2_SLICE_BYTES 4096u
+
+/* ---- cache.c: write-back cache of metadata blocks keyed by host offset ---- */
+struct qc_cent {
+	uint64_t hoff;
+	uint8_t *buf;
+	uint64_t lru;
+	int pins;
+	int next; /* hash chain */
+	bool valid, dirty;
+};
+
+struct qc_cache {
+	const char *name;
+	unsigned kind;   /* QC_META_* of what it holds, for overlap checks */
+	size_t bsize;    /* bytes per entry */
+	unsigned n;      /* entries */
+	struct qc_cent *ents;
+	int *buckets;
+	unsigned nbuckets;
+	uint64_t tick;
+	unsigned ndirty;
+	/* Called before any dirty entry is written back (ordering). */
+	int (*before_write)(struct qcow *q);
+};
+
+/* ---- validate.c: metadata map used by the overlap checks ---- */
+enum {
+	QC_META_NONE = 0,
+	QC_META_HEADER,
+	QC_META_L1,
+	QC_META_L2,
+	QC_META_REFTABLE,
+	QC_META_REFBLOCK,
+	QC_META_SNAPTABLE,
+	QC_META_SNAP_L1,
+};
+
+struct qc_region {
+	uint64_t hoff, len;
+	unsigned kind;
+};
+
+struct qc_metaset { /* open addressing: cluster index -> kind */
+	uint64_t *keys; /* index + 1; 0 empty, UINT64_MAX tombstone */
+	uint8_t *kinds;
+	size_t cap, used, tomb;
+};
+
+struct qc_snapshot {
+	uint64_t l1_offset;
+	uint32_t l1_size;
+	uint64_t disk_size;
+	char *id, *name;
+};
+
+struct qc_free {
+	uint64_t cluster, n;
+};
+
+struct qcow {
+	pthread_mutex_t lock;
+	struct qcow_backend be;      /* the image file */
+	struct qcow_backend data_be; /* guest data: == be unless external */
+	bool has_data_file;
+	struct qcow_backend backing; /* .ops NULL: none */
+	uint64_t backing_size;
+	struct qcow_opts opts;
+	char *path;
+
+	/* header */
+	uint8_t *hdr; /* cluster 0, as on disk */
+	unsigned version, cluster_bits, refcount_order, header_length, compression_type;
+	uint64_t cluster_size, size;
+	uint64_t incompat, compat, autoclear;
+	char backing_name[QC_MAX_BACKING_NAME + 1];
+	char backing_fmt[32];
+	char *data_file_name;
+
+	/* derived geometry */
+	bool extl2;
+	unsigned l2_entry_bytes, l2_bits; /* l2 entries per table = 1 << l2_bits */
+	unsigned sc_bits;                 /* subcluster size bits */
+	unsigned rb_bits;                 /* refcounts per refblock = 1 << rb_bits */
+	uint64_t refcount_max;
+	size_t l2_slice_bytes;
+
+	/* L1, host byte order */
+	uint64_t l1_offset;
+	uint32_t l1_size;
+	uint64_t *l1;
+	uint32_t l1_dirty_lo, l1_dirty_hi; /* [lo, hi) */
+
+	/* refcount table, host byte order */
+	uint64_t reftable_offset;
+	uint32_t reftable_clusters;
+	uint64_t reftable_size; /* entries */
+	uint64_t *reftable;
+
+	struct qc_snapshot *snaps;
+	unsigned nb_snapshots;
+	uint64_t snapshots_offset, snapshots_bytes;
+
+	struct qc_cache l2_cache, rb_cache;
+	struct qc_metaset meta;
+	struct qc_region fixed[8];
+	unsigned nfixed;
+
+	struct qc_free *frees; /* deferred until the references are gone on disk */
+	size_t nfrees, frees_cap;
+	uint64_t free_hint; /* no free cluster below this index */
+
+	/* last decompressed cluster */
+	uint8_t *zbuf, *zin;
+	uint64_t zbuf_l2e;
+	bool zbuf_valid;
+
+	bool read_only, broken, unsynced, in_flush;
+	int depth; /* position in a backing chain */
+};
+
+/* cache.c */
+QC_HIDDEN int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bsize,
+			    size_t budget);
+QC_HIDDEN void qc_cache_destroy(struct qc_cache *c);
+QC_HIDDEN int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load,
+			   struct qc_cent **e);
+QC_HIDDEN void qc_cache_put(struct qc_cent *e);
+QC_HIDDEN void qc_cache_dirty(struct qc_cache *c, struct qc_cent *e);
+QC_HIDDEN int qc_cache_flush(struct qcow *q, struct qc_cache *c);
+QC_HIDDEN void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len);
+QC_HIDDEN void qc_cache_clear(struct qc_cache *c);
+
+/* validate.c */
+QC_HIDDEN bool qc_add_overflow(uint64_t a, uint64_t b, uint64_t *r);
+QC_HIDDEN bool qc_mul_overflow(uint64_t a, uint64_t b, uint64_t *r);
+QC_HIDDEN int qc_metaset_add(struct qc_metaset *m, uint64_t cluster, unsigned kind);
+QC_HIDDEN unsigned qc_metaset_get(const struct qc_metaset *m, uint64_t cluster);
+QC_HIDDEN void qc_metaset_del(struct qc_metaset *m, uint64_t cluster);
+QC_HIDDEN void qc_metaset_free(struct qc_metaset *m);
+QC_HIDDEN unsigned qc_meta_overlap(struct qcow *q, uint64_t hoff, uint64_t len, unsigned kind);
+QC_HIDDEN int qc_check_write(struct qcow *q, uint64_t hoff, uint64_t len, unsigned kind);
+QC_HIDDEN void qc_fixed_regions(struct qcow *q);
+QC_HIDDEN int qc_validate_table(struct qcow *q, uint64_t off, uint64_t entries, uint64_t esize,
+				uint64_t max_bytes, uint64_t file_size, const char *what);
+
+/* image.c */
+QC_HIDDEN void qc_log(struct qcow *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+QC_HIDDEN int qc_corrupt(struct qcow *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+QC_HIDDEN int qc_pread(struct qcow *q, struct qcow_backend *be, void *buf, size_t n, uint64_t off,
+		       bool meta);
+QC_HIDDEN int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n,
+			uint64_t off);
+QC_HIDDEN int qc_sync(struct qcow *q);
+QC_HIDDEN int qc_flush_locked(struct qcow *q);
+
+/* header.c */
+QC_HIDDEN int qc_header_parse(struct qcow *q, uint64_t file_size);
+QC_HIDDEN int qc_header_write(struct qcow *q, unsigned field, unsigned len);
+QC_HIDDEN int qc_header_create(struct qcow_backend *be, const struct qcow_create_opts *c);
+QC_HIDDEN int qc_snapshots_load(struct qcow *q, uint64_t file_size);
+QC_HIDDEN void qc_snapshots_free(struct qcow *q);
+
+/* refcount.c */
+QC_HIDDEN uint64_t qc_rb_get(const uint8_t *b, uint64_t i, unsigned order);
+QC_HIDDEN void qc_rb_set(uint8_t *b, uint64_t i, unsigned order, uint64_t v);
+QC_HIDDEN int qc_refcount_get(struct qcow *q, uint64_t cluster, uint64_t *rc);
+QC_HIDDEN int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc);
+QC_HIDDEN int qc_reftable_load(struct qcow *q, uint64_t file_size);
+QC_HIDDEN int qc_refblocks_sync(struct qcow *q);
+
+/* alloc.c */
+QC_HIDDEN int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t *got);
+QC_HIDDEN int qc_free_later(struct qcow *q, uint64_t hoff, uint64_t len);
+QC_HIDDEN int qc_frees_apply(struct qcow *q);
+
+/* l2.c */
+QC_HIDDEN int qc_l1_load(struct qcow *q, uint64_t file_size);
+QC_HIDDEN int qc_l1_sync(struct qcow *q);
+QC_HIDDEN int qc_l1_grow(struct qcow *q, uint64_t entries);
+QC_HIDDEN int qc_l2_slice(struct qcow *q, uint64_t cluster, bool alloc, struct qc_cent **e,
+			  unsigned *idx);
+QC_HIDDEN void qc_l2_entry(struct qcow *q, const struct qc_cent *e, unsigned idx, uint64_t *l2e,
+			   uint64_t *bitmap);
+QC_HIDDEN void qc_l2_set(struct qcow *q, struct qc_cent *e, unsigned idx, uint64_t l2e,
+			 uint64_t bitmap);
+QC_HIDDEN int qc_l2_unlink(struct qcow *q, uint64_t l1_index);
+QC_HIDDEN int qc_l2_release(struct qcow *q, uint64_t l2e);
+
+/* map.c */
+struct qc_run {
+	enum qc_sc_type type;
+	uint64_t len;
+	uint64_t hoff; /* SC_NORMAL: host offset of the run's first byte */
+	uint64_t l2e;  /* SC_COMPRESSED: the entry */
+};
+QC_HIDDEN int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *r);
+QC_HIDDEN int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
+
+/* rw.c */
+QC_HIDDEN int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t voff);
+QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags);
+
+/* compress.c */
+QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
+
+/* resize.c */
+QC_HIDDEN int qc_resize_locked(struct qcow *q, uint64_t size);
+
+/* backing.c */
+QC_HIDDEN int qc_backing_open(struct qcow *q);
+QC_HIDDEN int qc_backing_read(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
+QC_HIDDEN int qc_data_file_open(struct qcow *q);
+
+static inline uint64_t qc_cluster_of(const struct qcow *q, uint64_t hoff)
+{
+	return hoff >> q->cluster_bits;
+}
+
+#endif

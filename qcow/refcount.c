@@ -1,0 +1,131 @@
+/*
+ * refcount.c - the refcount table and refcount blocks: load and validate
+ * the table, read and write single refcounts of any width (1..64 bits).
+ *
+ * Pure bookkeeping: this file never allocates clusters.  A refcount whose
+ * block does not exist yet reads as 0; setting one returns -EAGAIN so that
+ * alloc.c (which owns placement) creates the block and retries.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow_int.h"
+
+uint64_t qc_rb_get(const uint8_t *b, uint64_t i, unsigned order)
+{
+	switch (order) {
+	case 3: return b[i];
+	case 4: return be16_get(b + 2 * i);
+	case 5: return be32_get(b + 4 * i);
+	case 6: return be64_get(b + 8 * i);
+	default: {
+		unsigned w = 1u << order;
+		uint64_t bit = i << order;
+		return (b[bit >> 3] >> (bit & 7)) & ((1u << w) - 1);
+	}
+	}
+}
+
+void qc_rb_set(uint8_t *b, uint64_t i, unsigned order, uint64_t v)
+{
+	switch (order) {
+	case 3: b[i] = (uint8_t)v; break;
+	case 4: be16_put(b + 2 * i, (uint16_t)v); break;
+	case 5: be32_put(b + 4 * i, (uint32_t)v); break;
+	case 6: be64_put(b + 8 * i, v); break;
+	default: {
+		unsigned w = 1u << order, mask = (1u << w) - 1;
+		uint64_t bit = i << order;
+		uint8_t *p = &b[bit >> 3];
+		*p = (uint8_t)((*p & ~(mask << (bit & 7))) | ((v & mask) << (bit & 7)));
+	}
+	}
+}
+
+/* Read the refcount table and register every refcount block. */
+int qc_reftable_load(struct qcow *q, uint64_t file_size)
+{
+	q->reftable_offset = be64_get(q->hdr + QH_REFTABLE_OFFSET);
+	q->reftable_clusters = be32_get(q->hdr + QH_REFTABLE_CLUSTERS);
+	if (q->reftable_clusters == 0) {
+		qc_log(q, "refcount table has no clusters");
+		return -EINVAL;
+	}
+	uint64_t entries = (uint64_t)q->reftable_clusters << (q->cluster_bits - 3);
+	int r = qc_validate_table(q, q->reftable_offset, entries, 8, QC_MAX_REFTABLE_BYTES, file_size,
+				  "refcount table");
+	if (r < 0)
+		return r;
+	q->reftable_size = entries;
+	if (!(q->reftable = malloc(entries * 8)))
+		return -ENOMEM;
+	if ((r = qc_pread(q, &q->be, q->reftable, entries * 8, q->reftable_offset, true)) < 0)
+		return r;
+	for (uint64_t i = 0; i < entries; i++) {
+		uint64_t e = q->reftable[i] = be64_get(&q->reftable[i]);
+		uint64_t off = e & RTE_OFFSET_MASK;
+		if (!e)
+			continue;
+		if ((e & RTE_RESERVED) || (off & (q->cluster_size - 1)) || off == 0 ||
+		    off > file_size - q->cluster_size || file_size < q->cluster_size) {
+			qc_log(q, "refcount block %llu has an invalid offset 0x%llx",
+			       (unsigned long long)i, (unsigned long long)e);
+			return -EINVAL;
+		}
+		r = qc_metaset_add(&q->meta, off >> q->cluster_bits, QC_META_REFBLOCK);
+		if (r == -EEXIST || qc_meta_overlap(q, off, q->cluster_size, QC_META_REFBLOCK)) {
+			qc_log(q, "refcount block %llu at 0x%llx overlaps other metadata",
+			       (unsigned long long)i, (unsigned long long)off);
+			return -EINVAL;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The cached refcount block covering cluster, or NULL (*e) if there is none. */
+static int refblock_get(struct qcow *q, uint64_t cluster, struct qc_cent **e)
+{
+	uint64_t idx = cluster >> q->rb_bits;
+	*e = NULL;
+	if (idx >= q->reftable_size || !(q->reftable[idx] & RTE_OFFSET_MASK))
+		return 0;
+	return qc_cache_get(q, &q->rb_cache, q->reftable[idx] & RTE_OFFSET_MASK, true, e);
+}
+
+int qc_refcount_get(struct qcow *q, uint64_t cluster, uint64_t *rc)
+{
+	struct qc_cent *e;
+	int r = refblock_get(q, cluster, &e);
+	if (r < 0)
+		return r;
+	*rc = e ? qc_rb_get(e->buf, cluster & ((1ull << q->rb_bits) - 1), q->refcount_order) : 0;
+	qc_cache_put(e);
+	return 0;
+}
+
+/* Returns 0, -EAGAIN if the covering block is missing, -ERANGE on overflow. */
+int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc)
+{
+	struct qc_cent *e;
+	if (rc > q->refcount_max)
+		return -ERANGE;
+	int r = refblock_get(q, cluster, &e);
+	if (r < 0)
+		return r;
+	if (!e)
+		return -EAGAIN;
+	qc_rb_set(e->buf, cluster & ((1ull << q->rb_bits) - 1), q->refcount_order, rc);
+	qc_cache_dirty(&q->rb_cache, e);
+	qc_cache_put(e);
+	return 0;
+}
+
+/* Write dirty refcount blocks and make them (and guest data) durable. */
+int qc_refblocks_sync(struct qcow *q)
+{
+	int r = qc_cache_flush(q, &q->rb_cache);
+	return r < 0 ? r : qc_sync(q);
+}
