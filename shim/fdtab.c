@@ -1,0 +1,337 @@
+/*
+ * fdtab.c - fd -> open-file-description entry, private fds, exec adoption.
+ *
+ * shim_fdtab[fd] is NULL for every fd the shim does not care about (the
+ * one-load fast path of every fd wrapper), SHIM_PRIVATE for the shim's own
+ * descriptors (translator and backing files), or a refcounted shim_ofd
+ * shared by all dups of one open of an image in this process.
+ * Private fds live at high numbers, CLOEXEC.  The program may close or
+ * dup2 over them: close is pretended, dup2 first moves ours elsewhere and
+ * records the move in a small remap table that the sysio functions consult.
+ * Invariants: the table lock is never held while calling into images.c
+ * except through fd_put (which may drop an image).
+ */
+#include "shim.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
+atomic_int shim_nimages_ever;
+static atomic_int nimage_fds;
+static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void fd_lock(void)
+{
+	pthread_mutex_lock(&tab_mu);
+}
+void fd_unlock(void)
+{
+	pthread_mutex_unlock(&tab_mu);
+}
+void fd_atfork_child(void)
+{
+	pthread_mutex_init(&tab_mu, NULL);
+}
+
+struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags)
+{
+	struct shim_ofd *o = calloc(1, sizeof *o);
+	if (!o)
+		return NULL;
+	o->img = img;
+	o->accmode = accmode;
+	o->eflags = eflags;
+	atomic_init(&o->refs, 0);
+	return o;
+}
+
+struct shim_ofd *fd_get(int fd)
+{
+	if ((unsigned)fd >= SHIM_FD_MAX)
+		return NULL;
+	pthread_mutex_lock(&tab_mu);
+	struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
+	if (o == SHIM_PRIVATE)
+		o = NULL;
+	if (o)
+		atomic_fetch_add(&o->refs, 1);
+	pthread_mutex_unlock(&tab_mu);
+	return o;
+}
+
+void fd_put(struct shim_ofd *o)
+{
+	if (atomic_fetch_sub(&o->refs, 1) == 1) {
+		img_unref(o->img);
+		free(o);
+	}
+}
+
+bool fd_is_private(int fd)
+{
+	return (unsigned)fd < SHIM_FD_MAX && atomic_load(&shim_fdtab[fd]) == SHIM_PRIVATE;
+}
+
+bool fd_any_images(void)
+{
+	return atomic_load(&nimage_fds) > 0;
+}
+
+/* Replace the entry of fd (its previous file was closed by the kernel). */
+static void tab_set(int fd, struct shim_ofd *o)
+{
+	struct shim_ofd *old;
+	pthread_mutex_lock(&tab_mu);
+	old = atomic_load(&shim_fdtab[fd]);
+	if (old == SHIM_PRIVATE) { /* should not happen: evacuated before */
+		pthread_mutex_unlock(&tab_mu);
+		return;
+	}
+	if (o)
+		atomic_fetch_add(&o->refs, 1), atomic_fetch_add(&nimage_fds, 1);
+	if (old)
+		atomic_fetch_sub(&nimage_fds, 1);
+	atomic_store(&shim_fdtab[fd], o);
+	pthread_mutex_unlock(&tab_mu);
+	if (old)
+		fd_put(old);
+}
+
+int fd_attach(int fd, struct shim_ofd *o)
+{
+	if ((unsigned)fd >= SHIM_FD_MAX)
+		return -EMFILE;
+	atomic_fetch_add(&shim_nimages_ever, 1);
+	tab_set(fd, o);
+	return 0;
+}
+
+void fd_forget(int fd)
+{
+	if ((unsigned)fd < SHIM_FD_MAX && atomic_load(&shim_fdtab[fd]))
+		tab_set(fd, NULL);
+}
+
+int fd_dup_entry(int oldfd, int newfd)
+{
+	struct shim_ofd *o = fd_get(oldfd);
+	if ((unsigned)newfd >= SHIM_FD_MAX) {
+		if (o)
+			fd_put(o);
+		return o ? -EMFILE : 0;
+	}
+	tab_set(newfd, o);
+	if (o)
+		fd_put(o);
+	return 0;
+}
+
+void fd_foreach(void (*cb)(int fd, struct shim_ofd *o, void *arg), void *arg)
+{
+	if (!fd_any_images())
+		return;
+	pthread_mutex_lock(&tab_mu);
+	for (int fd = 0; fd < SHIM_FD_MAX; fd++) {
+		struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
+		if (o && o != SHIM_PRIVATE)
+			cb(fd, o, arg);
+	}
+	pthread_mutex_unlock(&tab_mu);
+}
+
+/* ---- private descriptors */
+
+static int private_base(void)
+{
+	struct rlimit rl;
+	long base = 800;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < 1024)
+		base = (long)rl.rlim_cur * 3 / 4;
+	return (int)base;
+}
+
+int fd_make_private(int fd)
+{
+	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
+	if (nfd >= 0 && nfd < SHIM_FD_MAX) {
+		real_close(fd);
+		fd = nfd;
+	} else {
+		if (nfd >= 0)
+			real_close(nfd);
+		real_fcntl(fd, F_SETFD, (void *)(long)FD_CLOEXEC);
+		if ((unsigned)fd >= SHIM_FD_MAX)
+			return fd; /* cannot protect it; still usable */
+	}
+	atomic_store(&shim_fdtab[fd], SHIM_PRIVATE);
+	return fd;
+}
+
+/* Moves of private fds: handle (the number the backend knows) -> real fd. */
+static struct {
+	int handle, real;
+} remap[64];
+static atomic_int nremap;
+
+int shim_priv_real(int handle)
+{
+	if (likely(atomic_load_explicit(&nremap, memory_order_relaxed) == 0))
+		return handle;
+	int r = handle;
+	pthread_mutex_lock(&tab_mu);
+	for (int i = 0; i < atomic_load(&nremap); i++)
+		if (remap[i].handle == handle)
+			r = remap[i].real;
+	pthread_mutex_unlock(&tab_mu);
+	return r;
+}
+
+void fd_private_closed(int handle)
+{
+	pthread_mutex_lock(&tab_mu);
+	int n = atomic_load(&nremap);
+	for (int i = 0; i < n; i++)
+		if (remap[i].handle == handle) {
+			int real = remap[i].real;
+			if ((unsigned)real < SHIM_FD_MAX)
+				atomic_store(&shim_fdtab[real], NULL);
+			remap[i] = remap[n - 1];
+			atomic_store(&nremap, n - 1);
+			pthread_mutex_unlock(&tab_mu);
+			return;
+		}
+	if ((unsigned)handle < SHIM_FD_MAX && atomic_load(&shim_fdtab[handle]) == SHIM_PRIVATE)
+		atomic_store(&shim_fdtab[handle], NULL);
+	pthread_mutex_unlock(&tab_mu);
+}
+
+/*
+ * The program is about to make `fd` one of its own (dup2/dup3 target) while
+ * the shim has a private descriptor there: move ours away first.
+ * Returns 0 or -errno.
+ */
+int fd_evacuate(int fd)
+{
+	if (!fd_is_private(fd))
+		return 0;
+	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
+	if (nfd < 0)
+		return -errno;
+	pthread_mutex_lock(&tab_mu);
+	int i, n = atomic_load(&nremap), handle = fd;
+	for (i = 0; i < n; i++)
+		if (remap[i].real == fd)
+			break;
+	if (i == n) {
+		if (n == (int)(sizeof remap / sizeof remap[0])) {
+			pthread_mutex_unlock(&tab_mu);
+			real_close(nfd);
+			return -EBUSY;
+		}
+		remap[i].handle = handle;
+		atomic_store(&nremap, n + 1);
+	}
+	remap[i].real = nfd;
+	if ((unsigned)nfd < SHIM_FD_MAX)
+		atomic_store(&shim_fdtab[nfd], SHIM_PRIVATE);
+	atomic_store(&shim_fdtab[fd], NULL);
+	pthread_mutex_unlock(&tab_mu);
+	/* The program's dup2 now closes the old number for us. */
+	return 0;
+}
+
+/* ---- adoption of inherited image fds (constructor) */
+
+/* QCOWSHIM_FDS=PID:FD,EFLAGS,POS;... from the exec wrapper of our parent. */
+static void handoff_flags(int fd, int *eflags, int64_t *pos)
+{
+	static char *fds;
+	static bool parsed;
+	if (!parsed) {
+		parsed = true;
+		char *e = getenv("QCOWSHIM_FDS");
+		if (e) {
+			char *end;
+			long pid = strtol(e, &end, 10);
+			if (*end == ':' && pid == getpid())
+				fds = strdup(end + 1);
+			unsetenv("QCOWSHIM_FDS");
+		}
+	}
+	for (char *s = fds; s && *s;) {
+		int f, fl;
+		long long p;
+		if (sscanf(s, "%d,%d,%lld", &f, &fl, &p) == 3 && f == fd) {
+			*eflags = fl & (O_APPEND | O_DIRECT);
+			*pos = p;
+			return;
+		}
+		s = strchr(s, ';');
+		s = s ? s + 1 : NULL;
+	}
+}
+
+static void adopt_one(int fd)
+{
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	if (path[0] != '/' || !policy_match(path))
+		return;
+	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	int fl = real_fcntl(fd, F_GETFL, NULL);
+	if (fl < 0 || (fl & O_PATH))
+		return;
+	int acc = fl & O_ACCMODE;
+	bool pending = false;
+	if (!shim_probe_magic(fd)) {
+		if (st.st_size != 0 || acc == O_RDONLY)
+			return;
+		pending = true;
+	}
+	int err = 0;
+	struct shim_image *img = img_register(fd, path, pending, &err);
+	if (!img)
+		return;
+	int eflags = 0;
+	int64_t pos = -1;
+	handoff_flags(fd, &eflags, &pos);
+	struct shim_ofd *o = ofd_new(img, acc, eflags);
+	if (!o) {
+		img_unref(img);
+		return;
+	}
+	if (pos >= 0) {
+		o->upos = true;
+		o->pos = (uint64_t)pos;
+	}
+	fd_attach(fd, o); /* the ofd owns the image reference now */
+	shim_debug("%s: inherited image on fd %d", path, fd);
+}
+
+void fd_adopt_inherited(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int dfd = dirfd(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		int fd = atoi(de->d_name);
+		if (fd != dfd && fd < SHIM_FD_MAX)
+			adopt_one(fd);
+	}
+	closedir(d);
+}

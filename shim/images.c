@@ -1,0 +1,765 @@
+/*
+ * images.c - per-process registry: one translator (struct qcow) per image
+ * (dev, ino), opened lazily, closed at every fork/exec/exit, and the
+ * multi-process coherence protocol.
+ *
+ * Locks (all OFD locks on the translator's private fd, so a forked child or
+ * an exec'd program never inherits them):
+ *   - a process that writes takes qemu's read-write set {100,101,103,201,203}
+ *     (shared) plus an exclusive lock on byte SHIM_LOCK_BYTE, from its first
+ *     write until it releases the image (last close, fork, exec, exit): it
+ *     flushes (qcow_close) before the fd, and so the locks, go away.  qemu
+ *     therefore refuses the image meanwhile, and a second shim writer waits
+ *     (QCOWSHIM_WAIT_MS) for the exclusive byte.
+ *   - a process that only reads holds nothing; before every operation it
+ *     checks that nobody holds byte 101 ("write") and compares the host
+ *     file's (mtime, ctime, size) with what it saw last; on a change (or
+ *     when the last stamp was taken within one coarse clock tick, which
+ *     a later write could leave unchanged) it re-reads the metadata
+ *     (qcow_invalidate).  An idle process therefore never blocks another.
+ * Everything here runs with img->mu held unless stated.
+ */
+#include "shim.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SHIM_LOCK_BYTE (1LL << 60) /* shim writers' exclusive byte */
+#define QEMU_PERM_BASE 100         /* "uses permission i" */
+#define QEMU_SHARE_BASE 200        /* "does not share permission i" */
+
+struct shim_image {
+	struct shim_image *next;
+	dev_t dev;
+	ino_t ino;
+	int nref; /* ofds + temporary users; under reg_mu */
+	pthread_mutex_t mu;
+	char *path;  /* absolute, for reopening and backing-file resolution */
+	char *shown; /* as the program first named it, for messages */
+	struct qcow *q;
+	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
+	bool rw, writer, pending, unsure, opening;
+	struct timespec mtim, ctim;
+	off_t hsize;
+	char why[512]; /* first log line of the current open */
+};
+
+static struct shim_image *images;
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- sysio: the real libc, with private-fd remapping */
+static ssize_t sys_pread(int fd, void *b, size_t n, off_t o)
+{
+	ssize_t r = real_pread64(shim_priv_real(fd), b, n, o);
+	return r;
+}
+static ssize_t sys_pwrite(int fd, const void *b, size_t n, off_t o)
+{
+	return real_pwrite64(shim_priv_real(fd), b, n, o);
+}
+static int sys_fdatasync(int fd)
+{
+	return real_fdatasync(shim_priv_real(fd));
+}
+static int sys_fstat(int fd, struct stat *st)
+{
+	return real_fstat(shim_priv_real(fd), st);
+}
+static int sys_ftruncate(int fd, off_t len)
+{
+	return real_ftruncate64(shim_priv_real(fd), len);
+}
+static int sys_fallocate(int fd, int mode, off_t o, off_t n)
+{
+	return real_fallocate64(shim_priv_real(fd), mode, o, n);
+}
+static int sys_close(int fd)
+{
+	int real = shim_priv_real(fd);
+	fd_private_closed(fd);
+	return real_close(real);
+}
+const struct qcow_sysio shim_sysio = {
+	.pread = sys_pread,
+	.pwrite = sys_pwrite,
+	.fdatasync = sys_fdatasync,
+	.fstat = sys_fstat,
+	.ftruncate = sys_ftruncate,
+	.fallocate = sys_fallocate,
+	.close = sys_close,
+};
+
+bool shim_probe_magic(int fd)
+{
+	unsigned char m[4];
+	int saved = errno;
+	ssize_t n = real_pread64(fd, m, 4, 0);
+	if (n < 0 && errno == EBADF) { /* write-only fd: look through another */
+		char p[64];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+		int rfd = real_open(p, O_RDONLY | O_CLOEXEC, 0);
+		if (rfd >= 0) {
+			n = real_pread64(rfd, m, 4, 0);
+			real_close(rfd);
+		}
+	}
+	errno = saved;
+	return n == 4 && memcmp(m, "QFI\xfb", 4) == 0;
+}
+
+/* ---- registry */
+
+struct shim_image *img_register(int fd, const char *shown, bool pending, int *err)
+{
+	struct stat st;
+	char link[64], path[PATH_MAX];
+	if (real_fstat(fd, &st) < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	pthread_mutex_lock(&reg_mu);
+	for (struct shim_image *i = images; i; i = i->next)
+		if (i->dev == st.st_dev && i->ino == st.st_ino) {
+			i->nref++;
+			pthread_mutex_unlock(&reg_mu);
+			return i;
+		}
+	struct shim_image *img = calloc(1, sizeof *img);
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	path[n > 0 ? n : 0] = 0;
+	if (img) {
+		img->path = strdup(path);
+		img->shown = strdup(shown ? shown : path);
+	}
+	if (!img || !img->path || !img->shown) {
+		pthread_mutex_unlock(&reg_mu);
+		if (img)
+			free(img->path), free(img->shown), free(img);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	img->dev = st.st_dev;
+	img->ino = st.st_ino;
+	img->nref = 1;
+	img->trfd = -1;
+	img->pending = pending;
+	pthread_mutex_init(&img->mu, NULL);
+	img->next = images;
+	images = img;
+	pthread_mutex_unlock(&reg_mu);
+	return img;
+}
+
+static void img_release(struct shim_image *img);
+
+void img_unref(struct shim_image *img)
+{
+	pthread_mutex_lock(&reg_mu);
+	if (--img->nref > 0) {
+		pthread_mutex_unlock(&reg_mu);
+		return;
+	}
+	for (struct shim_image **p = &images; *p; p = &(*p)->next)
+		if (*p == img) {
+			*p = img->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
+	pthread_mutex_lock(&img->mu);
+	img_release(img);
+	pthread_mutex_unlock(&img->mu);
+	pthread_mutex_destroy(&img->mu);
+	free(img->path);
+	free(img->shown);
+	free(img);
+}
+
+void img_lock(struct shim_image *img)
+{
+	pthread_mutex_lock(&img->mu);
+	shim_depth++;
+}
+void img_unlock(struct shim_image *img)
+{
+	shim_depth--;
+	pthread_mutex_unlock(&img->mu);
+}
+const char *img_path(struct shim_image *img)
+{
+	return img->shown;
+}
+bool img_pending(struct shim_image *img)
+{
+	return img->pending;
+}
+
+/* ---- opening the host file and the translator */
+
+/* A new open file description on the image's host file, as a private fd. */
+static int open_host(struct shim_image *img, int flags)
+{
+	struct stat st;
+	int fd = real_open(img->path, flags | O_CLOEXEC | O_NOCTTY, 0);
+	if (fd >= 0 && (real_fstat(fd, &st) < 0 || st.st_dev != img->dev ||
+			st.st_ino != img->ino)) {
+		real_close(fd);
+		fd = -1;
+	}
+	if (fd < 0) { /* renamed or unlinked: go through one of our fds */
+		for (int i = 0; i < SHIM_FD_MAX && fd < 0; i++) {
+			struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
+			if (o && o != SHIM_PRIVATE && o->img == img) {
+				char p[64];
+				snprintf(p, sizeof p, "/proc/self/fd/%d", i);
+				fd = real_open(p, flags | O_CLOEXEC | O_NOCTTY, 0);
+			}
+		}
+	}
+	if (fd < 0)
+		return -(errno ? errno : ENOENT);
+	return fd_make_private(fd);
+}
+
+static void log_cb(void *arg, const char *msg)
+{
+	struct shim_image *img = arg;
+	if (img->opening) {
+		if (!img->why[0])
+			snprintf(img->why, sizeof img->why, "%s", msg);
+		shim_debug("%s: %s", img->shown, msg);
+	} else {
+		shim_msg("%s: %s", img->shown, msg);
+	}
+}
+
+/* struct qcow_opts.open_file: the backing/data file policy (issue 4). */
+static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
+			  bool writable, struct qcow_backend *out)
+{
+	struct shim_image *img = arg;
+	const char *what = kind == QCOW_FILE_BACKING ? "backing file" : "data file";
+	struct stat st;
+	if (policy_no_backing()) {
+		log_cb(img, "image needs a backing or data file, refused (QCOWSHIM_NO_BACKING=1)");
+		return -EPERM;
+	}
+	if (!strncmp(name, "/dev/", 5) || !strncmp(name, "/proc/", 6) ||
+	    !strncmp(name, "/sys/", 5)) {
+		char m[PATH_MAX + 64];
+		snprintf(m, sizeof m, "%s %s refused: device or /proc path", what, name);
+		log_cb(img, m);
+		return -EPERM;
+	}
+	int fd = real_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
+	if (fd < 0) {
+		int e = errno;
+		char m[PATH_MAX + 64];
+		snprintf(m, sizeof m, "cannot open %s %s: %s", what, name, strerror(e));
+		log_cb(img, m);
+		return -e;
+	}
+	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		real_close(fd);
+		char m[PATH_MAX + 64];
+		snprintf(m, sizeof m, "%s %s refused: not a regular file", what, name);
+		log_cb(img, m);
+		return -EPERM;
+	}
+	real_fcntl(fd, F_SETFL, (void *)(long)(writable ? O_RDWR : O_RDONLY));
+	fd = fd_make_private(fd);
+	int r = qcow_backend_fd(out, fd, &shim_sysio, QCOW_FD_OWN);
+	if (r < 0)
+		sys_close(fd);
+	return r;
+}
+
+static void fill_opts(struct shim_image *img, struct qcow_opts *o, bool rw)
+{
+	memset(o, 0, sizeof *o);
+	o->flags = rw ? 0 : QCOW_RDONLY;
+	if (policy_no_backing())
+		o->flags |= QCOW_NO_BACKING;
+	o->path = img->path;
+	o->open_file = open_side_file;
+	o->log = log_cb;
+	o->arg = img;
+}
+
+static void stamp_record(struct shim_image *img)
+{
+	struct stat st;
+	struct timespec now;
+	if (img->trfd < 0 || real_fstat(shim_priv_real(img->trfd), &st) < 0) {
+		img->unsure = true;
+		return;
+	}
+	img->mtim = st.st_mtim;
+	img->ctim = st.st_ctim;
+	img->hsize = st.st_size;
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	/* A write in the same coarse tick would leave mtime unchanged. */
+	int64_t age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
+		      (now.tv_nsec - st.st_mtim.tv_nsec);
+	img->unsure = age < 50 * 1000000;
+}
+
+static bool stamp_changed(struct shim_image *img)
+{
+	struct stat st;
+	if (img->unsure || real_fstat(shim_priv_real(img->trfd), &st) < 0)
+		return true;
+	return st.st_mtim.tv_sec != img->mtim.tv_sec || st.st_mtim.tv_nsec != img->mtim.tv_nsec ||
+	       st.st_ctim.tv_sec != img->ctim.tv_sec || st.st_ctim.tv_nsec != img->ctim.tv_nsec ||
+	       st.st_size != img->hsize;
+}
+
+/* ---- qemu-compatible locks */
+
+static int lock_byte(int fd, int cmd, short type, off_t byte)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	return real_fcntl(shim_priv_real(fd), cmd, &fl) < 0 ? -errno : 0;
+}
+
+/* Does another open file description hold a lock on `byte`? */
+static bool held_elsewhere(int fd, off_t byte)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	if (real_fcntl(shim_priv_real(fd), F_OFD_GETLK, &fl) < 0)
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Reader check: nobody may be writing.  0 or -EBUSY (after a message). */
+static int check_no_writer(struct shim_image *img, int fd)
+{
+	for (int waited = 0;; waited += 10) {
+		if (!held_elsewhere(fd, QEMU_PERM_BASE + 1))
+			return 0;
+		if (!held_elsewhere(fd, SHIM_LOCK_BYTE)) {
+			shim_msg("%s: image is locked for writing by another program (qemu?)",
+				 img->shown);
+			return -EBUSY;
+		}
+		if (waited >= policy_wait_ms()) {
+			shim_msg("%s: image is being written by another qcowshim process", img->shown);
+			return -EBUSY;
+		}
+		sleep_ms(10);
+	}
+}
+
+static const int rw_bytes[] = {QEMU_PERM_BASE + 0, QEMU_PERM_BASE + 1, QEMU_PERM_BASE + 3,
+			       QEMU_SHARE_BASE + 1, QEMU_SHARE_BASE + 3};
+
+static void unlock_all(int fd)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+	real_fcntl(shim_priv_real(fd), F_OFD_SETLK, &fl);
+}
+
+/* Writer locks, qemu's way: take ours, then look for conflicts. */
+static int lock_writer(struct shim_image *img, int fd)
+{
+	int r;
+	for (int waited = 0;; waited += 10) {
+		r = lock_byte(fd, F_OFD_SETLK, F_WRLCK, SHIM_LOCK_BYTE);
+		if (r == 0)
+			break;
+		if (r != -EAGAIN && r != -EACCES)
+			return r;
+		if (waited >= policy_wait_ms()) {
+			shim_msg("%s: image is being written by another qcowshim process", img->shown);
+			return -EBUSY;
+		}
+		sleep_ms(10);
+	}
+	for (size_t i = 0; i < sizeof rw_bytes / sizeof rw_bytes[0]; i++)
+		if ((r = lock_byte(fd, F_OFD_SETLK, F_RDLCK, rw_bytes[i])) < 0)
+			goto conflict;
+	/* Someone using write/resize, or refusing to share them: qemu. */
+	if (held_elsewhere(fd, QEMU_PERM_BASE + 1) || held_elsewhere(fd, QEMU_PERM_BASE + 3) ||
+	    held_elsewhere(fd, QEMU_SHARE_BASE + 1) || held_elsewhere(fd, QEMU_SHARE_BASE + 3))
+		goto conflict;
+	return 0;
+conflict:
+	unlock_all(fd);
+	shim_msg("%s: image is in use by another program (qemu?): cannot get the write lock",
+		 img->shown);
+	return -EBUSY;
+}
+
+static int report_open_failure(struct shim_image *img, int r)
+{
+	shim_msg("%s: %s", img->shown, img->why[0] ? img->why : strerror(-r));
+	return r;
+}
+
+/* Open (or create, when the host file is empty) the translator on trfd. */
+static int open_translator(struct shim_image *img, bool rw)
+{
+	struct qcow_backend be;
+	struct qcow_opts o;
+	struct stat st;
+	int r = qcow_backend_fd(&be, img->trfd, &shim_sysio, QCOW_FD_OWN);
+	if (r < 0)
+		return r;
+	fill_opts(img, &o, rw);
+	img->why[0] = 0;
+	img->opening = true;
+	if (rw && real_fstat(shim_priv_real(img->trfd), &st) == 0 && st.st_size == 0) {
+		struct qcow_create_opts c = {.size = 0, .cluster_bits = 16, .version = 3};
+		r = qcow_create(&img->q, be, &c, &o);
+		if (r == 0)
+			shim_debug("%s: created a new image", img->shown);
+	} else {
+		r = qcow_open(&img->q, be, &o);
+	}
+	img->opening = false;
+	if (r < 0) {
+		img->q = NULL;
+		be.ops->close(be.h);
+		img->trfd = -1;
+		return report_open_failure(img, r);
+	}
+	img->rw = rw;
+	img->pending = false;
+	shim_debug("%s: opened %s, virtual size %llu", img->shown, rw ? "read-write" : "read-only",
+		   (unsigned long long)qcow_size(img->q));
+	return 0;
+}
+
+static off_t host_size(struct shim_image *img)
+{
+	int fd = open_host(img, O_RDONLY);
+	struct stat st;
+	if (fd < 0)
+		return fd;
+	int r = real_fstat(fd, &st);
+	sys_close(fd);
+	return r < 0 ? -errno : st.st_size;
+}
+
+static int become_writer(struct shim_image *img)
+{
+	int r;
+	if (img->q) { /* a read-only translator: reopen read-write under the lock */
+		qcow_close(img->q);
+		img->q = NULL;
+		img->trfd = -1;
+	}
+	r = open_host(img, O_RDWR);
+	if (r < 0)
+		return r == -EACCES ? -EBADF : r;
+	img->trfd = r;
+	if ((r = lock_writer(img, img->trfd)) < 0) {
+		sys_close(img->trfd);
+		img->trfd = -1;
+		return r;
+	}
+	if ((r = open_translator(img, true)) < 0)
+		return r;
+	img->writer = true;
+	return 0;
+}
+
+/*
+ * Make img->q usable for reading, or (write) for writing with the locks held.
+ * With a pending image (empty host file) and !write, img->q may stay NULL:
+ * the virtual disk is then empty.  Returns 0 or -errno.
+ */
+int img_ready(struct shim_image *img, bool write)
+{
+	int r;
+	if (likely(img->q && img->writer))
+		return 0;
+	if (write)
+		return become_writer(img);
+	if (!img->q) {
+		if (img->pending) {
+			off_t hs = host_size(img);
+			if (hs <= 0)
+				return hs < 0 ? (int)hs : 0;
+			img->pending = false; /* someone made it an image meanwhile */
+		}
+		if ((r = open_host(img, O_RDONLY)) < 0)
+			return r;
+		img->trfd = r;
+		if ((r = check_no_writer(img, img->trfd)) < 0) {
+			sys_close(img->trfd);
+			img->trfd = -1;
+			return r;
+		}
+		if ((r = open_translator(img, false)) < 0)
+			return r;
+		stamp_record(img);
+		return 0;
+	}
+	if ((r = check_no_writer(img, img->trfd)) < 0)
+		return r;
+	if (stamp_changed(img)) {
+		if ((r = qcow_invalidate(img->q)) < 0) {
+			shim_msg("%s: re-reading the image after another process changed it: %s",
+				 img->shown, strerror(-r));
+			return r;
+		}
+		stamp_record(img);
+	}
+	return 0;
+}
+
+/* Flush and close the translator, releasing the locks.  img->mu held. */
+static void img_release(struct shim_image *img)
+{
+	if (!img->q)
+		return;
+	int r = qcow_close(img->q);
+	if (r < 0)
+		shim_msg("%s: flushing the image failed: %s", img->shown, strerror(-r));
+	img->q = NULL;
+	img->trfd = -1;
+	img->writer = img->rw = false;
+}
+
+void img_op_done(struct shim_image *img)
+{
+	if (unlikely(shim_exiting))
+		img_release(img);
+}
+
+int img_validate(struct shim_image *img, const char *shown, bool writable)
+{
+	(void)shown;
+	if (img->pending)
+		return 0;
+	int r = img_ready(img, false);
+	if (r < 0 || !writable || img->writer || !img->q)
+		return r;
+	/* qemu holding the image (even read-only) refuses to share writing. */
+	if ((held_elsewhere(img->trfd, QEMU_SHARE_BASE + 1) ||
+	     held_elsewhere(img->trfd, QEMU_PERM_BASE + 1)) &&
+	    !held_elsewhere(img->trfd, SHIM_LOCK_BYTE)) {
+		shim_msg("%s: image is in use by another program (qemu?): cannot get the write lock",
+			 img->shown);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+uint64_t img_size(struct shim_image *img)
+{
+	return img->q ? qcow_size(img->q) : 0;
+}
+
+ssize_t img_pread(struct shim_image *img, void *buf, size_t n, uint64_t off)
+{
+	int r = img_ready(img, false);
+	if (r < 0)
+		return r;
+	uint64_t size = img_size(img);
+	if (off >= size || n == 0)
+		return 0;
+	if (n > size - off)
+		n = (size_t)(size - off);
+	size_t done = 0;
+	while (done < n) {
+		ssize_t got = qcow_read(img->q, (char *)buf + done, n - done, off + done);
+		if (got < 0)
+			return done ? (ssize_t)done : got;
+		if (got == 0)
+			break;
+		done += (size_t)got;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t img_pwrite(struct shim_image *img, const void *buf, size_t n, uint64_t off)
+{
+	int r = img_ready(img, true);
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return 0;
+	if (off > (uint64_t)INT64_MAX - n)
+		return -EFBIG;
+	if (off + n > qcow_size(img->q) && (r = qcow_resize(img->q, off + n)) < 0)
+		return r;
+	ssize_t w = qcow_write(img->q, buf, n, off);
+	return w;
+}
+
+int img_resize(struct shim_image *img, uint64_t size)
+{
+	int r = img_ready(img, true);
+	if (r < 0)
+		return r;
+	if (size == qcow_size(img->q))
+		return 0;
+	return qcow_resize(img->q, size);
+}
+
+int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap)
+{
+	int r = img_ready(img, true);
+	if (r < 0)
+		return r;
+	uint64_t size = qcow_size(img->q);
+	if (off >= size || n == 0)
+		return 0;
+	if (n > size - off)
+		n = size - off;
+	return qcow_zero(img->q, off, n, unmap ? QCOW_ZERO_UNMAP : 0);
+}
+
+int img_flush(struct shim_image *img)
+{
+	if (img->q && img->writer)
+		return qcow_flush(img->q);
+	return 0;
+}
+
+int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e)
+{
+	int r = img_ready(img, false);
+	if (r < 0)
+		return r;
+	uint64_t size = img_size(img);
+	if (off >= size) {
+		e->len = 0;
+		e->kind = QCOW_EXT_ZERO;
+		e->allocated = false;
+		return 0;
+	}
+	return qcow_map(img->q, off, size - off, e);
+}
+
+int img_blocks(struct shim_image *img, uint64_t *blocks)
+{
+	uint64_t off = 0, alloc = 0;
+	struct qcow_extent e;
+	int r = img_ready(img, false);
+	if (r < 0)
+		return r;
+	uint64_t size = img_size(img);
+	while (off < size) {
+		if ((r = qcow_map(img->q, off, size - off, &e)) < 0)
+			return r;
+		if (e.len == 0)
+			break;
+		if (e.allocated)
+			alloc += e.len;
+		off += e.len;
+	}
+	*blocks = (alloc + 511) / 512;
+	return 0;
+}
+
+/* ---- whole-process events */
+
+void img_release_all(void)
+{
+	pthread_mutex_lock(&reg_mu);
+	for (struct shim_image *i = images; i; i = i->next) {
+		pthread_mutex_lock(&i->mu);
+		img_release(i);
+		pthread_mutex_unlock(&i->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/* Before fork: flush and close every translator (so the child starts
+ * clean and an idle parent holds no lock), and hold every lock. */
+void img_atfork_prepare(void)
+{
+	fd_lock();
+	pthread_mutex_lock(&reg_mu);
+	for (struct shim_image *i = images; i; i = i->next) {
+		pthread_mutex_lock(&i->mu);
+		img_release(i);
+	}
+}
+
+void img_atfork_parent(void)
+{
+	for (struct shim_image *i = images; i; i = i->next)
+		pthread_mutex_unlock(&i->mu);
+	pthread_mutex_unlock(&reg_mu);
+	fd_unlock();
+}
+
+void img_atfork_child(void)
+{
+	for (struct shim_image *i = images; i; i = i->next) {
+		pthread_mutex_init(&i->mu, NULL);
+		/* Not reached after prepare, but never share the parent's
+		 * translator state or its lock-owning descriptor. */
+		if (i->q) {
+			real_close(shim_priv_real(i->trfd));
+			i->q = NULL; /* leaked on purpose: its fds are the parent's */
+			i->trfd = -1;
+			i->writer = i->rw = false;
+		}
+	}
+	pthread_mutex_init(&reg_mu, NULL);
+	fd_atfork_child();
+}
+
+/* ---- stat helpers */
+
+int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks)
+{
+	struct shim_ofd *o = fd_get(fd);
+	if (!o)
+		return -ENOENT;
+	img_lock(o->img);
+	int r = 0;
+	if (o->img->pending && (r = img_ready(o->img, false)) == 0 && !o->img->q) {
+		r = -ENOENT; /* still empty: the host file's stat is right */
+	} else if (r == 0 && (r = img_blocks(o->img, blocks)) == 0) {
+		*size = img_size(o->img);
+	}
+	img_op_done(o->img);
+	img_unlock(o->img);
+	fd_put(o);
+	return r;
+}
+
+/* stat of an image path: size and blocks, or -errno (-ENOENT: not an image,
+ * leave the host file's stat alone). */
+int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks)
+{
+	int fl = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	if (atflags & AT_SYMLINK_NOFOLLOW)
+		fl |= O_NOFOLLOW;
+	int fd = real_openat(dirfd, path, fl, 0);
+	if (fd < 0)
+		return -ENOENT;
+	struct stat st;
+	int r = -ENOENT;
+	if (real_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && shim_probe_magic(fd)) {
+		int err;
+		shim_quiet++; /* a broken image stats as its host file, silently */
+		struct shim_image *img = img_register(fd, path, false, &err);
+		if (img) {
+			img_lock(img);
+			if (img->pending)
+				img->pending = false;
+			if ((r = img_blocks(img, blocks)) == 0)
+				*size = img_size(img);
+			img_unlock(img);
+			img_unref(img);
+		}
+		shim_quiet--;
+	}
+	real_close(fd);
+	return r;
+}

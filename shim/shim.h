@@ -1,0 +1,206 @@
+/*
+ * shim.h - internals shared by the interposition layer's files.
+ *
+ * Core rule (see DESIGN.md): position = per open file description, kept in
+ * the kernel offset of the program's own fd; translator state = per process,
+ * opened lazily and closed at every fork/exec/exit; locks = on the
+ * translator's private fd (its own open file description, CLOEXEC).
+ *
+ * Wrappers call real_* (resolved from syms.def) for everything that is not
+ * an image; they never set errno on success.  Internal functions return
+ * 0/>=0 or -errno and never touch errno; only the wrappers do (shim_ret).
+ */
+#ifndef SHIM_H
+#define SHIM_H
+
+#ifdef _FILE_OFFSET_BITS
+#error "shim/ must be compiled without _FILE_OFFSET_BITS"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+
+#include "qcow.h"
+
+/* glibc entry points its headers declare only under _FORTIFY_SOURCE (or no
+ * longer): the shim defines them, so it declares them. */
+int __open_2(const char *, int);
+int __open64_2(const char *, int);
+int __openat_2(int, const char *, int);
+int __openat64_2(int, const char *, int);
+ssize_t __read_chk(int, void *, size_t, size_t);
+ssize_t __pread_chk(int, void *, size_t, off_t, size_t);
+ssize_t __pread64_chk(int, void *, size_t, off64_t, size_t);
+int __xstat(int, const char *, struct stat *);
+int __xstat64(int, const char *, struct stat64 *);
+int __lxstat(int, const char *, struct stat *);
+int __lxstat64(int, const char *, struct stat64 *);
+int __fxstat(int, int, struct stat *);
+int __fxstat64(int, int, struct stat64 *);
+int __fxstatat(int, int, const char *, struct stat *, int);
+int __fxstatat64(int, int, const char *, struct stat64 *, int);
+
+_Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
+
+#define SHIM_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- real_* pointers, one per syms.def row (init.c) */
+#define SYM(name, ret, params, args) extern SHIM_HIDDEN ret(*real_##name) params;
+#define SYMV(name, params, args) extern SHIM_HIDDEN void(*real_##name) params;
+#include "syms.def"
+#undef SYM
+#undef SYMV
+
+/* The wrappers themselves: exported (everything else is hidden). */
+#define SYM(name, ret, params, args) extern __typeof__(name) name __attribute__((visibility("default")));
+#define SYMV(name, params, args) SYM(name, , , )
+#include "syms.def"
+#undef SYM
+#undef SYMV
+
+/* ---- init.c */
+void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
+void shim_setup(void);           /* policy + adoption; once */
+extern atomic_bool shim_ready;   /* shim_setup() finished */
+extern __thread int shim_depth __attribute__((tls_model("initial-exec")));
+extern __thread int shim_quiet;         /* >0: shim_msg prints nothing */
+extern bool shim_exiting;        /* destructor ran: flush after every write */
+/* Fail-wrapper convention: returns -1 with errno = -r when r < 0, else r. */
+static inline long shim_ret(long r)
+{
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+/* ---- policy.c */
+enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF };
+bool policy_enabled(void);                 /* shim active in this process */
+void policy_init(void);
+enum shim_path_kind policy_classify(const char *path, int *fdref);
+bool policy_match(const char *path);
+bool policy_no_backing(void);
+int policy_wait_ms(void);
+bool policy_debug(void);
+bool policy_debug_resolve(void);
+void shim_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void shim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *policy_self_path(void);       /* absolute path of libqcowshim.so */
+
+/* ---- fdtab.c: fd -> open-file-description entry */
+#define SHIM_FD_MAX 65536
+struct shim_image;
+struct shim_ofd {
+	struct shim_image *img;
+	atomic_int refs;       /* fds in this process referring to it */
+	int accmode;           /* O_RDONLY / O_WRONLY / O_RDWR as opened */
+	int eflags;            /* emulated: O_APPEND | O_DIRECT */
+	bool upos;             /* position kept here (beyond host s_maxbytes) */
+	uint64_t pos;
+};
+#define SHIM_PRIVATE ((struct shim_ofd *)1)
+extern SHIM_HIDDEN struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
+extern SHIM_HIDDEN atomic_int shim_nimages_ever;
+
+/* The fast path: true for fds the shim must look at (images, private fds). */
+static inline bool shim_fd_special(int fd)
+{
+	return (unsigned)fd < SHIM_FD_MAX &&
+	       atomic_load_explicit(&shim_fdtab[fd], memory_order_relaxed) != NULL;
+}
+#define SHIM_PASS(fd) likely(!shim_fd_special(fd))
+
+struct shim_ofd *fd_get(int fd);          /* ref'd image entry or NULL */
+void fd_put(struct shim_ofd *o);
+bool fd_is_private(int fd);
+int fd_attach(int fd, struct shim_ofd *o); /* table[fd] = o (ref taken) */
+void fd_forget(int fd);                   /* fd closed: drop entry */
+int fd_dup_entry(int oldfd, int newfd);   /* newfd now shares oldfd's entry */
+int fd_make_private(int fd);              /* moves fd high + CLOEXEC, marks it */
+void fd_private_closed(int fd);
+int shim_priv_real(int handle);          /* private handle -> current fd */
+int fd_evacuate(int fd);                  /* move a private fd away from `fd` */
+struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags);
+bool fd_any_images(void);
+/* Iterate image fds (for exec): calls cb(fd, ofd) under the table lock. */
+void fd_foreach(void (*cb)(int fd, struct shim_ofd *o, void *arg), void *arg);
+void fd_lock(void);
+void fd_unlock(void);
+void fd_atfork_child(void);
+void fd_adopt_inherited(void);           /* constructor: inherited image fds */
+
+/* ---- images.c: one translator per image per process */
+struct shim_image *img_register(int fd, const char *shown_path, bool pending, int *err);
+void img_unref(struct shim_image *img);
+void img_lock(struct shim_image *img);
+void img_unlock(struct shim_image *img);
+/* All below: img locked.  Return 0/>=0 or -errno. */
+int img_ready(struct shim_image *img, bool write);
+uint64_t img_size(struct shim_image *img);
+ssize_t img_pread(struct shim_image *img, void *buf, size_t n, uint64_t off);
+ssize_t img_pwrite(struct shim_image *img, const void *buf, size_t n, uint64_t off);
+int img_resize(struct shim_image *img, uint64_t size);
+int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap);
+int img_flush(struct shim_image *img);
+int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e);
+int img_blocks(struct shim_image *img, uint64_t *blocks);
+int img_validate(struct shim_image *img, const char *shown, bool writable);
+void img_op_done(struct shim_image *img); /* after an op: exit-time flush */
+const char *img_path(struct shim_image *img);
+bool img_pending(struct shim_image *img);
+void img_release_all(void);               /* flush+close every translator */
+void img_atfork_prepare(void);
+void img_atfork_parent(void);
+void img_atfork_child(void);
+/* A path-level view: stat of an image path not open here.  0 or -errno. */
+int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
+int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks);
+bool shim_probe_magic(int fd);
+extern SHIM_HIDDEN const struct qcow_sysio shim_sysio;
+
+/* ---- fd-level operations shared by wrappers and stdio cookies */
+ssize_t shim_read(int fd, void *buf, size_t n);
+ssize_t shim_write(int fd, const void *buf, size_t n);
+ssize_t shim_pread(int fd, void *buf, size_t n, int64_t off);
+ssize_t shim_pwrite(int fd, const void *buf, size_t n, int64_t off);
+ssize_t shim_preadv(int fd, const struct iovec *v, int c, int64_t off, int flags);
+ssize_t shim_pwritev(int fd, const struct iovec *v, int c, int64_t off, int flags);
+int64_t shim_lseek(int fd, int64_t off, int whence);
+int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64);
+int shim_close(int fd);
+int shim_fstat(int fd, struct stat *st);
+int shim_ftruncate(int fd, int64_t len);
+int shim_fcntl(int fd, int cmd, void *arg, bool is64);
+int64_t ofd_getpos(int fd, struct shim_ofd *o);
+int ofd_setpos(int fd, struct shim_ofd *o, uint64_t pos);
+
+/* ---- wrap_stdio.c */
+extern SHIM_HIDDEN atomic_int shim_ncookies;
+FILE *stdio_cookie(int fd, const char *mode);
+void stdio_adopt_std(void);
+void stdio_flush_all(void);
+
+/* ---- wrap_proc.c */
+void proc_release_for_spawn(void);
+
+#endif

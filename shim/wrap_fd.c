@@ -1,0 +1,217 @@
+/*
+ * wrap_fd.c - dup/dup2/dup3/fcntl/close/close_range/closefrom.
+ *
+ * Dups share the image entry (and, through the kernel, the position).
+ * The shim's private fds survive the program: close() on one is pretended,
+ * dup2/dup3 onto one first moves it, close_range/closefrom skip them.
+ * fcntl: O_APPEND/O_DIRECT are emulated in F_GETFL/F_SETFL; record locks on
+ * an image fd are moved to a far range of the host file so they can never
+ * collide with qemu's lock bytes.
+ */
+#include "shim.h"
+
+#include <linux/close_range.h>
+
+#define USER_LOCK_BASE (1LL << 61)
+
+int dup(int fd)
+{
+	int r = real_dup(fd);
+	if (likely(SHIM_PASS(fd)) || r < 0 || fd_is_private(fd))
+		return r;
+	int saved = errno;
+	if (fd_dup_entry(fd, r) < 0) {
+		real_close(r);
+		errno = EMFILE;
+		return -1;
+	}
+	errno = saved;
+	return r;
+}
+
+static int dup_to(int fd, int nfd, int flags, bool three)
+{
+	if (likely(!shim_fd_special(fd) && !shim_fd_special(nfd)))
+		return three ? real_dup3(fd, nfd, flags) : real_dup2(fd, nfd);
+	int saved = errno, r;
+	if (fd == nfd && !three)
+		return real_dup2(fd, nfd);
+	if (fd_is_private(fd)) { /* the program cannot see our fds */
+		errno = EBADF;
+		return -1;
+	}
+	if ((r = fd_evacuate(nfd)) < 0) {
+		errno = -r;
+		return -1;
+	}
+	r = three ? real_dup3(fd, nfd, flags) : real_dup2(fd, nfd);
+	if (r < 0)
+		return r;
+	if (fd_dup_entry(fd, nfd) < 0) {
+		real_close(nfd);
+		errno = EMFILE;
+		return -1;
+	}
+	errno = saved;
+	return r;
+}
+
+int dup2(int fd, int nfd)
+{
+	return dup_to(fd, nfd, 0, false);
+}
+
+int dup3(int fd, int nfd, int fl)
+{
+	return dup_to(fd, nfd, fl, true);
+}
+
+/* Record locks at virtual offsets, moved to USER_LOCK_BASE + offset. */
+static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
+{
+	struct flock fl = *ufl;
+	int64_t base = 0;
+	if (fl.l_whence == SEEK_CUR) {
+		base = ofd_getpos(fd, o);
+	} else if (fl.l_whence == SEEK_END) {
+		img_lock(o->img);
+		int r = img_ready(o->img, false);
+		base = r < 0 ? r : (int64_t)img_size(o->img);
+		img_unlock(o->img);
+	}
+	if (base < 0)
+		return (int)shim_ret(base);
+	int64_t start = base + fl.l_start;
+	if (start < 0 || start >= USER_LOCK_BASE)
+		return (int)shim_ret(-EINVAL);
+	fl.l_whence = SEEK_SET;
+	fl.l_start = start + USER_LOCK_BASE;
+	int r = real_fcntl(fd, cmd, &fl);
+	if (r < 0)
+		return r;
+	if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
+		if (fl.l_type != F_UNLCK && fl.l_start >= USER_LOCK_BASE)
+			fl.l_start -= USER_LOCK_BASE;
+		*ufl = fl;
+	}
+	return r;
+}
+
+int shim_fcntl(int fd, int cmd, void *arg, bool is64)
+{
+	int (*realfn)(int, int, void *) = is64 ? real_fcntl64 : real_fcntl;
+	struct shim_ofd *o = fd_get(fd);
+	if (!o)
+		return realfn(fd, cmd, arg);
+	int saved = errno, r;
+	switch (cmd) {
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		r = realfn(fd, cmd, arg);
+		if (r >= 0 && fd_dup_entry(fd, r) < 0) {
+			real_close(r);
+			r = (int)shim_ret(-EMFILE);
+		}
+		break;
+	case F_GETFL:
+		r = realfn(fd, cmd, arg);
+		if (r >= 0)
+			r |= o->eflags;
+		break;
+	case F_SETFL:
+		o->eflags = (int)(long)arg & (O_APPEND | O_DIRECT);
+		r = realfn(fd, cmd, (void *)((long)arg & ~(long)(O_APPEND | O_DIRECT)));
+		break;
+	case F_GETLK:
+	case F_SETLK:
+	case F_SETLKW:
+	case F_OFD_GETLK:
+	case F_OFD_SETLK:
+	case F_OFD_SETLKW:
+		r = arg ? lock_cmd(fd, o, cmd, arg) : realfn(fd, cmd, arg);
+		break;
+	default:
+		r = realfn(fd, cmd, arg);
+	}
+	fd_put(o);
+	if (r >= 0)
+		errno = saved;
+	return r;
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (SHIM_PASS(fd))
+		return real_fcntl(fd, cmd, arg);
+	return shim_fcntl(fd, cmd, arg, false);
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (SHIM_PASS(fd))
+		return real_fcntl64(fd, cmd, arg);
+	return shim_fcntl(fd, cmd, arg, true);
+}
+
+int shim_close(int fd)
+{
+	if (fd_is_private(fd))
+		return 0; /* ours: the program only thinks it closed it */
+	int r = real_close(fd);
+	int e = errno;
+	fd_forget(fd); /* Linux frees the fd even when close fails */
+	errno = e;
+	return r;
+}
+
+int close(int fd)
+{
+	if (SHIM_PASS(fd))
+		return real_close(fd);
+	return shim_close(fd);
+}
+
+static int shim_close_range(unsigned lo, unsigned hi, int flags)
+{
+	if (flags & CLOSE_RANGE_CLOEXEC)
+		return real_close_range(lo, hi, flags);
+	unsigned start = lo;
+	int r = 0;
+	for (unsigned fd = lo; fd <= hi && fd < SHIM_FD_MAX; fd++) {
+		if (!shim_fd_special((int)fd))
+			continue;
+		if (fd_is_private((int)fd)) {
+			if (fd > start && (r = real_close_range(start, fd - 1, flags)) < 0)
+				return r;
+			start = fd + 1;
+		} else {
+			fd_forget((int)fd);
+		}
+	}
+	if (start <= hi && start >= lo)
+		r = real_close_range(start, hi, flags);
+	return r;
+}
+
+int close_range(unsigned lo, unsigned hi, int flags)
+{
+	if (hi < lo)
+		return real_close_range(lo, hi, flags);
+	return shim_close_range(lo, hi, flags);
+}
+
+void closefrom(int lo)
+{
+	if (lo < 0)
+		lo = 0;
+	if (shim_close_range((unsigned)lo, ~0U, 0) < 0)
+		real_closefrom(lo); /* no close_range: let libc do it its way */
+}

@@ -1,0 +1,89 @@
+/*
+ * wrap_ioctl.c - ioctls on image fds.  A small table answers the block
+ * device queries from the virtual disk; FIEMAP/FIBMAP (which would expose
+ * the host layout) are refused; a few fd-level requests pass through; every
+ * other request fails with ENOTTY, as it does on a file whose filesystem
+ * does not know it, so nothing reaches the host file's raw bytes.
+ */
+#include "shim.h"
+
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+
+static long ioctl_locked(struct shim_ofd *o, unsigned long req, void *arg)
+{
+	struct shim_image *img = o->img;
+	uint64_t *range = arg;
+	int r;
+	switch (req) {
+	case BLKGETSIZE64:
+		if ((r = img_ready(img, false)) < 0)
+			return r;
+		*(uint64_t *)arg = img_size(img);
+		return 0;
+	case BLKGETSIZE:
+		if ((r = img_ready(img, false)) < 0)
+			return r;
+		*(unsigned long *)arg = (unsigned long)(img_size(img) >> 9);
+		return 0;
+	case BLKSSZGET:
+		*(int *)arg = 512;
+		return 0;
+	case BLKPBSZGET:
+		*(unsigned int *)arg = 512;
+		return 0;
+	case BLKROGET:
+		*(int *)arg = 0;
+		return 0;
+	case BLKFLSBUF:
+		return img_flush(img);
+	case BLKDISCARD:
+	case BLKSECDISCARD:
+	case BLKZEROOUT:
+		if (o->accmode == O_RDONLY)
+			return -EBADF;
+		if ((range[0] | range[1]) & 511)
+			return -EINVAL;
+		if ((r = img_ready(img, true)) < 0)
+			return r;
+		if (range[0] + range[1] > img_size(img) || range[0] + range[1] < range[0])
+			return -EINVAL;
+		return img_zero(img, range[0], range[1], req != BLKZEROOUT);
+	case FS_IOC_FIEMAP:
+		return -EOPNOTSUPP;
+	case FIBMAP:
+		return -EINVAL;
+	default:
+		return -ENOTTY;
+	}
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (SHIM_PASS(fd))
+		return real_ioctl(fd, req, arg);
+	switch (req) { /* about the descriptor, not the bytes */
+	case FIOCLEX:
+	case FIONCLEX:
+	case FIONBIO:
+	case FIOASYNC:
+	case FIGETBSZ:
+		return real_ioctl(fd, req, arg);
+	}
+	struct shim_ofd *o = fd_get(fd);
+	if (!o)
+		return real_ioctl(fd, req, arg);
+	int saved = errno;
+	img_lock(o->img);
+	long r = ioctl_locked(o, req, arg);
+	img_op_done(o->img);
+	img_unlock(o->img);
+	fd_put(o);
+	errno = saved;
+	return (int)shim_ret(r);
+}
