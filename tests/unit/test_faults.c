@@ -51,7 +51,9 @@ static unsigned long scenario(enum qt_op op, unsigned long n, bool sticky, uint6
 		failed = failed || cr < 0 || t.errors > 0;
 	}
 	unsigned long calls = f.count[op];
-	if (f.fired)
+	/* punch is advisory (qemu ignores failed discards of the host file);
+	 * every other failure must reach the caller */
+	if (f.fired && op != QT_PUNCH)
 		cr_expect(failed, "op %d #%lu%s: %lu injected failures, but every call succeeded",
 			  op, n, sticky ? "+" : "", f.fired);
 	size_t n2;
