@@ -7,6 +7,7 @@
  *   qcowtool create IMG SIZE [--cluster-bits N] [--version V]
  *                  [--refcount-bits R] [--extended-l2] [--lazy-refcounts]
  *   qcowtool map IMG                       "OFFSET LENGTH data|zero alloc|-"
+ *   qcowtool verify IMG RAW                contents == RAW; ZERO extents are zero
  *   qcowtool write IMG OFF LEN BYTE        fill a range with BYTE
  *   qcowtool zero IMG OFF LEN [--unmap]
  *   qcowtool resize IMG SIZE
@@ -50,7 +51,7 @@ static void die(const char *fmt, ...)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: qcowtool info|cat|map IMG\n"
+	fprintf(stderr, "usage: qcowtool info|cat|map IMG | verify IMG RAW\n"
 			"       qcowtool create IMG SIZE [--cluster-bits N] [--version V] "
 			"[--refcount-bits R] [--extended-l2] [--lazy-refcounts]\n"
 			"       qcowtool write IMG OFF LEN BYTE | zero IMG OFF LEN [--unmap] | "
@@ -87,6 +88,21 @@ static void log_line(void *arg, const char *msg)
 	fprintf(stderr, "qcow: %s\n", msg);
 }
 
+/* Backing and data files named by the image: opened as plain host files. */
+static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind, bool writable,
+			  struct qcow_backend *out)
+{
+	(void)arg;
+	(void)kind;
+	int fd = open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = qcow_backend_fd(out, fd, qcow_sysio_default(), QCOW_FD_OWN);
+	if (r < 0)
+		close(fd);
+	return r;
+}
+
 static struct qcow *open_image(const char *path, bool rw)
 {
 	int fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -96,7 +112,8 @@ static struct qcow *open_image(const char *path, bool rw)
 	int r = qcow_backend_fd(&be, fd, qcow_sysio_default(), QCOW_FD_OWN);
 	if (r < 0)
 		die("qcow_backend_fd: %s", strerror(-r));
-	struct qcow_opts o = { .flags = rw ? 0 : QCOW_RDONLY, .path = path, .log = log_line };
+	struct qcow_opts o = { .flags = rw ? 0 : QCOW_RDONLY, .path = path, .log = log_line,
+			       .open_file = open_side_file };
 	struct qcow *q;
 	r = qcow_open(&q, be, &o);
 	if (r < 0)
@@ -466,6 +483,27 @@ static int cmd_mirror(int argc, char **argv)
 	return 0;
 }
 
+/* verify IMG RAW: contents equal RAW, and every ZERO extent is zero in RAW. */
+static int cmd_verify(struct qcow *q, const char *rawpath)
+{
+	struct mirror m = { .q = q };
+	m.raw = open(rawpath, O_RDONLY | O_CLOEXEC);
+	if (m.raw < 0)
+		die("open %s: %s", rawpath, strerror(errno));
+	struct stat st;
+	m.size = qcow_size(q);
+	if (fstat(m.raw, &st) < 0 || (uint64_t)st.st_size != m.size)
+		die("%s is %lld bytes, image is %" PRIu64, rawpath, (long long)st.st_size, m.size);
+	m.max_len = 1 << 20;
+	m.buf = malloc(m.max_len);
+	m.buf2 = malloc(m.max_len);
+	compare_all(&m);
+	free(m.buf);
+	free(m.buf2);
+	close(m.raw);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
@@ -476,6 +514,12 @@ int main(int argc, char **argv)
 		return cmd_create(argc, argv);
 	if (!strcmp(cmd, "mirror"))
 		return cmd_mirror(argc, argv);
+	if (!strcmp(cmd, "verify") && argc == 4) {
+		struct qcow *q = open_image(argv[2], false);
+		cmd_verify(q, argv[3]);
+		close_image(q);
+		return 0;
+	}
 	if (!strcmp(cmd, "info") || !strcmp(cmd, "cat") || !strcmp(cmd, "map")) {
 		struct qcow *q = open_image(argv[2], false);
 		int r = !strcmp(cmd, "info") ? cmd_info(q) : !strcmp(cmd, "cat") ? cmd_cat(q) : cmd_map(q);

@@ -1,0 +1,155 @@
+#!/bin/sh
+# Images built by qemu-img/qemu-io read back through the library
+# (`qcowtool cat`) byte-identical to `qemu-img convert -O raw`, and the
+# library's extent map never calls non-zero bytes ZERO (`qcowtool verify`).
+# Matrix: every cluster size 512 B..2 MiB x (compat 1.1 x refcount widths
+# 1..64, compat 0.10), with data, zero clusters (write -z, write -z -u),
+# discards, unaligned sizes; then preallocation modes, compression,
+# lazy refcounts, extended L2, internal snapshots and backing chains.
+set -eu
+: "${QCS_BUILD:=$(cd "$(dirname "$0")/../.." && pwd)/build}"
+QT="$QCS_BUILD/qcowtool"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+fails=0
+cases=0
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+# check_read NAME IMG: cat vs convert, and verify (map against content)
+check_read() {
+	cases=$((cases + 1))
+	if ! qemu-img convert -O raw "$2" "$T/ref.raw" 2>"$T/err"; then
+		fail "$1: qemu-img convert: $(cat "$T/err")"
+		return 0
+	fi
+	if ! "$QT" cat "$2" >"$T/out.raw" 2>"$T/err"; then
+		fail "$1: qcowtool cat: $(cat "$T/err")"
+		return 0
+	fi
+	if ! cmp "$T/ref.raw" "$T/out.raw" >"$T/cmp" 2>&1; then
+		fail "$1: contents differ from qemu-img convert: $(head -c 300 "$T/cmp")"
+		return 0
+	fi
+	if ! "$QT" verify "$2" "$T/ref.raw" 2>"$T/err"; then
+		fail "$1: qcowtool verify: $(cat "$T/err")"
+	fi
+}
+
+qio() { # qio IMG CMD...: run qemu-io commands, fail loudly
+	img=$1
+	shift
+	if ! qemu-io -f qcow2 "$@" "$img" >"$T/qio" 2>&1 || grep -q -i 'error\|fail' "$T/qio"; then
+		echo "qemu-io on $img failed: $(cat "$T/qio")" >&2
+		exit 1
+	fi
+}
+
+# standard content for cluster size C on an image of size S
+fill() {
+	img=$1 c=$2 s=$3
+	qio "$img" -c "write -P 0xab 0 $((2 * c + 100))" \
+		-c "write -P 0xcd $((3 * c - 7)) 300" \
+		-c "write -P 0x5a $((4 * c)) $((2 * c))" \
+		-c "write -z $c $c" \
+		-c "write -z -u 0 $c" \
+		-c "write -z $((2 * c + 50)) 100" \
+		-c "discard $((5 * c)) $c" \
+		-c "write -P 0x11 $((s - 1000)) 1000" \
+		-c "write -z -u $((6 * c)) $c"
+}
+
+sizes="512 1024 2048 4096 8192 16384 32768 65536 131072 262144 524288 1048576 2097152"
+for c in $sizes; do
+	s=$((7 * c + 1536))
+	for v in 1.1:1 1.1:2 1.1:4 1.1:8 1.1:16 1.1:32 1.1:64 0.10:16; do
+		compat=${v%:*} rb=${v#*:}
+		img="$T/c$c-$compat-$rb.qcow2"
+		qemu-img create -q -f qcow2 -o "compat=$compat,cluster_size=$c,refcount_bits=$rb" "$img" "$s"
+		fill "$img" "$c" "$s"
+		check_read "cluster $c compat $compat refcount_bits $rb" "$img"
+		rm -f "$img"
+	done
+done
+
+# unaligned virtual sizes (qemu rounds up to 512)
+for s in 1000001 65537 3000000 511; do
+	img="$T/u$s.qcow2"
+	qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" "$s"
+	qio "$img" -c "write -P 0x77 0 $(( (s + 511) / 512 * 512 ))"
+	check_read "unaligned size $s" "$img"
+done
+
+# preallocation modes, v2 and v3
+for p in metadata falloc full; do
+	for compat in 1.1 0.10; do
+		img="$T/p$p$compat.qcow2"
+		qemu-img create -q -f qcow2 -o "preallocation=$p,compat=$compat,cluster_size=16384" "$img" 3M
+		qio "$img" -c "write -P 0x42 100000 200000" -c "write -z 16384 32768" \
+			-c "discard 1048576 65536"
+		check_read "preallocation=$p compat $compat" "$img"
+	done
+done
+
+# lazy refcounts (clean), extended L2 (subclusters)
+img="$T/lazy.qcow2"
+qemu-img create -q -f qcow2 -o lazy_refcounts=on "$img" 4M
+qio "$img" -c "write -P 1 0 300000" -c "write -z 65536 65536"
+check_read "lazy refcounts" "$img"
+for c in 16384 65536 2097152; do
+	img="$T/ext$c.qcow2"
+	qemu-img create -q -f qcow2 -o "extended_l2=on,cluster_size=$c" "$img" $((6 * c))
+	sc=$((c / 32))
+	qio "$img" -c "write -P 0x21 $sc $((3 * sc))" -c "write -P 0x22 $((c + 7 * sc)) $((40 * sc))" \
+		-c "write -z $((c + 10 * sc)) $((2 * sc))" -c "write -z -u $((3 * c)) $c" \
+		-c "write -P 0x23 $((4 * c + 100)) 1000" -c "discard $((4 * c)) $sc"
+	check_read "extended_l2 cluster $c" "$img"
+done
+
+# compressed clusters (deflate and zstd), text data so it compresses
+i=0
+while [ $i -lt 3000 ]; do
+	echo "line $i: the quick brown fox jumps over the lazy dog $((i * 7919 % 1000))"
+	i=$((i + 1))
+done >"$T/text"
+src="$T/src.qcow2"
+qemu-img create -q -f qcow2 "$src" 2M
+qio "$src" -c "write -s $T/text 0 $(wc -c <"$T/text")" -c "write -s $T/text 1000000 100000"
+for ct in zlib zstd; do
+	for c in 512 4096 65536 2097152; do
+		img="$T/z$ct$c.qcow2"
+		qemu-img convert -c -O qcow2 -o "compression_type=$ct,cluster_size=$c" "$src" "$img"
+		check_read "compressed $ct cluster $c" "$img"
+		# rewrite part of a compressed cluster through qemu: mixed image
+		qio "$img" -c "write -P 0x99 1000 3000"
+		check_read "compressed $ct cluster $c, partly rewritten" "$img"
+	done
+done
+
+# internal snapshot: active layer reads back; shared clusters
+img="$T/snap.qcow2"
+qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 1M
+qio "$img" -c "write -P 0x31 0 200000"
+qemu-img snapshot -c s1 "$img"
+qio "$img" -c "write -P 0x32 4096 10000" -c "discard 100000 8192"
+check_read "internal snapshot (active layer)" "$img"
+
+# backing chains: qcow2 base and raw base
+base="$T/base.qcow2"
+qemu-img create -q -f qcow2 "$base" 2M
+qio "$base" -c "write -P 0x41 0 2M"
+img="$T/over.qcow2"
+qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o cluster_size=4096 "$img"
+qio "$img" -c "write -P 0x42 10000 5000" -c "write -z 65536 65536" -c "discard 200000 100000"
+check_read "overlay on a qcow2 base" "$img"
+qemu-img convert -O raw "$base" "$T/base.raw"
+img="$T/overraw.qcow2"
+qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$img"
+qio "$img" -c "write -P 0x43 70000 5000" -c "write -z -u 0 65536"
+check_read "overlay on a raw base" "$img"
+
+echo "t_qcow_read: $cases images, $fails failed"
+[ "$fails" -eq 0 ]
