@@ -15,7 +15,7 @@ static int check_geometry(struct qcow *q, const uint8_t *h)
 	q->version = be32_get(h + QH_VERSION);
 	if (q->version != 2 && q->version != 3) {
 		qc_log(q, "unsupported qcow2 version %u", q->version);
-		return q->version > 3 ? -ENOTSUP : -EINVAL;
+		return -ENOTSUP;
 	}
 	q->cluster_bits = be32_get(h + QH_CLUSTER_BITS);
 	if (q->cluster_bits < QC_MIN_CLUSTER_BITS || q->cluster_bits > QC_MAX_CLUSTER_BITS) {
@@ -44,9 +44,11 @@ static int check_geometry(struct qcow *q, const uint8_t *h)
 
 static int check_features(struct qcow *q, const uint8_t *h)
 {
-	if (be32_get(h + QH_CRYPT_METHOD)) {
-		qc_log(q, "encrypted images are not supported");
-		return -ENOTSUP;
+	uint32_t crypt = be32_get(h + QH_CRYPT_METHOD);
+	if (crypt) {
+		qc_log(q, crypt <= 2 ? "encrypted images are not supported"
+				     : "unknown encryption method %u", crypt);
+		return crypt <= 2 ? -ENOTSUP : -EINVAL;
 	}
 	if (q->version == 2)
 		return 0;

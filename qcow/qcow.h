@@ -122,9 +122,11 @@ struct qcow_create_opts {
 	const char *backing_fmt;  /* "qcow2", "raw" or NULL */
 };
 
-/* Open an existing image.  On success the image owns the backend. */
+/* Open an existing image.  On success the image owns the backend (closed by
+ * qcow_close); on failure the backend is left to the caller. */
 int qcow_open(struct qcow **q, struct qcow_backend be, const struct qcow_opts *o);
-/* Format the (empty or to be overwritten) backend as a new image and open it. */
+/* Format the (empty or to be overwritten) backend as a new image and open
+ * it.  Ownership of the backend as for qcow_open. */
 int qcow_create(struct qcow **q, struct qcow_backend be, const struct qcow_create_opts *c,
 		const struct qcow_opts *o);
 /* Flush, close the backend(s) and free.  Returns the flush result. */

@@ -214,8 +214,9 @@ int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t vof
 /* The entry a cluster gets when zeroed. */
 static void zero_entry(struct qcow *q, uint64_t l2e, unsigned flags, uint64_t *nl2e, uint64_t *nbm)
 {
-	bool keep = !(flags & QCOW_ZERO_UNMAP) && (l2e & L2E_OFFSET_MASK) && (l2e & QC_COPIED) &&
-		    !(l2e & L2E_COMPRESSED);
+	/* v2 has no zero flag: without a backing file, unallocated reads as zeros */
+	bool keep = !(flags & QCOW_ZERO_UNMAP) && q->version >= 3 && (l2e & L2E_OFFSET_MASK) &&
+		    (l2e & QC_COPIED) && !(l2e & L2E_COMPRESSED);
 	bool backing = q->backing.ops != NULL;
 	*nbm = 0;
 	if (q->extl2) {
