@@ -83,7 +83,7 @@ for kind in qemu shim; do
 	grep -q "Disk $IMG: 128 MiB, 134217728 bytes" "$T/fdl.out" &&
 		pass "fdisk -l through the shim reports the virtual size ($kind)" ||
 		{ fail "fdisk -l through the shim does not report 128 MiB ($kind)"; show_log "$T/fdl.out" 6; }
-	grep -q "^$IMG[0-9]* *2048 *67583 *65536 *32M EFI System" "$T/fdl.out" &&
+	grep -q "^${IMG}p1 *2048 *67583 *65536 *32M EFI System" "$T/fdl.out" &&
 		pass "fdisk -l through the shim lists partition 1 ($kind)" ||
 		{ fail "fdisk -l through the shim: partition 1 missing ($kind)"; show_log "$T/fdl.out" 6; }
 done
@@ -144,9 +144,12 @@ for kind in qemu shim; do
 		-n 2:0:0 -t 2:8300 -c 2:root -u 2:0F0F0F0F-1111-2222-3333-000000000002 @IMG@
 	verify_img
 	check_table "sgdisk ($kind)"
-	sgdisk -p "$TWIN" 2>&1 | sed 1d >"$T/want.sg"
-	sgdisk -p "$IMG.flat" 2>&1 | sed 1d >"$T/flat.sg"
-	S sgdisk -p "$IMG" 2>&1 | sed 1d >"$T/shim.sg"
+	# The "Sector size" line differs by design: the shim answers the block
+	# size ioctls (BLKSSZGET/BLKPBSZGET) that fail with ENOTTY on a raw file.
+	sgdisk -p "$TWIN" 2>&1 | sed '1d; /^Sector size/d' >"$T/want.sg"
+	sgdisk -p "$IMG.flat" 2>&1 | sed '1d; /^Sector size/d' >"$T/flat.sg"
+	S sgdisk -p "$IMG" 2>&1 | sed '1d; /^Sector size/d' >"$T/shim.sg"
+	grep -q 'Partition GUID code: EF00\|^ *1 *2048 *133119' "$T/want.sg" || { fail "sgdisk -p of the twin: partition 1 missing (test bug)"; cat "$T/want.sg"; }
 	same_file "sgdisk -p of the flattened disk = twin's ($kind)" "$T/want.sg" "$T/flat.sg"
 	same_file "sgdisk -p through the shim = twin's ($kind)" "$T/want.sg" "$T/shim.sg"
 	# Second pass: modify the existing table (delete 2, make 2 and 3).
