@@ -296,9 +296,12 @@ static int snapshot_parse(struct qcow *q, const uint8_t *p, uint64_t avail, uint
 	uint16_t id_len = be16_get(p + 12), name_len = be16_get(p + 14);
 	uint32_t extra = be32_get(p + 36);
 	uint64_t need = 40 + (uint64_t)extra + id_len + name_len;
-	need = (need + 7) & ~7ull;
 	if (extra > QC_MAX_SNAPSHOT_EXTRA || need > avail)
 		return -EINVAL;
+	/* qemu does not write the padding of the last entry at the end of the file */
+	need = (need + 7) & ~7ull;
+	if (need > avail)
+		need = avail;
 	s->l1_offset = be64_get(p);
 	s->l1_size = be32_get(p + 8);
 	s->disk_size = extra >= 16 ? be64_get(p + 40 + 8) : q->size;
