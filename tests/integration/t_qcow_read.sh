@@ -137,6 +137,15 @@ qemu-img snapshot -c s1 "$img"
 qio "$img" -c "write -P 0x32 4096 10000" -c "discard 100000 8192"
 check_read "internal snapshot (active layer)" "$img"
 
+# snapshot table as the last thing in the file (qemu does not pad the last entry)
+img="$T/snapeof.qcow2"
+qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 2M
+qio "$img" -c "write -P 0x31 0 1M"
+qemu-img snapshot -c s1 "$img"
+check_read "internal snapshot, table at the end of the file" "$img"
+qemu-img snapshot -c second-snapshot-with-a-longer-name "$img"
+check_read "two internal snapshots" "$img"
+
 # backing chains: qcow2 base and raw base
 base="$T/base.qcow2"
 qemu-img create -q -f qcow2 "$base" 2M

@@ -1,0 +1,194 @@
+#!/bin/sh
+# `qcowtool mirror`: random reads, writes, zero-writes, discards, resizes
+# and flushes through the library, mirrored onto a raw twin, over images
+# made by qemu-img (with content from qemu-io) and by the library, for every
+# cluster size 512 B..2 MiB x (compat 1.1 x refcount widths 1..64,
+# compat 0.10).  Afterwards `qemu-img check` must exit 0 (no leaks, no
+# corruption) and `qemu-img compare -f qcow2 -F raw img twin` must say
+# identical.  Library-created images must be accepted by qemu-img info,
+# check and qemu-io.  Also: images with an internal snapshot (the snapshot
+# must stay intact), preallocated and compressed images, overlays.
+set -eu
+: "${QCS_BUILD:=$(cd "$(dirname "$0")/../.." && pwd)/build}"
+QT="$QCS_BUILD/qcowtool"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+W=$T # per-job scratch directory
+: >"$T/fails"
+: >"$T/cases"
+
+fail() {
+	echo "FAIL: $*" | tee -a "$T/fails"
+}
+case_() { echo . >>"$T/cases"; }
+
+# judge NAME IMG TWIN: qemu-img check exit 0 and compare identical
+judge() {
+	if ! qemu-img check "$2" >"$W/check" 2>&1; then
+		fail "$1: qemu-img check exit $?: $(grep -v '^$' "$W/check" | head -8 | tr '\n' '|')"
+		return 1
+	fi
+	if ! qemu-img compare -f qcow2 -F raw "$2" "$3" >"$W/cmp" 2>&1; then
+		fail "$1: qemu-img compare: $(head -3 "$W/cmp" | tr '\n' '|')"
+		return 1
+	fi
+}
+
+# mirror NAME IMG SEED OPS [mirror options]: twin from qemu-img convert
+mirror() {
+	name=$1 img=$2 seed=$3 ops=$4
+	shift 4
+	case_
+	qemu-img convert -O raw "$img" "$W/twin.raw"
+	if ! "$QT" mirror "$img" "$W/twin.raw" --seed "$seed" --ops "$ops" "$@" 2>"$W/err"; then
+		fail "$name: qcowtool mirror --seed $seed --ops $ops $*: $(tail -3 "$W/err" | tr '\n' '|')"
+		return 1
+	fi
+	judge "$name (seed $seed)" "$img" "$W/twin.raw"
+}
+
+qio() {
+	img=$1
+	shift
+	if ! qemu-io -f qcow2 "$@" "$img" >"$W/qio" 2>&1 || grep -q -i 'error\|fail' "$W/qio"; then
+		echo "qemu-io on $img failed: $(cat "$W/qio")" >&2
+		exit 1
+	fi
+}
+
+ops_for() { # fewer ops for huge clusters (each op may rewrite 2 MiB)
+	if [ "$1" -le 65536 ]; then echo 400; elif [ "$1" -le 524288 ]; then echo 150; else echo 80; fi
+}
+
+matrix() { # matrix JOB SIZES...: runs in its own scratch directory
+W="$T/job$1"
+mkdir -p "$W"
+shift
+seed=$1
+for c in "$@"; do
+	s=$((12 * c + 1536))
+	[ $s -lt 262144 ] && s=$((262144 + 1536))
+	ops=$(ops_for "$c")
+	for v in 1.1:1 1.1:2 1.1:4 1.1:8 1.1:16 1.1:32 1.1:64 0.10:16; do
+		compat=${v%:*} rb=${v#*:}
+		ver=3
+		[ "$compat" = 0.10 ] && ver=2
+		seed=$((seed + 1))
+		# made by qemu-img, with content from qemu-io
+		img="$W/q.qcow2"
+		qemu-img create -q -f qcow2 -o "compat=$compat,cluster_size=$c,refcount_bits=$rb" "$img" "$s"
+		qio "$img" -c "write -P 0xab 0 $((3 * c + 100))" -c "write -z $c $c" \
+			-c "write -z -u $((2 * c)) $c" -c "discard $((5 * c)) $((2 * c))" \
+			-c "write -P 0xcd $((s - 3000)) 3000"
+		mirror "qemu-made cluster $c compat $compat refcount_bits $rb" "$img" "$seed" "$ops" || true
+		# made by the library
+		img="$W/l.qcow2"
+		if ! "$QT" create "$img" "$s" --cluster-bits "$(awk -v c="$c" 'BEGIN{print int(log(c)/log(2)+0.5)}')" \
+			--version "$ver" --refcount-bits "$rb" 2>"$W/err"; then
+			fail "qcowtool create cluster $c v$ver refcount_bits $rb: $(cat "$W/err")"
+			continue
+		fi
+		case_
+		if ! qemu-img check "$img" >"$W/check" 2>&1; then
+			fail "library-made cluster $c v$ver rb $rb: fresh image fails qemu-img check: $(head -5 "$W/check" | tr '\n' '|')"
+		fi
+		info=$(qemu-img info --output=json "$img")
+		echo "$info" | grep -q "\"cluster-size\": $c," ||
+			fail "library-made cluster $c: qemu-img info says: $(echo "$info" | tr -d '\n' | head -c 300)"
+		echo "$info" | grep -q "\"refcount-bits\": $rb" ||
+			fail "library-made refcount_bits $rb: qemu-img info says: $(echo "$info" | tr -d '\n' | head -c 300)"
+		echo "$info" | grep -q "\"compat\": \"$compat\"" ||
+			fail "library-made compat $compat: qemu-img info says: $(echo "$info" | tr -d '\n' | head -c 300)"
+		if ! qemu-io -f qcow2 -c 'read -P 0 0 256k' -c 'write -P 0x66 1000 5000' "$img" >"$W/qio" 2>&1 ||
+			grep -q -i 'error\|fail\|mismatch' "$W/qio"; then
+			fail "library-made cluster $c v$ver rb $rb: qemu-io: $(head -3 "$W/qio" | tr '\n' '|')"
+		fi
+		mirror "library-made cluster $c v$ver refcount_bits $rb" "$img" "$seed" "$ops" || true
+	done
+done
+}
+
+# two jobs (2 cores), balanced by cost
+matrix 1 512 2048 8192 32768 131072 524288 2097152 &
+job1=$!
+matrix 2 1024 4096 16384 65536 262144 1048576
+wait $job1 || true
+W=$T
+
+# qemu-io reads 1M of a fresh library image; qemu-img info accepts it
+img="$T/one.qcow2"
+"$QT" create "$img" 64M
+qemu-io -f qcow2 -c 'read 0 1M' "$img" >"$W/qio" 2>&1 || fail "qemu-io read 0 1M: $(cat "$W/qio")"
+grep -q 'read 1048576/1048576 bytes' "$W/qio" || fail "qemu-io read 0 1M: $(cat "$W/qio")"
+qemu-img info "$img" >/dev/null 2>&1 || fail "qemu-img info on a library image"
+"$QT" create "$T/lazy.qcow2" 8M --lazy-refcounts && mirror "library-made lazy refcounts" "$T/lazy.qcow2" 7 300 || true
+"$QT" create "$T/ext.qcow2" 8M --extended-l2 --cluster-bits 16 &&
+	mirror "library-made extended L2" "$T/ext.qcow2" 8 300 || true
+
+# longer runs on the default geometry, several seeds, both origins
+for seed in 101 102 103; do
+	img="$T/d.qcow2"
+	qemu-img create -q -f qcow2 "$img" 16M
+	mirror "qemu-made default, long" "$img" "$seed" 2000 --max-size 32M || true
+	"$QT" create "$img" 16M
+	mirror "library-made default, long" "$img" "$seed" 2000 --max-size 32M || true
+done
+
+# preallocated images
+for p in metadata falloc full; do
+	img="$T/p.qcow2"
+	qemu-img create -q -f qcow2 -o "preallocation=$p,cluster_size=16384" "$img" 4M
+	mirror "preallocation=$p" "$img" 11 400 || true
+done
+
+# compressed images: writes over compressed clusters
+i=0
+while [ $i -lt 2000 ]; do
+	echo "line $i: the quick brown fox jumps over the lazy dog"
+	i=$((i + 1))
+done >"$T/text"
+qemu-img create -q -f qcow2 "$T/src.qcow2" 4M
+qio "$T/src.qcow2" -c "write -s $T/text 0 $(wc -c <"$T/text")" -c "write -s $T/text 2000000 50000"
+for ct in zlib zstd; do
+	for c in 4096 65536; do
+		img="$T/z.qcow2"
+		qemu-img convert -c -O qcow2 -o "compression_type=$ct,cluster_size=$c" "$T/src.qcow2" "$img"
+		mirror "compressed $ct cluster $c" "$img" 21 400 || true
+	done
+done
+
+# internal snapshot: shared clusters must be copied on write, the snapshot intact
+img="$T/s.qcow2"
+qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 2M
+qio "$img" -c "write -P 0x31 0 1M" -c "write -z 1M 64k"
+qemu-img snapshot -c s1 "$img"
+qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-before.raw"
+mirror "internal snapshot" "$img" 31 600 --no-resize || true
+qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-after.raw"
+cmp -s "$T/snap-before.raw" "$T/snap-after.raw" || fail "internal snapshot s1 changed by writes to the active layer"
+
+# the same with the snapshot table followed by other clusters
+img="$T/s2.qcow2"
+qemu-img create -q -f qcow2 -o cluster_size=4096 "$img" 2M
+qio "$img" -c "write -P 0x31 0 1M"
+qemu-img snapshot -c s1 "$img"
+qio "$img" -c "write -P 0x33 1536k 8k"
+qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-before.raw"
+mirror "internal snapshot (table not at EOF)" "$img" 32 600 --no-resize || true
+qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-after.raw"
+cmp -s "$T/snap-before.raw" "$T/snap-after.raw" ||
+	fail "internal snapshot s1 (table not at EOF) changed by writes to the active layer"
+
+# overlay on a qcow2 base: copy-on-write from the backing file, base untouched
+base="$T/base.qcow2"
+qemu-img create -q -f qcow2 "$base" 4M
+qio "$base" -c "write -P 0x41 0 4M"
+cp "$base" "$T/base.orig"
+img="$T/o.qcow2"
+qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o cluster_size=4096 "$img"
+mirror "overlay on a qcow2 base" "$img" 41 600 --no-resize || true
+cmp -s "$base" "$T/base.orig" || fail "backing file modified through the overlay"
+
+fails=$(wc -l <"$T/fails")
+echo "t_qcow_mirror: $(wc -l <"$T/cases") cases, $fails failed"
+[ "$fails" -eq 0 ]
