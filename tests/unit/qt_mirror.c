@@ -152,6 +152,17 @@ int qt_mirror_verify(struct qt_mirror *m)
 	return qt_mirror_check_map(m);
 }
 
+/* QT_TRACE=1 in the environment prints every mutating op (for repros). */
+static void trace(struct qt_mirror *m, const char *op, uint64_t a, uint64_t b, int r)
+{
+	static int on = -1;
+	if (on < 0)
+		on = getenv("QT_TRACE") != NULL;
+	if (on)
+		fprintf(stderr, "qt op %lu: %s %#llx %llu -> %d\n", m->ops, op,
+			(unsigned long long)a, (unsigned long long)b, r);
+}
+
 int qt_mirror_step(struct qt_mirror *m)
 {
 	uint64_t kind = qt_below(&m->rng, 100), off, len;
@@ -167,6 +178,7 @@ int qt_mirror_step(struct qt_mirror *m)
 		uint8_t *buf = malloc(len);
 		fill(m, buf, len);
 		ssize_t w = qcow_write(m->q, buf, len, off);
+		trace(m, "write", off, len, (int)w);
 		if (w != (ssize_t)len) {
 			free(buf);
 			return fail(m, "write(%#llx, %llu) = %zd", (unsigned long long)off,
@@ -192,6 +204,7 @@ int qt_mirror_step(struct qt_mirror *m)
 			len = m->size - off;
 		unsigned flags = kind < 65 ? 0 : QCOW_ZERO_UNMAP;
 		r = qcow_zero(m->q, off, len, flags);
+		trace(m, flags ? "discard" : "zero", off, len, r);
 		if (r < 0)
 			return fail(m, "zero(%#llx, %llu, %u) = %d", (unsigned long long)off,
 				    (unsigned long long)len, flags, r);
@@ -205,6 +218,7 @@ int qt_mirror_step(struct qt_mirror *m)
 		if (ns > m->cap)
 			ns = m->cap;
 		r = qcow_resize(m->q, ns);
+		trace(m, "resize", ns, 0, r);
 		if (r < 0)
 			return fail(m, "resize(%llu -> %llu) = %d", (unsigned long long)m->size,
 				    (unsigned long long)ns, r);
@@ -218,6 +232,7 @@ int qt_mirror_step(struct qt_mirror *m)
 		return do_read(m, ns > 5000 ? ns - 5000 : 0, 10000);
 	} else if (kind < 85) {
 		r = qcow_flush(m->q);
+		trace(m, "flush", 0, 0, r);
 		if (r < 0)
 			return fail(m, "flush = %d", r);
 	} else if (kind < 89) { /* out of range writes and zeroes change nothing */
