@@ -86,14 +86,6 @@ static int write_block(struct qcow *q, uint64_t hoff, const void *buf, unsigned 
 	return r < 0 ? r : qc_pwrite(q, &q->be, buf, q->cluster_size, hoff);
 }
 
-static int reftable_entry_write(struct qcow *q, uint64_t range)
-{
-	uint8_t be[8];
-	be64_put(be, q->reftable[range]);
-	int r = qc_check_write(q, q->reftable_offset + range * 8, 8, QC_META_REFTABLE);
-	return r < 0 ? r : qc_pwrite(q, &q->be, be, 8, q->reftable_offset + range * 8);
-}
-
 /*
  * Grow the refcount table.  Everything from the first cluster not covered
  * by the table on is free, so the new table and the refcount blocks that
@@ -121,9 +113,13 @@ static int reftable_grow(struct qcow *q, uint64_t min_cluster, uint64_t need_ran
 	}
 	if (N * 8 > QC_MAX_REFTABLE_BYTES || ((B + k + R) << q->cluster_bits) > QC_MAX_HOST_OFFSET)
 		return -EFBIG;
+	/* The new table copies the old one: every block it names must be durable. */
+	int r = qc_refblocks_sync(q);
+	if (r < 0)
+		return r;
 	uint64_t *nt = calloc(N, 8);
 	uint8_t *buf = malloc(cs > R * cs ? cs : R * cs);
-	int r = -ENOMEM;
+	r = -ENOMEM;
 	if (!nt || !buf)
 		goto out;
 	memcpy(nt, q->reftable, q->reftable_size * 8);
@@ -170,7 +166,6 @@ out:
 /* Create the refcount block for `range`, keeping clear of [a, b). */
 static int refblock_create(struct qcow *q, uint64_t range, uint64_t a, uint64_t b)
 {
-	uint64_t cs = q->cluster_size;
 	int r;
 	for (;;) {
 		uint64_t p, len, first;
@@ -189,28 +184,22 @@ static int refblock_create(struct qcow *q, uint64_t range, uint64_t a, uint64_t 
 				return r;
 			continue;
 		}
-		uint8_t *buf = calloc(1, cs);
-		if (!buf)
-			return -ENOMEM;
 		uint64_t target = has_block(q, pr) ? range : pr;
-		if (target == pr) { /* self-describing: the block counts itself */
-			qc_rb_set(buf, p & (range_clusters(q) - 1), q->refcount_order, 1);
-		} else if ((r = qc_refcount_set(q, p, 1)) < 0) {
-			free(buf);
+		struct qc_cent *e;
+		if ((r = qc_metaset_add(&q->meta, p, QC_META_REFBLOCK)) < 0)
+			return r == -EEXIST ? qc_corrupt(q, "new refcount block is already metadata") : r;
+		if (target != pr && (r = qc_refcount_set(q, p, 1)) < 0)
 			return r;
-		}
-		r = qc_metaset_add(&q->meta, p, QC_META_REFBLOCK);
-		if (r == 0) {
-			r = write_block(q, p << q->cluster_bits, buf, QC_META_REFBLOCK);
-			if (!r)
-				r = qc_refblocks_sync(q); /* block and its own count before the pointer */
-		}
-		free(buf);
-		if (r < 0)
+		/* The block lives in the cache from now on; its table entry is
+		 * written by qc_refblocks_sync once the block itself is durable. */
+		if ((r = qc_cache_get(q, &q->rb_cache, p << q->cluster_bits, false, &e)) < 0)
 			return r;
+		if (target == pr) /* self-describing: the block counts itself */
+			qc_rb_set(e->buf, p & (range_clusters(q) - 1), q->refcount_order, 1);
+		qc_cache_dirty(&q->rb_cache, e);
+		qc_cache_put(e);
 		q->reftable[target] = p << q->cluster_bits;
-		if ((r = reftable_entry_write(q, target)) < 0)
-			return r;
+		qc_reftable_mark(q, target);
 		if (target == range)
 			return 0;
 	}

@@ -1,16 +1,56 @@
 /*
  * cache.c - one write-back cache for metadata blocks (L2 slices, refcount
- * blocks), keyed by host offset, LRU eviction, pinned entries never evicted.
+ * blocks), keyed by host offset, LRU eviction (a doubly linked list, so a
+ * hit or a miss costs O(1)); pinned entries are never evicted.
  *
  * Ordering is the caller's: a cache's before_write hook runs before any of
  * its dirty entries reaches the file (the L2 cache uses it to make refcount
- * blocks and guest data durable first).  Every write is overlap-checked.
+ * blocks and guest data durable first).  Evicting a dirty entry writes back
+ * every dirty entry, so the hook's sync is paid once per batch, not once
+ * per entry.  Every write is overlap-checked.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qcow_int.h"
+
+static void lru_unlink(struct qc_cache *c, int i)
+{
+	struct qc_cent *e = &c->ents[i];
+	if (e->older >= 0)
+		c->ents[e->older].newer = e->newer;
+	else
+		c->oldest = e->newer;
+	if (e->newer >= 0)
+		c->ents[e->newer].older = e->older;
+	else
+		c->newest = e->older;
+}
+
+static void lru_push_newest(struct qc_cache *c, int i)
+{
+	struct qc_cent *e = &c->ents[i];
+	e->newer = -1;
+	e->older = c->newest;
+	if (c->newest >= 0)
+		c->ents[c->newest].newer = i;
+	c->newest = i;
+	if (c->oldest < 0)
+		c->oldest = i;
+}
+
+static void lru_push_oldest(struct qc_cache *c, int i)
+{
+	struct qc_cent *e = &c->ents[i];
+	e->older = -1;
+	e->newer = c->oldest;
+	if (c->oldest >= 0)
+		c->ents[c->oldest].older = i;
+	c->oldest = i;
+	if (c->newest < 0)
+		c->newest = i;
+}
 
 int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bsize, size_t budget)
 {
@@ -32,6 +72,9 @@ int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bs
 		return -ENOMEM;
 	for (unsigned i = 0; i < c->nbuckets; i++)
 		c->buckets[i] = -1;
+	c->newest = c->oldest = -1;
+	for (unsigned i = 0; i < c->n; i++)
+		lru_push_newest(c, (int)i);
 	return 0;
 }
 
@@ -72,8 +115,6 @@ static int lookup(const struct qc_cache *c, uint64_t hoff)
 static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
 {
 	int r;
-	if (c->before_write && (r = c->before_write(q)) < 0)
-		return r;
 	if ((r = qc_check_write(q, e->hoff, c->bsize, c->kind)) < 0)
 		return r;
 	if ((r = qc_pwrite(q, &q->be, e->buf, c->bsize, e->hoff)) < 0)
@@ -83,32 +124,25 @@ static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
 	return 0;
 }
 
-/* Pick a slot for a new entry: a free one, else the least recently used unpinned. */
+/* Pick a slot for a new entry: the least recently used unpinned one. */
 static int victim(struct qcow *q, struct qc_cache *c, int *slot)
 {
-	int best = -1;
-	for (unsigned i = 0; i < c->n; i++) {
-		struct qc_cent *e = &c->ents[i];
-		if (!e->valid) {
-			best = (int)i;
-			break;
-		}
-		if (e->pins == 0 && (best < 0 || e->lru < c->ents[best].lru))
-			best = (int)i;
-	}
-	if (best < 0)
+	int i = c->oldest;
+	while (i >= 0 && c->ents[i].pins)
+		i = c->ents[i].newer;
+	if (i < 0)
 		return -EBUSY; /* every entry pinned: a library bug */
-	struct qc_cent *e = &c->ents[best];
+	struct qc_cent *e = &c->ents[i];
 	if (e->valid && e->dirty) {
-		int r = write_entry(q, c, e);
+		int r = qc_cache_flush(q, c);
 		if (r < 0)
 			return r;
 	}
 	if (e->valid)
-		unhash(c, best);
+		unhash(c, i);
 	if (!e->buf && !(e->buf = malloc(c->bsize)))
 		return -ENOMEM;
-	*slot = best;
+	*slot = i;
 	return 0;
 }
 
@@ -138,8 +172,11 @@ int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, s
 		e->next = c->buckets[b];
 		c->buckets[b] = i;
 	}
+	if (c->newest != i) {
+		lru_unlink(c, i);
+		lru_push_newest(c, i);
+	}
 	c->ents[i].pins++;
-	c->ents[i].lru = ++c->tick;
 	*out = &c->ents[i];
 	return 0;
 }
@@ -158,18 +195,31 @@ void qc_cache_dirty(struct qc_cache *c, struct qc_cent *e)
 	}
 }
 
-/* Write every dirty entry back (in offset order would be nicer; any order is safe). */
+/* Write every dirty entry back, after the cache's ordering hook. */
 int qc_cache_flush(struct qcow *q, struct qc_cache *c)
 {
+	int r;
+	if (!c->ndirty)
+		return 0;
+	if (c->before_write && (r = c->before_write(q)) < 0)
+		return r;
 	for (unsigned i = 0; i < c->n && c->ndirty; i++) {
 		struct qc_cent *e = &c->ents[i];
-		if (e->valid && e->dirty) {
-			int r = write_entry(q, c, e);
-			if (r < 0)
-				return r;
-		}
+		if (e->valid && e->dirty && (r = write_entry(q, c, e)) < 0)
+			return r;
 	}
 	return 0;
+}
+
+static void drop(struct qc_cache *c, int i)
+{
+	struct qc_cent *e = &c->ents[i];
+	if (e->dirty)
+		c->ndirty--;
+	e->dirty = false;
+	unhash(c, i);
+	lru_unlink(c, i);
+	lru_push_oldest(c, i);
 }
 
 /* Forget blocks inside [hoff, hoff+len): their clusters are being freed. */
@@ -177,14 +227,10 @@ void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len)
 {
 	if (!c->ents)
 		return;
-	for (unsigned i = 0; i < c->n; i++) {
-		struct qc_cent *e = &c->ents[i];
-		if (e->valid && e->hoff >= hoff && e->hoff - hoff < len) {
-			if (e->dirty)
-				c->ndirty--;
-			e->dirty = false;
-			unhash(c, (int)i);
-		}
+	for (uint64_t o = 0; o < len; o += c->bsize) {
+		int i = lookup(c, hoff + o);
+		if (i >= 0)
+			drop(c, i);
 	}
 }
 
@@ -192,6 +238,5 @@ void qc_cache_clear(struct qc_cache *c)
 {
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->ents[i].valid)
-			unhash(c, (int)i);
-	c->ndirty = 0;
+			drop(c, (int)i);
 }

@@ -166,6 +166,7 @@ static void unload(struct qcow *q)
 	q->data_file_name = NULL;
 	q->zbuf_valid = false;
 	q->l1_dirty_lo = q->l1_dirty_hi = 0;
+	q->reftable_dirty_lo = q->reftable_dirty_hi = 0;
 	q->nfrees = 0;
 	q->free_hint = 0;
 }
@@ -183,8 +184,6 @@ static int load(struct qcow *q)
 		return r;
 	size_t l2b = q->opts.l2_cache_bytes ? q->opts.l2_cache_bytes : DEFAULT_L2_CACHE;
 	size_t rbb = q->opts.refblock_cache_bytes ? q->opts.refblock_cache_bytes : DEFAULT_RB_CACHE;
-	if ((uint64_t)l2b > (uint64_t)q->l1_size * q->cluster_size)
-		l2b = (size_t)q->l1_size * q->cluster_size;
 	if ((r = qc_cache_init(&q->l2_cache, "L2", QC_META_L2, q->l2_slice_bytes, l2b)) < 0 ||
 	    (r = qc_cache_init(&q->rb_cache, "refcount", QC_META_REFBLOCK, q->cluster_size, rbb)) < 0)
 		return r;

@@ -109,6 +109,14 @@ int qc_l1_grow(struct qcow *q, uint64_t entries)
 		return 0;
 	if (bytes > QC_MAX_L1_BYTES)
 		return -EFBIG;
+	/* Images that grow as they are written (the shim's regular-file
+	 * semantics) would otherwise move L1 on every resize: leave room. */
+	uint64_t slack = (uint64_t)q->l1_size + q->l1_size / 2;
+	if (slack > entries && q->l1_size)
+		entries = slack * 8 > QC_MAX_L1_BYTES ? QC_MAX_L1_BYTES / 8 : slack;
+	entries = ((entries * 8 + cs - 1) / cs) * cs / 8 > QC_MAX_L1_BYTES / 8
+			  ? entries : ((entries * 8 + cs - 1) / cs) * cs / 8;
+	bytes = entries * 8;
 	int r = qc_flush_locked(q); /* the new table must only point at durable L2s */
 	if (r < 0)
 		return r;

@@ -24,9 +24,9 @@
 struct qc_cent {
 	uint64_t hoff;
 	uint8_t *buf;
-	uint64_t lru;
 	int pins;
-	int next; /* hash chain */
+	int next;       /* hash chain */
+	int older, newer; /* LRU list */
 	bool valid, dirty;
 };
 
@@ -38,7 +38,7 @@ struct qc_cache {
 	struct qc_cent *ents;
 	int *buckets;
 	unsigned nbuckets;
-	uint64_t tick;
+	int newest, oldest;
 	unsigned ndirty;
 	/* Called before any dirty entry is written back (ordering). */
 	int (*before_write)(struct qcow *q);
@@ -116,6 +116,7 @@ struct qcow {
 	uint32_t reftable_clusters;
 	uint64_t reftable_size; /* entries */
 	uint64_t *reftable;
+	uint64_t reftable_dirty_lo, reftable_dirty_hi; /* [lo, hi): not yet written */
 
 	struct qc_snapshot *snaps;
 	unsigned nb_snapshots;
@@ -188,6 +189,7 @@ QC_HIDDEN int qc_refcount_get(struct qcow *q, uint64_t cluster, uint64_t *rc);
 QC_HIDDEN int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc);
 QC_HIDDEN int qc_reftable_load(struct qcow *q, uint64_t file_size);
 QC_HIDDEN int qc_refblocks_sync(struct qcow *q);
+QC_HIDDEN void qc_reftable_mark(struct qcow *q, uint64_t range);
 
 /* alloc.c */
 QC_HIDDEN int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t *got);

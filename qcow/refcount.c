@@ -123,9 +123,50 @@ int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc)
 	return 0;
 }
 
-/* Write dirty refcount blocks and make them (and guest data) durable. */
+void qc_reftable_mark(struct qcow *q, uint64_t range)
+{
+	if (q->reftable_dirty_lo >= q->reftable_dirty_hi) {
+		q->reftable_dirty_lo = range;
+		q->reftable_dirty_hi = range + 1;
+		return;
+	}
+	if (range < q->reftable_dirty_lo)
+		q->reftable_dirty_lo = range;
+	if (range + 1 > q->reftable_dirty_hi)
+		q->reftable_dirty_hi = range + 1;
+}
+
+static int reftable_write_dirty(struct qcow *q)
+{
+	uint64_t lo = q->reftable_dirty_lo, hi = q->reftable_dirty_hi, n = (hi - lo) * 8;
+	uint8_t *buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t i = lo; i < hi; i++)
+		be64_put(buf + (i - lo) * 8, q->reftable[i]);
+	uint64_t off = q->reftable_offset + lo * 8;
+	int r = qc_check_write(q, off, n, QC_META_REFTABLE);
+	if (!r)
+		r = qc_pwrite(q, &q->be, buf, n, off);
+	free(buf);
+	if (!r)
+		q->reftable_dirty_lo = q->reftable_dirty_hi = 0;
+	return r;
+}
+
+/*
+ * Make refcounts (and guest data) durable: dirty refcount blocks, sync,
+ * then the refcount table entries of new blocks (only ever pointing at
+ * blocks already durable), sync.
+ */
 int qc_refblocks_sync(struct qcow *q)
 {
 	int r = qc_cache_flush(q, &q->rb_cache);
-	return r < 0 ? r : qc_sync(q);
+	if (r < 0 || (r = qc_sync(q)) < 0)
+		return r;
+	if (q->reftable_dirty_lo >= q->reftable_dirty_hi)
+		return 0;
+	if ((r = reftable_write_dirty(q)) < 0)
+		return r;
+	return qc_sync(q);
 }

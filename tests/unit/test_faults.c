@@ -238,6 +238,7 @@ Test(faults, fdatasync_error_reported)
 	int r = qcow_create(&q, be, &c, NULL);
 	if (r < 0) { /* create may flush: then it must report the error */
 		cr_expect_eq(r, -EIO);
+		be.ops->close(be.h); /* on failure the backend stays the caller's */
 		return;
 	}
 	uint8_t buf[512] = { 1 };
