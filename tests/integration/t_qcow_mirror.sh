@@ -189,6 +189,41 @@ qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o cluster_size=4096 "$img"
 mirror "overlay on a qcow2 base" "$img" 41 600 --no-resize || true
 cmp -s "$base" "$T/base.orig" || fail "backing file modified through the overlay"
 
+# overlays with resizes (a regrown area must read zeros, never backing data), v2 and v3
+for v in 1.1:512 0.10:512 1.1:4096 0.10:65536; do
+	compat=${v%:*} c=${v#*:}
+	img="$T/or.qcow2"
+	qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o "compat=$compat,cluster_size=$c" "$img"
+	mirror "overlay compat $compat cluster $c with resizes" "$img" 43 600 --max-size 6M || true
+done
+cmp -s "$base" "$T/base.orig" || fail "backing file modified through an overlay"
+
+# deterministic: shrink an overlay, grow it back: zeros, as qemu-img resize gives
+for c in 4096 65536; do
+	img="$T/rg.qcow2"
+	qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o "cluster_size=$c" "$img"
+	case_
+	if "$QT" resize "$img" 1M 2>"$W/err" && "$QT" resize "$img" 4M 2>>"$W/err"; then
+		qemu-img create -q -f raw "$W/twin.raw" 4M
+		qemu-io -f raw -c 'write -P 0x41 0 1M' "$W/twin.raw" >/dev/null
+		judge "overlay cluster $c shrunk to 1M and grown to 4M" "$img" "$W/twin.raw" || true
+	else
+		fail "overlay resize: $(cat "$W/err")"
+	fi
+done
+
+# extended L2 images made by qemu (subcluster allocation)
+for c in 16384 65536 2097152; do
+	img="$T/x.qcow2"
+	qemu-img create -q -f qcow2 -o "extended_l2=on,cluster_size=$c" "$img" $((8 * c))
+	sc=$((c / 32))
+	qio "$img" -c "write -P 0x21 $sc $((3 * sc))" -c "write -z $((c + 10 * sc)) $((2 * sc))" \
+		-c "write -z -u $((3 * c)) $c"
+	mirror "qemu-made extended L2 cluster $c" "$img" 51 300 || true
+	qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o "extended_l2=on,cluster_size=$c" "$img" 4M
+	mirror "extended L2 overlay cluster $c" "$img" 52 300 --no-resize || true
+done
+
 fails=$(wc -l <"$T/fails")
 echo "t_qcow_mirror: $(wc -l <"$T/cases") cases, $fails failed"
 [ "$fails" -eq 0 ]

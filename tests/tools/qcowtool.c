@@ -11,6 +11,7 @@
  *   qcowtool write IMG OFF LEN BYTE        fill a range with BYTE
  *   qcowtool zero IMG OFF LEN [--unmap]
  *   qcowtool resize IMG SIZE
+ *   qcowtool scatter IMG N SEED            N random 4 KiB writes; prints peak RSS (KiB)
  *   qcowtool mirror IMG RAW --seed S --ops N [--max-len L] [--max-size M]
  *                  [--no-resize]
  *       applies N random reads/writes/zero-writes/discards/resizes/flushes to
@@ -55,7 +56,7 @@ static void usage(void)
 			"       qcowtool create IMG SIZE [--cluster-bits N] [--version V] "
 			"[--refcount-bits R] [--extended-l2] [--lazy-refcounts]\n"
 			"       qcowtool write IMG OFF LEN BYTE | zero IMG OFF LEN [--unmap] | "
-			"resize IMG SIZE\n"
+			"resize IMG SIZE | scatter IMG N SEED\n"
 			"       qcowtool mirror IMG RAW --seed S --ops N [--max-len L] "
 			"[--max-size M] [--no-resize]\n");
 	exit(2);
@@ -360,6 +361,16 @@ static void compare_all(struct mirror *m)
 	}
 }
 
+/* QT_TRACE=1: print every mutating op to stderr (to cut down repros). */
+static void trace(struct mirror *m, const char *op, uint64_t a, uint64_t b)
+{
+	static int on = -1;
+	if (on < 0)
+		on = getenv("QT_TRACE") != NULL;
+	if (on)
+		fprintf(stderr, "op %" PRIu64 ": %s %" PRIu64 " %" PRIu64 "\n", m->op, op, a, b);
+}
+
 static void mirror_step(struct mirror *m)
 {
 	uint64_t k = below(m, 100), off, len;
@@ -372,6 +383,7 @@ static void mirror_step(struct mirror *m)
 		uint64_t f = below(m, 5), seed = rnd(m);
 		for (uint64_t i = 0; i < len; i++)
 			m->buf[i] = f == 0 ? 0 : f == 1 ? (uint8_t)seed : (uint8_t)((seed >> (i % 7 * 8)) + i * 131);
+		trace(m, "write", off, len);
 		ssize_t w = qcow_write(m->q, m->buf, len, off);
 		if (w != (ssize_t)len)
 			die("op %" PRIu64 ": qcow_write(%#" PRIx64 ", %" PRIu64 ") = %zd", m->op, off,
@@ -392,6 +404,7 @@ static void mirror_step(struct mirror *m)
 		if (len > m->size - off)
 			len = m->size - off;
 		unsigned flags = k < 65 ? 0 : QCOW_ZERO_UNMAP;
+		trace(m, flags ? "discard" : "zero", off, len);
 		r = qcow_zero(m->q, off, len, flags);
 		if (r < 0)
 			die("op %" PRIu64 ": qcow_zero(%#" PRIx64 ", %" PRIu64 ", %u) = %s", m->op, off,
@@ -402,6 +415,7 @@ static void mirror_step(struct mirror *m)
 				"read around a zero-write");
 	} else if (k < 79 && m->resize) {
 		uint64_t ns = (1 + below(m, m->max_size / 512)) * 512;
+		trace(m, "resize", ns, 0);
 		r = qcow_resize(m->q, ns);
 		if (r < 0)
 			die("op %" PRIu64 ": qcow_resize(%" PRIu64 " -> %" PRIu64 ") = %s", m->op,
@@ -504,6 +518,43 @@ static int cmd_verify(struct qcow *q, const char *rawpath)
 	return 0;
 }
 
+/* Peak resident set size of this process in KiB (VmHWM). */
+static long peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmHWM:", 6))
+			v = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* scatter IMG N SEED: N 4 KiB writes at random offsets over the whole
+ * virtual size, each read back; prints the peak RSS in KiB. */
+static int cmd_scatter(struct qcow *q, uint64_t n, uint64_t seed)
+{
+	struct mirror m = { .q = q, .rng = seed };
+	uint64_t size = qcow_size(q);
+	char buf[4096], rd[4096];
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t off = below(&m, size / 4096) * 4096;
+		memset(buf, (int)(i % 251 + 1), sizeof buf);
+		ssize_t w = qcow_write(q, buf, sizeof buf, off);
+		if (w != (ssize_t)sizeof buf)
+			die("scatter write %" PRIu64 " at %#" PRIx64 " = %zd", i, off, w);
+		if (qcow_read(q, rd, sizeof rd, off) != (ssize_t)sizeof rd || memcmp(buf, rd, sizeof rd))
+			die("scatter read back %" PRIu64 " at %#" PRIx64, i, off);
+	}
+	int r = qcow_flush(q);
+	if (r < 0)
+		die("qcow_flush: %s", strerror(-r));
+	printf("%ld\n", peak_rss_kib());
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
@@ -543,6 +594,9 @@ int main(int argc, char **argv)
 			      argc == 6 && !strcmp(argv[5], "--unmap") ? QCOW_ZERO_UNMAP : 0);
 		if (r < 0)
 			die("qcow_zero: %s", strerror(-r));
+	} else if (!strcmp(cmd, "scatter") && argc == 5) {
+		q = open_image(argv[2], true);
+		cmd_scatter(q, parse_size(argv[3]), parse_size(argv[4]));
 	} else if (!strcmp(cmd, "resize") && argc == 4) {
 		q = open_image(argv[2], true);
 		r = qcow_resize(q, parse_size(argv[3]));

@@ -1,0 +1,71 @@
+#!/bin/sh
+# Space and memory: discards release host space (hole punch), the caches
+# keep memory bounded on a huge sparse image, and refcount-table growth on
+# small-cluster / wide-refcount images leaves images qemu-img check accepts.
+set -eu
+: "${QCS_BUILD:=$(cd "$(dirname "$0")/../.." && pwd)/build}"
+QT="$QCS_BUILD/qcowtool"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+fails=0
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+check() { # check NAME IMG: qemu-img check must exit 0
+	if ! qemu-img check "$2" >"$T/check" 2>&1; then
+		fail "$1: qemu-img check: $(grep -v '^$' "$T/check" | head -6 | tr '\n' '|')"
+	fi
+}
+
+blocks() { stat -c %b "$1"; }
+
+# 1. discard releases host space
+img="$T/punch.qcow2"
+"$QT" create "$img" 64M
+"$QT" write "$img" 0 32M 0x5c
+b1=$(blocks "$img")
+"$QT" zero "$img" 0 32M --unmap
+b2=$(blocks "$img")
+echo "punch: $b1 -> $b2 blocks"
+[ "$b2" -lt $((b1 / 4)) ] || fail "discarding 32M released too little: $b1 -> $b2 512-byte blocks"
+check "after discard" "$img"
+qemu-io -f qcow2 -c 'read -P 0 0 64M' "$img" >"$T/qio" 2>&1 && ! grep -q -i 'fail\|error\|mismatch' "$T/qio" ||
+	fail "discarded range does not read as zeros in qemu-io: $(head -3 "$T/qio")"
+# freed space is reused, the file does not grow
+s1=$(stat -c %s "$img")
+"$QT" write "$img" 32M 30M 0x5d
+s2=$(stat -c %s "$img")
+[ "$s2" -le $((s1 + 1048576)) ] || fail "freed clusters not reused: file grew from $s1 to $s2"
+check "after reuse" "$img"
+
+# 2. bounded memory: 1200 scattered writes on a 64 TiB image touch 1200 L2
+#    tables (75 MiB if they were all kept)
+img="$T/huge.qcow2"
+"$QT" create "$img" 64T
+rss=$("$QT" scatter "$img" 1200 7)
+echo "scatter peak RSS: $rss KiB"
+[ "$rss" -gt 0 ] && [ "$rss" -lt 49152 ] || fail "peak RSS $rss KiB for 1200 scattered writes (limit 48 MiB)"
+check "64 TiB sparse image" "$img"
+rm -f "$img"
+
+# 3. refcount table growth: 24 MiB of 512-byte clusters, each refcount width
+qemu-img create -q -f raw "$T/ref.raw" 24M
+qemu-io -f raw -c 'write -P 0x7 0 24M' "$T/ref.raw" >/dev/null
+for v in 3:64 3:16 3:1 2:16; do
+	ver=${v%:*} rb=${v#*:}
+	img="$T/rt$ver-$rb.qcow2"
+	"$QT" create "$img" 24M --cluster-bits 9 --version "$ver" --refcount-bits "$rb"
+	"$QT" write "$img" 0 24M 7
+	check "24M in 512 B clusters, v$ver refcount_bits $rb" "$img"
+	qemu-img compare -q -f qcow2 -F raw "$img" "$T/ref.raw" ||
+		fail "24M in 512 B clusters, v$ver refcount_bits $rb: content differs"
+	rt=$(od -An -tu1 -j 56 -N 4 "$img" | awk '{print $1*16777216+$2*65536+$3*256+$4}')
+	[ "$rb" -ne 64 ] || [ "$rt" -gt 1 ] || fail "refcount table did not grow (v$ver rb $rb: $rt clusters)"
+	rm -f "$img"
+done
+
+echo "t_qcow_space: $fails failed"
+[ "$fails" -eq 0 ]
