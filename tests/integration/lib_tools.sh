@@ -12,7 +12,7 @@ set -u
 : "${QCS_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${QCS_BUILD:=$QCS_ROOT/build}"
 QCOWSHIM=$QCS_BUILD/qcowshim
-QCS_TIMEOUT=${QCS_TIMEOUT:-120}
+QCS_TIMEOUT=${QCS_TIMEOUT:-60}
 # Deterministic mke2fs/debugfs/e2fsck output, so twins compare byte for byte.
 E2FSPROGS_FAKE_TIME=1700000000
 MTOOLS_SKIP_CHECK=1
@@ -101,6 +101,12 @@ require_shim() {
 		fail "not built: $QCOWSHIM and $QCS_BUILD/libqcowshim.so (run make)"
 		finish
 	fi
+	# Use a private copy of the library: a rebuild in the shared build dir
+	# while a test runs would make ld.so skip the preload, and the tool
+	# would then write raw bytes into the .qcow2 file.
+	mkdir -p "$T/lib" && cp "$QCS_BUILD/libqcowshim.so" "$T/lib/" || { fail "cannot copy the library"; finish; }
+	QCOWSHIM_LIB=$T/lib/libqcowshim.so
+	export QCOWSHIM_LIB
 }
 
 # is_qcow2 FILE: the host file starts with the QCOW2 magic.

@@ -156,8 +156,9 @@ cat patch.bin >&3                                   # writes at 1024; position -
 dd if=patch.bin bs=512 seek=300 conv=notrunc status=none >&3   # dd seeks its stdout (SEEK_CUR)
 sfdisk -q --no-reread --no-tell-kernel "$img" <gpt.sfdisk      # by path, holder idle
 sfdisk -d /dev/fd/3 >"$out/dump"                    # /dev/fd/3 names the image
-mkfs.ext4 -q -F -U 0badc0de-0000-4000-8000-00000000ab04 -E offset=1048576 "$img" 20M
-e2fsck -fn "$img?offset=1048576" >"$out/fsck" 2>&1
+u=0badc0de-0000-4000-8000-00000000ab04
+mkfs.ext4 -q -F -U $u -E hash_seed=$u,offset=1048576 "$img" 20M
+e2fsck -fn "$img?offset=1048576" 2>&1 | sed "s|$img|IMG|" >"$out/fsck"
 tail -c 4096 /dev/fd/3 >"$out/tail"                 # SEEK_END through /dev/fd
 stat -L -c %s /dev/fd/3 >"$out/size"
 sha256sum </proc/self/fd/3 >"$out/sum" || true

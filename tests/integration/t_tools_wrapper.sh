@@ -49,9 +49,11 @@ S sh -c 'kill -TERM $$'
 same "killed by SIGTERM: exit 143" 143 "$?"
 "$QCOWSHIM" no-such-command-xyz >"$T/o.log" 2>&1
 same "unknown command: exit 127" 127 "$?"
-lib=$QCS_BUILD/libqcowshim.so
+lib=$QCOWSHIM_LIB
 got=$(S sh -c 'printf %s "$LD_PRELOAD"')
-same "LD_PRELOAD is the library" "$lib" "$got"
+same "LD_PRELOAD is the library (QCOWSHIM_LIB)" "$lib" "$got"
+got=$(env -u QCOWSHIM_LIB "$QCOWSHIM" sh -c 'printf %s "$LD_PRELOAD"')
+same "LD_PRELOAD is the built library by default" "$QCS_BUILD/libqcowshim.so" "$got"
 zlib=$(ldconfig -p | sed -n 's/.*libz.so.1 .*=> //p' | head -n 1)
 got=$(LD_PRELOAD=$zlib S sh -c 'printf %s "$LD_PRELOAD"')
 same "an existing LD_PRELOAD is kept after the library" "$lib:$zlib" "$got"
