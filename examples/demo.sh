@@ -102,7 +102,7 @@ run qs debugfs -w -R "write motd /etc/motd" "$img?offset=$root_off"
 say "5. Check both file systems and read files back, still through the shim."
 run qs e2fsck -fn "$img?offset=$root_off"
 echo "   e2fsck: $(tail -n 1 out.log)"
-run qs dd if="$img" of=esp.raw bs=512 skip="$esp_start" count="$esp_size" status=none
+run qs dd if="$img" of=esp.raw bs=1M iflag=skip_bytes,count_bytes skip="$esp_off" count=$((esp_size * 512)) conv=sparse status=none
 run fsck.vfat -n esp.raw
 echo "   fsck.vfat: $(tail -n 1 out.log)"
 show qs mdir -i "$img@@$esp_off" ::/EFI/BOOT
@@ -118,8 +118,8 @@ say "6. Ask qemu: the image is valid QCOW2 and holds exactly that disk."
 show qemu-img check "$img"
 show qemu-img info "$img"
 run qemu-img convert -f qcow2 -O raw "$img" flat.raw
-dd if=flat.raw of=esp2.raw bs=512 skip="$esp_start" count="$esp_size" status=none
-dd if=flat.raw of=root.raw bs=512 skip="$root_start" count="$root_size" status=none
+dd if=flat.raw of=esp2.raw bs=1M iflag=skip_bytes,count_bytes skip="$esp_off" count=$((esp_size * 512)) conv=sparse status=none
+dd if=flat.raw of=root.raw bs=1M iflag=skip_bytes,count_bytes skip="$root_off" count=$((root_size * 512)) conv=sparse status=none
 run fsck.vfat -n esp2.raw
 run e2fsck -fn root.raw
 echo "   fsck.vfat and e2fsck on qemu's flat view of both partitions (no shim): clean"

@@ -80,6 +80,6 @@ quiet mkfs.ext4 -q -F -L root -d "$rootdir" -E offset=$((root_start * 512)) \
 quiet e2fsck -fn "$out?offset=$((root_start * 512))"
 espcopy=$(mktemp "${TMPDIR:-/tmp}/esp.XXXXXX")
 trap 'rm -f "$log" "$espcopy"' EXIT
-quiet dd if="$out" of="$espcopy" bs=512 skip="$esp_start" count="$esp_size" status=none
+quiet dd if="$out" of="$espcopy" bs=1M iflag=skip_bytes,count_bytes skip=$((esp_start * 512)) count=$((esp_size * 512)) conv=sparse status=none
 quiet fsck.vfat -n "$espcopy"
 echo "$out: GPT, ESP $((esp_size / 2048)) MiB (FAT$fat) at sector $esp_start, root $((root_size / 2048)) MiB (ext4) at sector $root_start"

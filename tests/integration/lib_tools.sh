@@ -259,5 +259,5 @@ verify_img() {
 
 # extract FILE START_SECTOR SECTORS OUT: copy a partition out (no shim).
 extract() {
-	dd if="$1" of="$4" bs=512 skip="$2" count="$3" status=none
+	dd if="$1" of="$4" bs=1M iflag=skip_bytes,count_bytes skip=$(($2 * 512)) count=$(($3 * 512)) conv=sparse status=none
 }
