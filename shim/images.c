@@ -680,12 +680,14 @@ void img_release_all(void)
  * clean and an idle parent holds no lock), and hold every lock. */
 void img_atfork_prepare(void)
 {
-	fd_lock();
+	/* Lock order: reg_mu, each img->mu, then the fd table (closing a
+	 * translator takes the table lock itself). */
 	pthread_mutex_lock(&reg_mu);
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_lock(&i->mu);
 		img_release(i);
 	}
+	fd_lock();
 }
 
 void img_atfork_parent(void)

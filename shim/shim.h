@@ -198,6 +198,8 @@ int ofd_setpos(int fd, struct shim_ofd *o, uint64_t pos);
 extern SHIM_HIDDEN atomic_int shim_ncookies;
 FILE *stdio_cookie(int fd, const char *mode);
 void stdio_adopt_std(void);
+void stdio_std_before(int fd);            /* fd 0..2 about to change */
+void stdio_std_after(int fd);             /* fd 0..2 changed */
 void stdio_flush_all(void);
 
 /* ---- wrap_proc.c */

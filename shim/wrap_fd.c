@@ -25,6 +25,8 @@ int dup(int fd)
 		errno = EMFILE;
 		return -1;
 	}
+	if (r < 3)
+		stdio_std_after(r);
 	errno = saved;
 	return r;
 }
@@ -44,15 +46,21 @@ static int dup_to(int fd, int nfd, int flags, bool three)
 		errno = -r;
 		return -1;
 	}
+	bool std = nfd >= 0 && nfd < 3;
+	if (std)
+		stdio_std_before(nfd);
 	r = three ? real_dup3(fd, nfd, flags) : real_dup2(fd, nfd);
 	if (r < 0)
 		return r;
 	if (fd_dup_entry(fd, nfd) < 0) {
 		real_close(nfd);
 		errno = EMFILE;
-		return -1;
+		r = -1;
 	}
-	errno = saved;
+	if (std)
+		stdio_std_after(nfd);
+	if (r >= 0)
+		errno = saved;
 	return r;
 }
 
@@ -90,7 +98,7 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 	if (r < 0)
 		return r;
 	if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
-		if (fl.l_type != F_UNLCK && fl.l_start >= USER_LOCK_BASE)
+		if (fl.l_start >= USER_LOCK_BASE)
 			fl.l_start -= USER_LOCK_BASE;
 		*ufl = fl;
 	}
@@ -112,6 +120,8 @@ int shim_fcntl(int fd, int cmd, void *arg, bool is64)
 			real_close(r);
 			r = (int)shim_ret(-EMFILE);
 		}
+		if (r >= 0 && r < 3)
+			stdio_std_after(r);
 		break;
 	case F_GETFL:
 		r = realfn(fd, cmd, arg);
@@ -165,9 +175,13 @@ int shim_close(int fd)
 {
 	if (fd_is_private(fd))
 		return 0; /* ours: the program only thinks it closed it */
+	if (fd < 3)
+		stdio_std_before(fd);
 	int r = real_close(fd);
 	int e = errno;
 	fd_forget(fd); /* Linux frees the fd even when close fails */
+	if (fd < 3)
+		stdio_std_after(fd);
 	errno = e;
 	return r;
 }

@@ -93,6 +93,8 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		return -1;
 	}
 	fd_attach(fd, o);
+	if (fd < 3)
+		stdio_std_after(fd);
 	errno = saved;
 	return fd;
 }

@@ -16,18 +16,21 @@ static pthread_mutex_t ck_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ck {
 	struct ck *next;
 	FILE *fp;
-	int fd;
+	int fd; /* -1: detached (a standard stream whose fd is no image now) */
 } *cookies;
+static struct ck *std_ck[3];  /* cookie standing in for stdin/stdout/stderr */
+static FILE *std_saved[3];    /* the FILE it replaced */
 
 static ssize_t ck_read(void *c, char *buf, size_t n)
 {
-	return shim_read(((struct ck *)c)->fd, buf, n);
+	int fd = ((struct ck *)c)->fd;
+	return fd < 0 ? 0 : shim_read(fd, buf, n);
 }
 
 static ssize_t ck_write(void *c, const char *buf, size_t n)
 {
 	size_t done = 0;
-	while (done < n) {
+	while (done < n && ((struct ck *)c)->fd >= 0) {
 		ssize_t w = shim_write(((struct ck *)c)->fd, buf + done, n - done);
 		if (w <= 0)
 			return (ssize_t)done; /* glibc: 0 means error */
@@ -38,6 +41,8 @@ static ssize_t ck_write(void *c, const char *buf, size_t n)
 
 static int ck_seek(void *c, off64_t *pos, int whence)
 {
+	if (((struct ck *)c)->fd < 0)
+		return -1;
 	int64_t r = shim_lseek(((struct ck *)c)->fd, *pos, whence);
 	if (r < 0)
 		return -1;
@@ -55,10 +60,13 @@ static int ck_close(void *c)
 			atomic_fetch_sub(&shim_ncookies, 1);
 			break;
 		}
+	for (int i = 0; i < 3; i++)
+		if (std_ck[i] == k)
+			std_ck[i] = NULL;
 	pthread_mutex_unlock(&ck_mu);
 	int fd = k->fd;
 	free(k);
-	return shim_close(fd);
+	return fd < 0 ? 0 : shim_close(fd);
 }
 
 FILE *stdio_cookie(int fd, const char *mode)
@@ -251,24 +259,54 @@ int fileno_unlocked(FILE *f)
 	return fd >= 0 ? fd : real_fileno_unlocked(f);
 }
 
+/*
+ * Standard streams: when fd 0/1/2 is an image (inherited, or made one by
+ * dup2/open, as a shell does for `builtin > disk.qcow2`), stdin/stdout/
+ * stderr are swapped for a cookie FILE on it, and swapped back when the fd
+ * stops being an image.  Output is flushed before the fd changes, so
+ * buffered bytes land where they were meant to.
+ */
+static FILE **std_var(int fd)
+{
+	return fd == 0 ? &stdin : fd == 1 ? &stdout : &stderr;
+}
+
+void stdio_std_before(int fd)
+{
+	FILE *f = *std_var(fd);
+	if (fd > 0 && f)
+		fflush(f);
+}
+
+void stdio_std_after(int fd)
+{
+	bool img = shim_fd_special(fd) && !fd_is_private(fd);
+	FILE **var = std_var(fd);
+	if (img && !std_ck[fd]) {
+		int acc = real_fcntl(fd, F_GETFL, NULL) & O_ACCMODE;
+		const char *m = fd == 0 ? (acc == O_RDWR ? "r+" : "r") : (acc == O_RDWR ? "r+" : "w");
+		FILE *fp = stdio_cookie(fd, m);
+		if (!fp)
+			return;
+		if (fd == 2)
+			setvbuf(fp, NULL, _IONBF, 0);
+		pthread_mutex_lock(&ck_mu);
+		std_ck[fd] = cookies; /* stdio_cookie pushed it first */
+		std_saved[fd] = *var;
+		pthread_mutex_unlock(&ck_mu);
+		*var = fp;
+	} else if (!img && std_ck[fd]) {
+		pthread_mutex_lock(&ck_mu);
+		std_ck[fd]->fd = -1;
+		std_ck[fd] = NULL;
+		pthread_mutex_unlock(&ck_mu);
+		*var = std_saved[fd];
+	}
+}
+
 /* Constructor: standard streams on inherited images. */
 void stdio_adopt_std(void)
 {
-	for (int fd = 0; fd < 3; fd++) {
-		if (!shim_fd_special(fd) || fd_is_private(fd))
-			continue;
-		int acc = real_fcntl(fd, F_GETFL, NULL) & O_ACCMODE;
-		const char *m = acc == O_RDONLY ? "r" : acc == O_WRONLY ? "w" : "r+";
-		FILE *fp = stdio_cookie(fd, m);
-		if (!fp)
-			continue;
-		if (fd == 0)
-			stdin = fp;
-		else if (fd == 1)
-			stdout = fp;
-		else {
-			setvbuf(fp, NULL, _IONBF, 0);
-			stderr = fp;
-		}
-	}
+	for (int fd = 0; fd < 3; fd++)
+		stdio_std_after(fd);
 }

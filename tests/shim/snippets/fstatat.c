@@ -1,0 +1,12 @@
+/* fstatat: see ../snip.h. */
+#define _GNU_SOURCE
+#include "../snip.h"
+
+static void child(void) {}
+
+static void snippet(void)
+{
+	struct stat st; memset(&st, 0, sizeof st); CHECK(fstatat(AT_FDCWD, P, &st, 0) == 0);
+	say("reg %d size %lld blocks>0 %d", S_ISREG(st.st_mode), (long long)st.st_size, st.st_blocks > 0);
+	int fd = open(P, O_RDONLY); CHECK(fstatat(fd, "", &st, AT_EMPTY_PATH) == 0); say("empty path size %lld", (long long)st.st_size); close(fd);
+}

@@ -1,0 +1,11 @@
+/* stat: see ../snip.h. */
+#define _GNU_SOURCE
+#include "../snip.h"
+
+static void child(void) {}
+
+static void snippet(void)
+{
+	struct stat st; memset(&st, 0, sizeof st); CHECK(stat(P, &st) == 0);
+	say("reg %d size %lld blocks>0 %d", S_ISREG(st.st_mode), (long long)st.st_size, st.st_blocks > 0);
+}

@@ -1,0 +1,15 @@
+/* syscall: see ../snip.h. */
+#define _GNU_SOURCE
+#include "../snip.h"
+
+static void child(void) {}
+
+static void snippet(void)
+{
+	int fd = open(P, O_RDWR); CHECK(fd >= 0); char b[8];
+	say("sys pread %ld", syscall(SYS_pread64, fd, b, 8, 1048576 - 4)); say("%016" PRIx64, h64(b, 8));
+	say("sys pwrite %ld", syscall(SYS_pwrite64, fd, "sys", 3, 9000)); say("sys lseek %ld", syscall(SYS_lseek, fd, 0, SEEK_END));
+	struct stat st; long fr = syscall(SYS_fstat, fd, &st); say("sys fstat %ld size %lld", fr, (long long)st.st_size);
+	errno = 0; long r = syscall(SYS_io_uring_setup, 4, calloc(1, 120)); EXPECT(r < 0 && errno == ENOSYS); if (r >= 0) close((int)r);
+	say("getpid ok %d", syscall(SYS_getpid) == getpid()); close(fd);
+}
