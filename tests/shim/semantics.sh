@@ -1,0 +1,180 @@
+#!/bin/sh
+# semantics.sh - behaviour of the shim beyond single calls (issue 3,
+# "Semantics"): invisibility, environment switches, positions across
+# processes, multi-process coherence, qemu lock interop, the exec guard,
+# refusals with one message, s_maxbytes fallback, threads, backing policy.
+# Every check compares with what qemu-img/qemu-io say (no shim) or with a
+# raw twin.  Exit 0 = all passed.
+set -u
+: "${QCS_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${QCS_BUILD:=$QCS_ROOT/build}"
+LIB=$QCS_BUILD/libqcowshim.so
+unset QCOWSHIM_MATCH QCOWSHIM_DISABLE QCOWSHIM_DEBUG QCOWSHIM_NO_BACKING QCOWSHIM_WAIT_MS LD_PRELOAD
+export LC_ALL=C
+T=$(mktemp -d "${TMPDIR:-/tmp}/qcs-semantics.XXXXXX") || exit 1
+BG=""
+trap 'for p in $BG; do kill $p 2>/dev/null; done; cd /; rm -rf "$T"' EXIT
+cd "$T" || exit 1
+npass=0 nfail=0
+pass() { npass=$((npass + 1)); echo "ok   - $*"; }
+fail() { nfail=$((nfail + 1)); echo "FAIL - $*"; }
+# same DESC EXPECTED ACTUAL
+same() {
+	if [ "$2" = "$3" ]; then pass "$1"; else
+		fail "$1"; echo "#      expected: $(printf '%s' "$2" | head -c 300)"
+		echo "#      actual:   $(printf '%s' "$3" | head -c 300)"; fi
+}
+S() { LD_PRELOAD=$LIB timeout -k 5 60 "$@"; }
+CC=${CC:-cc}
+for p in errno_keep stale threads bigseek hold; do
+	$CC -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/$p" "$QCS_ROOT/tests/shim/progs/$p.c" -lpthread ||
+		{ fail "compile $p"; }
+done
+mkdisk() { # NAME SIZE: image with data at 0, 1 MiB, 3 MiB; NAME.raw twin
+	qemu-img create -q -f qcow2 "$1.qcow2" "$2" &&
+	qemu-io -f qcow2 -c 'write -q -P 0x11 0 4096' -c 'write -q -P 0xab 1M 64k' \
+		-c 'write -q -P 0x5c 3M 4096' "$1.qcow2" >/dev/null &&
+	qemu-img convert -f qcow2 -O raw "$1.qcow2" "$1.raw"
+}
+mkdisk d 8M || { echo "cannot make images"; exit 1; }
+FLAT=$(sha256sum <d.raw)
+
+# ---- invisibility and switches
+echo "## invisibility, switches"
+printf 'plain file contents\n' >plain.txt
+same "errno unchanged on success (image and plain file)" "errno: kept" "$(S ./errno_keep d.qcow2 plain.txt 2>&1)"
+same "no output on success (stderr of a shimmed run is empty)" "" "$(S cat d.qcow2 plain.txt 2>&1 >/dev/null)"
+same "QCOWSHIM_DISABLE=1 passes everything through (host size)" "$(stat -c %s d.qcow2)" \
+	"$(QCOWSHIM_DISABLE=1 S stat -c %s d.qcow2)"
+cp d.qcow2 other.img
+same "QCOWSHIM_MATCH='*.img' makes other names images" 8388608 "$(QCOWSHIM_MATCH='*.img:*.nope' S stat -c %s other.img)"
+same "without QCOWSHIM_MATCH other names are not images" "$(stat -c %s other.img)" "$(S stat -c %s other.img)"
+same "qemu-img runs untouched under the shim" "file format: qcow2" "$(S qemu-img info d.qcow2 | grep '^file format')"
+same "QCOWSHIM_DEBUG=1 logs the image open" 1 "$(QCOWSHIM_DEBUG=1 S cat d.qcow2 2>&1 >/dev/null | grep -c 'd.qcow2: opened read-only')"
+
+# ---- positions shared across dup/fork/exec
+echo "## positions"
+same "{ head -c 512 >/dev/null; cat; } < image: the position is shared" \
+	"$(tail -c +513 d.raw | sha256sum)" "$(S sh -c '{ head -c 512 >/dev/null; cat; } < d.qcow2 | sha256sum')"
+same "sha256sum < image (stdin stdio)" "$FLAT" "$(S sh -c 'sha256sum < d.qcow2')"
+same "od <&3 after exec 3<" "$(od -An -tx1 -j 1048576 -N 8 d.raw)" \
+	"$(S bash -c 'exec 3<d.qcow2; dd bs=1M count=1 of=/dev/null status=none <&3; od -An -tx1 -N 8 <&3')"
+cp d.qcow2 w.qcow2; cp d.raw w.raw
+script='exec 3<>"$1"; head -c 100 <&3 >/dev/null; printf "HELLO" >&3; echo " world" >>"$1";
+	printf abc | dd of="$1" bs=1 seek=5000 conv=notrunc status=none; sfdisk -q "$1" </dev/null >/dev/null 2>&1;
+	dd if=/dev/zero bs=512 count=2 status=none >&3; exec 3>&-'
+S bash -c "$script" sh w.qcow2; bash -c "$script" sh w.raw
+same "shell redirections + builtins + children on one image == raw twin" "$(sha256sum <w.raw)" "$(S sha256sum <w.qcow2)"
+same "and the image is clean" "No errors were found on the image." "$(qemu-img check w.qcow2 2>&1 | head -1)"
+
+# ---- coherence between processes
+echo "## coherence"
+cp d.qcow2 c.qcow2
+mkfifo go
+(S ./stale c.qcow2 <go >stale.out 2>&1 &)
+exec 9<>go
+sleep 0.5
+printf '\042' | S dd of=c.qcow2 bs=1 seek=1048576 conv=notrunc status=none
+printf '\043' | S dd of=c.qcow2 bs=1 seek=3145728 conv=notrunc status=none
+echo go >&9; exec 9>&-
+sleep 0.5
+same "a reader sees what another process wrote meanwhile" "before ab
+after 22 23" "$(cat stale.out)"
+cp d.qcow2 l.qcow2
+S ./hold l.qcow2 3 >/dev/null & BG="$BG $!"
+sleep 1
+out=$(QCOWSHIM_WAIT_MS=300 S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1); rc=$?
+same "a second writer is refused while one writes (EBUSY after QCOWSHIM_WAIT_MS)" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c 'qcowshim: l.qcow2: image is being written by another qcowshim process')"
+same "... with one message line" 1 "$(printf '%s\n' "$out" | grep -c '^qcowshim:')"
+same "qemu-img info refuses an image the shim writes" 1 "$(qemu-img info l.qcow2 2>&1 | grep -c 'Failed to get shared "write" lock')"
+ino=$(stat -c %i l.qcow2)
+same "/proc/locks: the writer holds qemu's bytes 100,101,103,201,203" "100 101 103 201 203" \
+	"$(grep ":$ino " /proc/locks | grep OFDLCK | awk '$(NF-1) < 1000 {for (b = $(NF-1); b <= $NF; b++) print b}' | sort -n | tr '\n' ' ' | sed 's/ $//')"
+wait
+same "after the writer exits another writer proceeds" 0 \
+	"$(S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none; echo $?)"
+same "idle holder blocks nobody: shell holds fd 3 open while children write" "0 0" \
+	"$(S bash -c 'exec 3<>l.qcow2; read -r -N 4 x <&3; dd if=/dev/zero of=l.qcow2 bs=512 count=1 seek=9 conv=notrunc status=none; a=$?; printf y >&3; dd if=/dev/zero of=l.qcow2 bs=512 count=1 seek=9 conv=notrunc status=none; echo $a $?')"
+qemu-io -f qcow2 -c 'sleep 4000' l.qcow2 >/dev/null 2>&1 & BG="$BG $!"
+sleep 1
+out=$(S dd if=l.qcow2 of=/dev/null count=1 status=none 2>&1); rc=$?
+same "the shim refuses an image qemu-io holds for writing, with one line" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: l.qcow2: .*qemu')"
+wait
+qemu-img convert -O raw l.qcow2 l.raw
+qemu-io -r -f qcow2 -c 'sleep 4000' l.qcow2 >/dev/null 2>&1 & BG="$BG $!"
+sleep 1
+same "reading is fine while qemu-io reads" "$(dd if=l.raw bs=512 count=1 status=none | sha256sum)" \
+	"$(S dd if=l.qcow2 bs=512 count=1 status=none | sha256sum)"
+out=$(S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1); rc=$?
+same "writing is refused while qemu-io has it open (qemu does not share write)" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: l.qcow2: .*qemu')"
+wait
+same "threads: concurrent pwrite/pread on one fd" "threads ok" "$(S ./threads l.qcow2)"
+same "and the image is clean" "No errors were found on the image." "$(qemu-img check l.qcow2 2>&1 | head -1)"
+
+# ---- the exec guard
+echo "## exec guard"
+printf '#include <unistd.h>\nint main(void){char b[4];return read(0,b,4)==4&&b[0]==0x11?0:3;}\n' >rd.c
+if command -v musl-gcc >/dev/null 2>&1; then MCC=musl-gcc; else MCC="$CC"; fi
+$MCC -static -o rd_static rd.c 2>/dev/null || $CC -static -o rd_static rd.c
+$CC -o rd_dyn rd.c
+out=$(S bash -c './rd_static < d.qcow2; echo "rc=$?"' 2>&1)
+same "a static program inheriting an image fd is refused" "1 1" \
+	"$(printf '%s\n' "$out" | grep -c 'rc=126') $(printf '%s\n' "$out" | grep -c 'qcowshim: refusing to run ./rd_static: it is statically linked')"
+same "the same program without image fds runs" 0 "$(S bash -c './rd_static < d.raw; echo $?')"
+same "LD_PRELOAD dropped by env: re-added for a dynamic child with an image fd" 0 \
+	"$(S bash -c 'env -u LD_PRELOAD ./rd_dyn < d.qcow2; echo $?')"
+
+# ---- refusals with one line
+echo "## refusals"
+printf 'QFI\373\000\000\000\003garbage garbage garbage' >bad.qcow2
+out=$(S cat bad.qcow2 2>&1 >/dev/null); rc=$?
+same "a malformed image: the call fails and one line names it" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: bad.qcow2: ')"
+if qemu-img create -q -f qcow2 --object secret,id=s0,data=pw -o encrypt.format=luks,encrypt.key-secret=s0 enc.qcow2 1M 2>/dev/null; then
+	out=$(S cat enc.qcow2 2>&1 >/dev/null); rc=$?
+	same "an encrypted image is refused with its reason" "1 1" \
+		"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: enc.qcow2: .*encrypt')"
+else
+	fail "qemu-img could not make an encrypted image"
+fi
+qemu-img create -q -f qcow2 -b d.qcow2 -F qcow2 ov.qcow2
+same "an overlay reads through its backing file" "$FLAT" "$(S sha256sum <ov.qcow2)"
+out=$(QCOWSHIM_NO_BACKING=1 S cat ov.qcow2 2>&1 >/dev/null); rc=$?
+same "QCOWSHIM_NO_BACKING=1 refuses it with one line" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: ov.qcow2: ')"
+qemu-img create -q -f qcow2 -b /dev/zero -F raw dev.qcow2 1M 2>/dev/null
+out=$(S cat dev.qcow2 2>&1 >/dev/null); rc=$?
+same "a backing file under /dev is refused" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: dev.qcow2: .*/dev/zero')"
+same "mmap refused, cmp falls back to read" "" "$(S cmp d.qcow2 d.raw 2>&1)"
+
+# ---- copies, creation, stdin
+echo "## copies"
+S cp --sparse=always d.qcow2 sparse.out
+same "cp --sparse=always flattens the image" "$FLAT" "$(sha256sum <sparse.out)"
+same "... sparsely (allocated < virtual)" 1 "$([ "$(du -k sparse.out | cut -f1)" -lt 8192 ] && echo 1)"
+S cat d.qcow2 >cat.out
+same "cat (copy_file_range) copies the flat disk" "$FLAT" "$(sha256sum <cat.out)"
+S cp d.raw made.qcow2
+same "cp raw -> new.qcow2 creates an image with the content" "Images are identical." \
+	"$(qemu-img compare -f qcow2 -F raw made.qcow2 d.raw 2>&1)"
+S dd if=d.raw of=dd.qcow2 bs=64k status=none
+same "dd of=new.qcow2 creates an image" "Images are identical." "$(qemu-img compare -f qcow2 -F raw dd.qcow2 d.raw 2>&1)"
+cp d.qcow2 t.qcow2; S dd if=/dev/zero of=t.qcow2 bs=512 count=1 seek=2 status=none
+same "dd without conv=notrunc truncates the virtual disk at its end" 1536 "$(S stat -c %s t.qcow2)"
+same "... and keeps valid QCOW2" "No errors were found on the image." "$(qemu-img check t.qcow2 2>&1 | head -1)"
+
+# ---- beyond the host filesystem's maximum file size
+echo "## s_maxbytes"
+qemu-img create -q -f qcow2 big.qcow2 20T
+fs=$(stat -f -c %T . 2>/dev/null)
+out=$(S ./bigseek big.qcow2 19791209299968)
+same "positions beyond s_maxbytes (${fs:-?} here) work on a 20 TiB image" \
+	"end 21990232555520 set 19791209299968 write 8 cur 19791209299976 back 19791209299968 read 8 BIGSEEK! dup 19791209299976" "$out"
+same "... and the byte lands there" 1 "$(qemu-io -f qcow2 -c 'read -P 0x42 19791209299968 1' big.qcow2 | grep -c 'read 1/1')"
+
+echo "semantics.sh: $npass passed, $nfail failed"
+[ $nfail = 0 ]
