@@ -50,6 +50,11 @@ cp d.qcow2 other.img
 same "QCOWSHIM_MATCH='*.img' makes other names images" 8388608 "$(QCOWSHIM_MATCH='*.img:*.nope' S stat -c %s other.img)"
 same "without QCOWSHIM_MATCH other names are not images" "$(stat -c %s other.img)" "$(S stat -c %s other.img)"
 same "qemu-img runs untouched under the shim" "file format: qcow2" "$(S qemu-img info d.qcow2 | grep '^file format')"
+$CC -std=gnu11 -O1 -Wall -Wextra -Werror -shared -fPIC -o "$T/libctor.so" "$QCS_ROOT/tests/shim/progs/ctorlib.c" || fail "compile ctorlib"
+same "a library constructor running before the shim's reads the image translated" "ctor read 4 ab end 8388608" \
+	"$(QCS_CTOR_DISK=d.qcow2 LD_PRELOAD="$T/libctor.so:$LIB" /bin/true)"
+same "... and one running after it" "ctor read 4 ab end 8388608" \
+	"$(QCS_CTOR_DISK=d.qcow2 LD_PRELOAD="$LIB:$T/libctor.so" /bin/true)"
 same "QCOWSHIM_DEBUG=1 logs the image open" 1 "$(QCOWSHIM_DEBUG=1 S cat d.qcow2 2>&1 >/dev/null | grep -c 'd.qcow2: opened read-only')"
 
 # ---- positions shared across dup/fork/exec

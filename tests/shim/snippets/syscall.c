@@ -11,5 +11,6 @@ static void snippet(void)
 	say("sys pwrite %ld", syscall(SYS_pwrite64, fd, "sys", 3, 9000)); say("sys lseek %ld", syscall(SYS_lseek, fd, 0, SEEK_END));
 	struct stat st; long fr = syscall(SYS_fstat, fd, &st); say("sys fstat %ld size %lld", fr, (long long)st.st_size);
 	errno = 0; long r = syscall(SYS_io_uring_setup, 4, calloc(1, 120)); EXPECT(r < 0 && errno == ENOSYS); if (r >= 0) close((int)r);
+	unsigned long ctx = 0; errno = 0; r = syscall(SYS_io_setup, 1, &ctx); EXPECT(r < 0 && errno == ENOSYS); if (r == 0) syscall(SYS_io_destroy, ctx);
 	say("getpid ok %d", syscall(SYS_getpid) == getpid()); close(fd);
 }
