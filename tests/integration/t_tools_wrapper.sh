@@ -129,4 +129,36 @@ same "a wrapped script mixes shim tools and qemu-img" "file format: qcow2
 virtual size: 8 MiB (8388608 bytes)" \
 	"$(S sh -c 'truncate -s 8M s.qcow2 && qemu-img info s.qcow2 | grep -E "^(file format|virtual size)"' 2>&1)"
 
+section "exec guard: programs that would not load the shim"
+require ldconfig
+static=$(command -v ldconfig)
+if ldd "$static" 2>&1 | grep -q 'statically linked\|not a dynamic'; then
+	S bash -c '"$1" -p >/dev/null' bash "$static" >"$T/g.log" 2>&1
+	same "a static program runs when no image fd is open" 0 "$?"
+	S bash -c 'exec 3<>"$1"; "$2" -p >/dev/null' bash "$IMG" "$static" >"$T/g.log" 2>&1
+	rc=$?
+	[ "$rc" -ne 0 ] && grep -q 'w.qcow2\|fd 3' "$T/g.log" &&
+		pass "a static program is refused while image fd 3 is open: $(head -n 1 "$T/g.log")" ||
+		{ fail "a static program ran with image fd 3 open (exit $rc)"; show_log "$T/g.log" 3; }
+else
+	fail "$static is not static here: the exec guard test needs a static binary"
+fi
+cp "$IMG" guard.qcow2 && flatten guard.qcow2 guard.raw
+printf 'STRIPPED-ENV' >ge.txt
+dd if=ge.txt of=guard.raw bs=512 seek=4 conv=notrunc status=none
+S bash -c 'exec 3<>"$1"; env -i /usr/bin/dd if=ge.txt bs=512 seek=4 conv=notrunc status=none >&3' bash "$T/guard.qcow2" >"$T/g.log" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ]; then
+	pass "env -i dd on an inherited image fd ran (the shim re-added itself)"
+	qcheck guard.qcow2
+	qcompare "$T/guard.qcow2" guard.raw
+elif grep -q 'guard.qcow2\|fd 3' "$T/g.log"; then
+	pass "env -i dd on an inherited image fd refused with a message: $(head -n 1 "$T/g.log")"
+	qcheck guard.qcow2
+else
+	fail "env -i dd on an inherited image fd failed without a message (exit $rc)"
+	show_log "$T/g.log" 3
+	qcheck guard.qcow2
+fi
+
 finish
