@@ -59,14 +59,15 @@ verify_img
 
 section "the shim writes: qemu must see the lock"
 # dd writes one byte, then blocks on the pipe for 4 s with the image open.
-(printf X; sleep 4; printf Y) | S dd of="$IMG" bs=1 seek=1000 conv=notrunc status=none 2>"$T/dd.err" &
+(printf X; sleep 6; printf Y) | S dd of="$IMG" bs=1 seek=1000 conv=notrunc status=none 2>"$T/dd.err" &
 dpid=$!
 (printf X; printf Y) | dd of="$TWIN" bs=1 seek=1000 conv=notrunc status=none
-sleep 1.5
+if wait_locked "$IMG"; then
+	pass "qemu-img info without -U fails while the shim writes"
+else
+	fail "qemu-img info without -U kept succeeding for 5 s while the shim writes"
+fi
 qemu-img info "$IMG" >"$T/i.log" 2>&1
-rc=$?
-[ "$rc" -ne 0 ] && pass "qemu-img info without -U fails while the shim writes" ||
-	fail "qemu-img info without -U succeeded while the shim writes"
 grep -q 'get .*lock' "$T/i.log" && pass "qemu-img reports a lock conflict: $(grep 'get .*lock' "$T/i.log" | head -n 1)" ||
 	{ fail "qemu-img info: no lock message"; show_log "$T/i.log" 3; }
 run "qemu-img info -U works while the shim writes" qemu-img info -U "$IMG"
@@ -80,13 +81,18 @@ run "qemu-img info works once the shim is done" qemu-img info "$IMG"
 verify_img
 
 section "the shim reads: qemu readers are not blocked"
-S sh -c 'exec 3<"$1"; head -c 512 <&3 >/dev/null; tail -c 100 "$1" >/dev/null; sleep 3' sh "$IMG" 2>"$T/rd.err" &
+# tail -f keeps the image open in a process that has read from it.
+rm -f "$T/reading"
+S timeout 4 tail -f -c 16 "$IMG" >"$T/reading" 2>"$T/rd.err" &
 rpid=$!
-sleep 1.5
+i=0
+while [ ! -s "$T/reading" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -s "$T/reading" ] && pass "tail -f under the shim has read the image and keeps it open" || fail "tail -f under the shim did not read the image"
 run "qemu-img info (read-only) works while the shim reads" qemu-img info "$IMG"
 run "qemu-img convert works while the shim reads" qemu-img convert -f qcow2 -O raw "$IMG" during.raw
 wait "$rpid"
-same "the shim reader exits 0" 0 "$?"
+same "tail -f ends by timeout (124), not by an error" 124 "$?"
+same "tail -f printed the image's last 16 bytes" "$(tail -c 16 "$TWIN" | od -An -tx1)" "$(od -An -tx1 <"$T/reading")"
 
 section "an idle holder does not block: a shell keeps exec 3<> open, children write by path"
 S sh -c 'exec 3<>"$1"; dd if=patch.bin of="$1" bs=4096 seek=20 conv=notrunc status=none && qemu-img info "$1" >/dev/null 2>&1; r=$?; exec 3>&-; exit $r' sh "$IMG" >"$T/h.log" 2>&1
