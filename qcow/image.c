@@ -288,7 +288,10 @@ int qcow_create(struct qcow **out, struct qcow_backend be, const struct qcow_cre
 	int r = qc_header_create(&be, c);
 	if (r < 0 || (r = qcow_open(&q, be, &opts)) < 0)
 		return r;
-	if ((r = qcow_resize(q, c->size)) < 0 || (r = qcow_flush(q)) < 0) {
+	pthread_mutex_lock(&q->lock);
+	r = qc_resize_locked(q, c->size, false); /* a new overlay shows its backing file */
+	pthread_mutex_unlock(&q->lock);
+	if (r < 0 || (r = qcow_flush(q)) < 0) {
 		q->be.ops = NULL;
 		destroy(q);
 		return r;
@@ -380,7 +383,7 @@ int qcow_flush(struct qcow *q)
 int qcow_resize(struct qcow *q, uint64_t size)
 {
 	pthread_mutex_lock(&q->lock);
-	int r = q->broken ? -EIO : qc_resize_locked(q, size);
+	int r = q->broken ? -EIO : qc_resize_locked(q, size, true);
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }

@@ -227,7 +227,8 @@ QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned
 QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
 
 /* resize.c */
-QC_HIDDEN int qc_resize_locked(struct qcow *q, uint64_t size);
+/* hide_backing: the grown area reads as zeros even where a backing file has data */
+QC_HIDDEN int qc_resize_locked(struct qcow *q, uint64_t size, bool hide_backing);
 
 /* backing.c */
 QC_HIDDEN int qc_backing_open(struct qcow *q);

@@ -3,7 +3,8 @@
  *
  * Growing first grows L1 (l2.c), then makes the bytes between the old end
  * and the end of its cluster read as zeros (they may hold stale data from
- * an earlier shrink or from qemu), then switches the header's size.
+ * an earlier shrink or from qemu), and likewise whatever a longer backing
+ * file would show, then switches the header's size.
  * Shrinking releases every cluster beyond the new end (and the L2 tables
  * that only mapped them) before switching the size.
  */
@@ -21,7 +22,7 @@ static int set_size(struct qcow *q, uint64_t size)
 	return 0;
 }
 
-static int grow(struct qcow *q, uint64_t size)
+static int grow(struct qcow *q, uint64_t size, bool hide_backing)
 {
 	uint64_t per_l1 = q->cluster_bits + q->l2_bits;
 	uint64_t need = (size + (1ull << per_l1) - 1) >> per_l1;
@@ -29,6 +30,10 @@ static int grow(struct qcow *q, uint64_t size)
 	if (r < 0)
 		return r;
 	uint64_t old = q->size, cend = (old + q->cluster_size - 1) & ~(q->cluster_size - 1);
+	/* A longer backing file would show through the new area: hide it, as
+	 * qemu does, so that growing reads as zeros like a regular file. */
+	if (hide_backing && q->backing.ops && q->backing_size > cend)
+		cend = q->backing_size;
 	if (cend > size)
 		cend = size;
 	if (cend > old) { /* the tail of the last cluster: visible from now on */
@@ -57,7 +62,7 @@ static int shrink(struct qcow *q, uint64_t size)
 	return set_size(q, size);
 }
 
-int qc_resize_locked(struct qcow *q, uint64_t size)
+int qc_resize_locked(struct qcow *q, uint64_t size, bool hide_backing)
 {
 	if (q->read_only)
 		return -EROFS;
@@ -65,5 +70,5 @@ int qc_resize_locked(struct qcow *q, uint64_t size)
 		return -EFBIG;
 	if (size == q->size)
 		return 0;
-	return size > q->size ? grow(q, size) : shrink(q, size);
+	return size > q->size ? grow(q, size, hide_backing) : shrink(q, size);
 }
