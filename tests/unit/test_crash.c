@@ -84,7 +84,133 @@ ParameterizedTestParameters(crash, seeds)
 
 ParameterizedTest(struct crash_geo *g, crash, seeds, .timeout = 300)
 {
-	unsigned n = g->cb >= 16 ? 60 : 150;
+	unsigned n = g->cb >= 18 ? 25 : g->cb >= 16 ? 60 : 150;
 	for (uint64_t seed = 1; seed <= n; seed++)
 		one_crash(g, seed * 1000 + g->cb * 10 + g->order);
+}
+
+/* Crashes around resizes: L1 growth (relocation to a multi-cluster L1 with
+ * 512 B clusters) and shrinking.  The size after the crash is the old or
+ * the new one; no corruption; data below both sizes that was flushed
+ * before the resize is intact. */
+static void resize_crash(uint64_t seed, bool grow)
+{
+	uint64_t rng = seed;
+	uint64_t small = 1 << 20, big = 16 << 20;
+	struct qcow_create_opts c = { .size = grow ? small : big, .cluster_bits = 9,
+				      .refcount_bits = 1u << qt_below(&rng, 7) };
+	struct qcow_backend mbe;
+	struct qcow *q = qt_create_mem(&c, &mbe);
+	cr_assert(q);
+	uint8_t *data = malloc(small);
+	qt_fill_pattern(data, small, seed);
+	cr_assert_eq(qcow_write(q, data, small, 0), (ssize_t)small);
+	if (!grow) /* something past the cut, freed by the shrink */
+		cr_assert_eq(qcow_write(q, data, small, big - small), (ssize_t)small);
+	cr_assert_eq(qcow_flush(q), 0);
+	size_t len;
+	uint8_t *img = qt_mem_copy(mbe, &len);
+	qcow_close(q);
+
+	struct qt_crash *cr = qt_crash_new(img, len);
+	cr_assert_eq(qcow_open(&q, qt_crash_backend(cr), NULL), 0);
+	uint64_t ns = grow ? big : small;
+	cr_assert_eq(qcow_resize(q, ns), 0);
+	if (qt_below(&rng, 2)) {
+		uint8_t b[700];
+		memset(b, 0x3e, sizeof b);
+		cr_assert_eq(qcow_write(q, b, sizeof b, ns - 700), 700);
+	}
+	if (qt_below(&rng, 3) == 0)
+		qcow_flush(q);
+	size_t clen;
+	uint8_t *after = qt_crash_now(cr, qt_rng(&rng), &clen);
+	qcow_close(q);
+	qt_crash_free(cr);
+	struct qt_check chk;
+	cr_assert_eq(qt_check_image(after, clen, &chk), 0, "seed %llu: %s", (unsigned long long)seed,
+		     chk.msg);
+	cr_expect_eq(chk.errors, 0, "%s crash, seed %llu: %s", grow ? "grow" : "shrink",
+		     (unsigned long long)seed, chk.msg);
+	int err;
+	q = qt_open_mem(after, clen, 0, NULL, &err);
+	cr_assert(q, "%s crash, seed %llu: reopen = %d", grow ? "grow" : "shrink",
+		  (unsigned long long)seed, err);
+	uint64_t sz = qcow_size(q);
+	cr_expect(sz == small || sz == big, "size %llu after crash", (unsigned long long)sz);
+	uint8_t *rd = malloc(small);
+	cr_assert_eq(qcow_read(q, rd, small, 0), (ssize_t)small);
+	/* the last 700 bytes below the new end may have been rewritten */
+	cr_expect(!memcmp(rd, data, small - 700), "%s crash, seed %llu: flushed data damaged",
+		  grow ? "grow" : "shrink", (unsigned long long)seed);
+	qcow_close(q);
+	free(rd);
+	free(after);
+	free(img);
+	free(data);
+}
+
+Test(crash, l1_growth, .timeout = 300)
+{
+	for (uint64_t seed = 1; seed <= 60; seed++)
+		resize_crash(seed, true);
+}
+
+Test(crash, shrink, .timeout = 300)
+{
+	for (uint64_t seed = 1; seed <= 60; seed++)
+		resize_crash(seed, false);
+}
+
+/* Crashes while the refcount table grows: 512 B clusters, 64-bit
+ * refcounts (64 clusters per refblock, 2 MiB per reftable cluster). */
+Test(crash, reftable_growth, .timeout = 300)
+{
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		struct qcow_create_opts c = { .size = 6 << 20, .cluster_bits = 9,
+					      .refcount_bits = 64 };
+		struct qcow_backend mbe;
+		struct qcow *q = qt_create_mem(&c, &mbe);
+		cr_assert(q);
+		uint8_t *data = malloc(1 << 20);
+		qt_fill_pattern(data, 1 << 20, seed);
+		cr_assert_eq(qcow_write(q, data, 1 << 20, 0), 1 << 20);
+		cr_assert_eq(qcow_flush(q), 0);
+		size_t len;
+		uint8_t *img = qt_mem_copy(mbe, &len);
+		qcow_close(q);
+		struct qt_crash *cr = qt_crash_new(img, len);
+		cr_assert_eq(qcow_open(&q, qt_crash_backend(cr), NULL), 0);
+		/* 1.5 MiB more crosses the 2 MiB covered by the first reftable cluster */
+		uint64_t rng = seed;
+		uint8_t *more = malloc(3 << 19);
+		qt_fill_pattern(more, 3 << 19, seed + 1);
+		uint64_t cut = qt_below(&rng, 3 << 19);
+		cr_assert_eq(qcow_write(q, more, cut, 2 << 20), (ssize_t)cut);
+		if (qt_below(&rng, 2))
+			qcow_flush(q);
+		cr_assert_eq(qcow_write(q, more + cut, (3 << 19) - cut, (2 << 20) + cut),
+			     (ssize_t)((3 << 19) - cut));
+		size_t clen;
+		uint8_t *after = qt_crash_now(cr, qt_rng(&rng), &clen);
+		qcow_close(q);
+		qt_crash_free(cr);
+		struct qt_check chk;
+		cr_assert_eq(qt_check_image(after, clen, &chk), 0, "%s", chk.msg);
+		cr_expect_eq(chk.errors, 0, "reftable growth crash, seed %llu: %s",
+			     (unsigned long long)seed, chk.msg);
+		int err;
+		q = qt_open_mem(after, clen, 0, NULL, &err);
+		cr_assert(q, "seed %llu: reopen = %d", (unsigned long long)seed, err);
+		uint8_t *rd = malloc(1 << 20);
+		cr_assert_eq(qcow_read(q, rd, 1 << 20, 0), 1 << 20);
+		cr_expect(!memcmp(rd, data, 1 << 20), "seed %llu: flushed data damaged",
+			  (unsigned long long)seed);
+		qcow_close(q);
+		free(rd);
+		free(more);
+		free(data);
+		free(after);
+		free(img);
+	}
 }

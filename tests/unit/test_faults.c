@@ -13,12 +13,15 @@
 #include "qt.h"
 
 #define SIZE (1u << 20)
-#define CB 12
 #define NOPS 80
+
+/* geometry of the scenario image: set per test */
+static unsigned CB = 12, VERSION = 3, RBITS = 16;
 
 static uint8_t *base_image(size_t *len, struct qt_track *t)
 {
-	struct qcow_create_opts c = { .size = SIZE, .cluster_bits = CB };
+	struct qcow_create_opts c = { .size = SIZE, .cluster_bits = CB, .version = VERSION,
+				      .refcount_bits = RBITS };
 	struct qcow_backend be;
 	struct qcow *q = qt_create_mem(&c, &be);
 	cr_assert(q);
@@ -95,6 +98,22 @@ Test(faults, punch_once, .timeout = 300) { every_point(QT_PUNCH, false, 50); }
 Test(faults, pwrite_from_then_on, .timeout = 300) { every_point(QT_PWRITE, true, 60); }
 Test(faults, flush_from_then_on, .timeout = 300) { every_point(QT_FLUSH, true, 40); }
 Test(faults, pread_from_then_on, .timeout = 300) { every_point(QT_PREAD, true, 40); }
+
+/* other geometries: tiny clusters with 1-bit refcounts (many refblocks),
+ * 64-bit refcounts, and a v2 image */
+static void geometry(unsigned cb, unsigned version, unsigned rbits)
+{
+	CB = cb;
+	VERSION = version;
+	RBITS = rbits;
+	every_point(QT_PWRITE, false, 80);
+	every_point(QT_FLUSH, false, 40);
+	every_point(QT_PREAD, false, 40);
+}
+
+Test(faults, geometry_512_rb1, .timeout = 300) { geometry(9, 3, 1); }
+Test(faults, geometry_512_rb64, .timeout = 300) { geometry(9, 3, 64); }
+Test(faults, geometry_64k_v2, .timeout = 300) { geometry(16, 2, 16); }
 
 /* Out of space: ENOSPC from the backend comes back as ENOSPC. */
 Test(faults, enospc_passed_through)

@@ -100,6 +100,48 @@ ParameterizedTest(struct geo *g, mirror, geometry, .timeout = 300)
 	run_mirror(g, 1000 + g->version * 100 + g->cb * 7 + g->order, true);
 }
 
+/* Extended L2 entries (subclusters), every cluster size that allows them. */
+static void run_ext_mirror(unsigned cb, unsigned order, uint64_t seed)
+{
+	struct qcow_create_opts c = { .size = geo_size(cb), .cluster_bits = cb,
+				      .refcount_bits = 1u << order, .extended_l2 = true };
+	struct qcow_backend be;
+	struct qcow *q = qt_create_mem(&c, &be);
+	cr_assert(q, "create extended L2 cb %u", cb);
+	struct qcow_info info;
+	cr_assert_eq(qcow_info(q, &info), 0);
+	cr_assert(info.extended_l2);
+	struct qt_mirror mi;
+	qt_mirror_init(&mi, q, be, c.size, 2 * c.size, seed);
+	mi.resize = true;
+	mi.check_every = true;
+	unsigned n = geo_ops(cb);
+	for (unsigned i = 0; i < n; i++)
+		if (qt_mirror_step(&mi))
+			cr_assert_fail("extended L2 cb %u rb %u seed %llu: %s", cb, 1u << order,
+				       (unsigned long long)seed, mi.err);
+	cr_assert(!qt_mirror_verify(&mi), "extended L2 cb %u: %s", cb, mi.err);
+	const char *m = qt_check_open(q, be, false);
+	cr_assert(!m, "extended L2 cb %u: %s", cb, m);
+	size_t len;
+	uint8_t *bytes = qt_mem_copy(be, &len);
+	qcow_close(q);
+	int err;
+	q = qt_open_mem(bytes, len, QCOW_RDONLY, &be, &err);
+	cr_assert(q, "reopen = %d", err);
+	mi.q = q;
+	cr_assert(!qt_mirror_verify(&mi), "extended L2 cb %u after reopen: %s", cb, mi.err);
+	qcow_close(q);
+	qt_mirror_fini(&mi);
+	free(bytes);
+}
+
+Test(mirror, extended_l2_every_cluster_size, .timeout = 300)
+{
+	for (unsigned cb = 14; cb <= 21; cb++)
+		run_ext_mirror(cb, cb % 7, 500 + cb);
+}
+
 /* Longer runs with other seeds on the common geometries. */
 Test(mirror, long_default_geometry, .timeout = 300)
 {
