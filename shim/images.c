@@ -11,12 +11,20 @@
  *     flushes (qcow_close) before the fd, and so the locks, go away.  qemu
  *     therefore refuses the image meanwhile, and a second shim writer waits
  *     (QCOWSHIM_WAIT_MS) for the exclusive byte.
- *   - a process that only reads holds nothing; before every operation it
- *     checks that nobody holds byte 101 ("write") and compares the host
- *     file's (mtime, ctime, size) with what it saw last; on a change (or
- *     when the last stamp was taken within one coarse clock tick, which
- *     a later write could leave unchanged) it re-reads the metadata
- *     (qcow_invalidate).  An idle process therefore never blocks another.
+ *   - a process that only reads holds a shared lock on SHIM_READER_BYTE
+ *     while its translator is open (never conflicting with anyone); before
+ *     every operation it checks that qemu is not writing (byte 101 held
+ *     without SHIM_LOCK_BYTE) and compares the host file's (mtime, ctime,
+ *     size) with what it saw last; on a change (or when the last stamp was
+ *     taken within one coarse clock tick, which a later write could leave
+ *     unchanged) it re-reads the metadata (qcow_invalidate).
+ *   - a writer that sees SHIM_READER_BYTE held by someone else pushes its
+ *     cached metadata to the file after every write operation (without
+ *     fdatasync: visibility, not durability), so concurrent readers (a
+ *     pipeline) see every completed write, as with a raw file.  Data is
+ *     written before the L2 entry that maps it and L2 tables before L1
+ *     entries, so a reader racing a write sees the old or the new mapping.
+ * An idle process therefore never blocks another.
  * Everything here runs with img->mu held unless stated.
  */
 #include "shim.h"
@@ -27,6 +35,7 @@
 #include <time.h>
 
 #define SHIM_LOCK_BYTE (1LL << 60) /* shim writers' exclusive byte */
+#define SHIM_READER_BYTE (SHIM_LOCK_BYTE + 1) /* shared: a shim reader has it open */
 #define QEMU_PERM_BASE 100         /* "uses permission i" */
 #define QEMU_SHARE_BASE 200        /* "does not share permission i" */
 
@@ -40,7 +49,7 @@ struct shim_image {
 	char *shown; /* as the program first named it, for messages */
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
-	bool rw, writer, pending, unsure, opening;
+	bool rw, writer, pending, unsure, opening, unpublished;
 	struct timespec mtim, ctim;
 	off_t hsize;
 	char why[512]; /* first log line of the current open */
@@ -59,8 +68,11 @@ static ssize_t sys_pwrite(int fd, const void *b, size_t n, off_t o)
 {
 	return real_pwrite64(shim_priv_real(fd), b, n, o);
 }
+static __thread int nosync; /* coherence flushes: page cache only */
 static int sys_fdatasync(int fd)
 {
+	if (nosync)
+		return 0;
 	return real_fdatasync(shim_priv_real(fd));
 }
 static int sys_fstat(int fd, struct stat *st)
@@ -345,16 +357,14 @@ static int check_no_writer(struct shim_image *img, int fd)
 	for (int waited = 0;; waited += 10) {
 		if (!held_elsewhere(fd, QEMU_PERM_BASE + 1))
 			return 0;
-		if (!held_elsewhere(fd, SHIM_LOCK_BYTE)) {
+		if (held_elsewhere(fd, SHIM_LOCK_BYTE))
+			return 0; /* a shim writer: it publishes every write to us */
+		if (waited >= 100) {
 			shim_msg("%s: image is locked for writing by another program (qemu?)",
 				 img->shown);
 			return -EBUSY;
 		}
-		if (waited >= policy_wait_ms()) {
-			shim_msg("%s: image is being written by another qcowshim process", img->shown);
-			return -EBUSY;
-		}
-		sleep_ms(10);
+		sleep_ms(10); /* or a shim writer between its two lock calls */
 	}
 }
 
@@ -501,6 +511,7 @@ int img_ready(struct shim_image *img, bool write)
 		}
 		if ((r = open_translator(img, false)) < 0)
 			return r;
+		lock_byte(img->trfd, F_OFD_SETLK, F_RDLCK, SHIM_READER_BYTE);
 		stamp_record(img);
 		return 0;
 	}
@@ -532,8 +543,18 @@ static void img_release(struct shim_image *img)
 
 void img_op_done(struct shim_image *img)
 {
-	if (unlikely(shim_exiting))
+	if (unlikely(shim_exiting)) {
 		img_release(img);
+		return;
+	}
+	if (img->unpublished && img->writer && held_elsewhere(img->trfd, SHIM_READER_BYTE)) {
+		nosync++;
+		int r = qcow_flush(img->q);
+		nosync--;
+		if (r < 0)
+			shim_msg("%s: writing metadata failed: %s", img->shown, strerror(-r));
+	}
+	img->unpublished = false;
 }
 
 int img_validate(struct shim_image *img, const char *shown, bool writable)
@@ -593,6 +614,7 @@ ssize_t img_pwrite(struct shim_image *img, const void *buf, size_t n, uint64_t o
 		return -EFBIG;
 	if (off + n > qcow_size(img->q) && (r = qcow_resize(img->q, off + n)) < 0)
 		return r;
+	img->unpublished = true;
 	ssize_t w = qcow_write(img->q, buf, n, off);
 	return w;
 }
@@ -604,6 +626,7 @@ int img_resize(struct shim_image *img, uint64_t size)
 		return r;
 	if (size == qcow_size(img->q))
 		return 0;
+	img->unpublished = true;
 	return qcow_resize(img->q, size);
 }
 
@@ -617,6 +640,7 @@ int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap)
 		return 0;
 	if (n > size - off)
 		n = size - off;
+	img->unpublished = true;
 	return qcow_zero(img->q, off, n, unmap ? QCOW_ZERO_UNMAP : 0);
 }
 

@@ -116,6 +116,11 @@ out=$(S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1)
 same "writing is refused while qemu-io has it open (qemu does not share write)" "1 1" \
 	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: l.qcow2: .*qemu')"
 wait
+cp d.qcow2 pp.qcow2; cp d.raw pp.raw
+dd if=pp.raw bs=1M count=4 status=none | dd of=pp.raw bs=1M seek=4 conv=notrunc status=none
+out=$(S sh -c 'dd if=pp.qcow2 bs=1M count=4 status=none | dd of=pp.qcow2 bs=1M seek=4 conv=notrunc status=none' 2>&1)
+same "a pipeline reading and writing one image (concurrent reader and writer)" "" "$out"
+same "... gives the raw twin's result" "Images are identical." "$(qemu-img compare -f qcow2 -F raw pp.qcow2 pp.raw 2>&1)"
 same "threads: concurrent pwrite/pread on one fd" "threads ok" "$(S ./threads l.qcow2)"
 same "and the image is clean" "No errors were found on the image." "$(qemu-img check l.qcow2 2>&1 | head -1)"
 
