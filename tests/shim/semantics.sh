@@ -133,6 +133,10 @@ $CC -o rd_dyn rd.c
 out=$(S bash -c './rd_static < d.qcow2; echo "rc=$?"' 2>&1)
 same "a static program inheriting an image fd is refused" "1 1" \
 	"$(printf '%s\n' "$out" | grep -c 'rc=126') $(printf '%s\n' "$out" | grep -c 'qcowshim: refusing to run ./rd_static: it is statically linked')"
+cp rd_dyn rd_suid && chown nobody rd_suid 2>/dev/null && chmod u+s rd_suid
+out=$(S bash -c './rd_suid < d.qcow2; echo "rc=$?"' 2>&1)
+same "a setuid program (owned by another user) inheriting an image fd is refused" "1 1" \
+	"$(printf '%s\n' "$out" | grep -c 'rc=126') $(printf '%s\n' "$out" | grep -c 'qcowshim: refusing to run ./rd_suid: it is setuid')"
 same "the same program without image fds runs" 0 "$(S bash -c './rd_static < d.raw; echo $?')"
 same "LD_PRELOAD dropped by env: re-added for a dynamic child with an image fd" 0 \
 	"$(S bash -c 'env -u LD_PRELOAD ./rd_dyn < d.qcow2; echo $?')"
@@ -163,6 +167,12 @@ same "mmap refused, cmp falls back to read" "" "$(S cmp d.qcow2 d.raw 2>&1)"
 
 # ---- copies, creation, stdin
 echo "## copies"
+same "O_DIRECT is accepted and emulated (dd iflag=direct,oflag=direct)" "$(dd if=d.raw bs=4k skip=256 count=1 status=none | sha256sum)" \
+	"$(S dd if=d.qcow2 iflag=direct bs=4k skip=256 count=1 status=none | sha256sum)"
+cp d.qcow2 od.qcow2; cp d.raw od.raw
+printf 'direct' | dd of=od.raw bs=1 seek=7 conv=notrunc status=none
+printf 'direct' | S dd of=od.qcow2 oflag=direct bs=1 seek=7 conv=notrunc status=none
+same "... unaligned O_DIRECT writes land as on a raw file" "Images are identical." "$(qemu-img compare -f qcow2 -F raw od.qcow2 od.raw 2>&1)"
 S cp --sparse=always d.qcow2 sparse.out
 same "cp --sparse=always flattens the image" "$FLAT" "$(sha256sum <sparse.out)"
 same "... sparsely (allocated < virtual)" 1 "$([ "$(du -k sparse.out | cut -f1)" -lt 8192 ] && echo 1)"
