@@ -377,8 +377,11 @@ void proc_release_for_spawn(void)
 {
 	char **env;
 	if (exec_prepare("/bin/sh", environ, &env) == 0 && env) {
+		/* Only a dropped LD_PRELOAD matters here: the shell started by
+		 * system/popen has another pid, so QCOWSHIM_FDS would not apply. */
+		const char *cur = getenv("LD_PRELOAD");
 		for (size_t i = 0; env[i]; i++)
-			if (!strncmp(env[i], "LD_PRELOAD=", 11) || !strncmp(env[i], "QCOWSHIM_FDS=", 13))
+			if (!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur))
 				putenv(env[i]); /* deliberately kept: environ owns it now */
 		free(env);
 	}

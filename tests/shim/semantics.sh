@@ -71,6 +71,10 @@ script='exec 3<>"$1"; head -c 100 <&3 >/dev/null; printf "HELLO" >&3; echo " wor
 S bash -c "$script" sh w.qcow2; bash -c "$script" sh w.raw
 same "shell redirections + builtins + children on one image == raw twin" "$(sha256sum <w.raw)" "$(S sha256sum <w.qcow2)"
 same "and the image is clean" "No errors were found on the image." "$(qemu-img check w.qcow2 2>&1 | head -1)"
+cp d.qcow2 ap.qcow2; cp d.raw ap.raw; printf 'appended by a child\n' >line.txt
+script='exec 3>>"$1"; cat line.txt >&3; dd if=line.txt status=none >&3; printf "by the shell" >&3; exec 3>&-'
+S bash -c "$script" sh ap.qcow2; bash -c "$script" sh ap.raw
+same "O_APPEND opened by the shell holds in exec'd children (QCOWSHIM_FDS)" "$(sha256sum <ap.raw)" "$(S sha256sum <ap.qcow2)"
 
 # ---- coherence between processes
 echo "## coherence"
