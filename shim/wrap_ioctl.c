@@ -65,6 +65,15 @@ int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
+	if (unlikely(req == FICLONE || req == FICLONERANGE)) {
+		/* Reflinking an image's host extents would copy raw QCOW2
+		 * bytes: refuse like a cross-filesystem clone (cp falls back). */
+		int src = req == FICLONE ? (int)(long)arg : (int)((struct file_clone_range *)arg)->src_fd;
+		if (shim_fd_special(src) || shim_fd_special(fd)) {
+			errno = EXDEV;
+			return -1;
+		}
+	}
 	if (SHIM_PASS(fd))
 		return real_ioctl(fd, req, arg);
 	switch (req) { /* about the descriptor, not the bytes */

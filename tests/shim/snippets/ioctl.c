@@ -13,5 +13,7 @@ static void snippet(void)
 	say("size %llu", (unsigned long long)size);
 	int ss = 0; r = ioctl(fd, 0x1268 /* BLKSSZGET */, &ss); if (r != 0) ss = 512; say("sector %d", ss);
 	char fm[4096] = {0}; errno = 0; r = ioctl(fd, 0xC020660B /* FS_IOC_FIEMAP */, fm); EXPECT(r < 0 && errno == EOPNOTSUPP);
-	int n = 0; say("fionread-like passthrough %d", ioctl(fd, FIOCLEX, &n)); say("cloexec %d", (fcntl(fd, F_GETFD) & 1)); close(fd);
+	char tmp[] = "/tmp/qcs-clone-XXXXXX"; int c = mkstemp(tmp); unlink(tmp); errno = 0; r = ioctl(c, FICLONE, fd);
+	EXPECT(r < 0 && errno == EXDEV); if (r == 0) { CHECK(ftruncate(c, 0) == 0); } close(c);
+	int n = 0; say("fioclex passthrough %d", ioctl(fd, FIOCLEX, &n)); say("cloexec %d", (fcntl(fd, F_GETFD) & 1)); close(fd);
 }
