@@ -204,11 +204,6 @@ static int check_writable(struct qcow *q, bool want_rw)
 	}
 	if (!want_rw)
 		return 0;
-	if (q->incompat & QC_INCOMPAT_DIRTY) {
-		qc_log(q, "image is dirty (lazy refcounts were not written back); "
-			  "repair it with 'qemu-img check -r all' before writing");
-		return -EROFS;
-	}
 	if (q->has_data_file) {
 		qc_log(q, "writing images with an external data file is not supported");
 		return -ENOTSUP;
@@ -218,12 +213,17 @@ static int check_writable(struct qcow *q, bool want_rw)
 
 static int open_writable(struct qcow *q)
 {
+	int r;
 	q->read_only = false;
+	/* Lazy refcounts left stale: rebuild them before the first write. */
+	if ((q->incompat & QC_INCOMPAT_DIRTY) &&
+	    ((r = qc_repair_refcounts(q)) < 0 || (unload(q), r = load(q)) < 0))
+		return r;
 	/* Autoclear bits announce structures we do not maintain (bitmaps...). */
 	if (q->version >= 3 && q->autoclear) {
 		q->autoclear = 0;
 		be64_put(q->hdr + QH_AUTOCLEAR, 0);
-		int r = qc_header_write(q, QH_AUTOCLEAR, 8);
+		r = qc_header_write(q, QH_AUTOCLEAR, 8);
 		if (r < 0 || (r = qc_sync(q)) < 0)
 			return r;
 	}

@@ -226,6 +226,9 @@ QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned
 /* compress.c */
 QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
 
+/* repair.c */
+QC_HIDDEN int qc_repair_refcounts(struct qcow *q);
+
 /* resize.c */
 /* hide_backing: the grown area reads as zeros even where a backing file has data */
 QC_HIDDEN int qc_resize_locked(struct qcow *q, uint64_t size, bool hide_backing);
