@@ -26,7 +26,7 @@ same() {
 }
 S() { LD_PRELOAD=$LIB timeout -k 5 60 "$@"; }
 CC=${CC:-cc}
-for p in errno_keep stale threads bigseek hold; do
+for p in errno_keep stale threads bigseek hold rnd; do
 	$CC -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/$p" "$QCS_ROOT/tests/shim/progs/$p.c" -lpthread ||
 		{ fail "compile $p"; }
 done
@@ -190,6 +190,20 @@ same "dd of=new.qcow2 creates an image" "Images are identical." "$(qemu-img comp
 cp d.qcow2 t.qcow2; S dd if=/dev/zero of=t.qcow2 bs=512 count=1 seek=2 status=none
 same "dd without conv=notrunc truncates the virtual disk at its end" 1536 "$(S stat -c %s t.qcow2)"
 same "... and keeps valid QCOW2" "No errors were found on the image." "$(qemu-img check t.qcow2 2>&1 | head -1)"
+
+# ---- a random workload on every kind of image layout, against raw twins
+echo "## random workloads"
+for opts in cluster_size=65536 compat=0.10,cluster_size=4096 cluster_size=512,refcount_bits=1 \
+	extended_l2=on,cluster_size=65536 cluster_size=2097152,refcount_bits=64 lazy_refcounts=on; do
+	for seed in 1 2; do
+		rm -f r.qcow2 r.raw
+		qemu-img create -q -f qcow2 -o "$opts" r.qcow2 4M && truncate -s 4M r.raw
+		a=$(S ./rnd r.qcow2 $seed 2>&1); b=$(./rnd r.raw $seed 2>&1)
+		same "random workload ($opts, seed $seed): same size" "$b" "$a"
+		same "random workload ($opts, seed $seed): disks equal, image clean" "Images are identical. No errors were found on the image." \
+			"$(qemu-img compare -f qcow2 -F raw r.qcow2 r.raw 2>&1 | head -1) $(qemu-img check r.qcow2 2>&1 | head -1)"
+	done
+done
 
 # ---- beyond the host filesystem's maximum file size
 echo "## s_maxbytes"
