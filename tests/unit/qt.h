@@ -80,6 +80,8 @@ const uint8_t *qt_find_extension(const uint8_t *img, size_t len, uint32_t type, 
 
 /* Memory-backed image helpers.  The backend copy stays valid while q is open. */
 struct qcow *qt_create_mem(const struct qcow_create_opts *c, struct qcow_backend *be_out);
+struct qcow *qt_create_mem_opts(const struct qcow_create_opts *c, const struct qcow_opts *o,
+				struct qcow_backend *be_out);
 struct qcow *qt_open_mem(const void *data, size_t len, unsigned flags, struct qcow_backend *be_out,
 			 int *err);
 /* A malloc'd copy of the backend's current bytes. */

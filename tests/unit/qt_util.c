@@ -97,11 +97,17 @@ const uint8_t *qt_find_extension(const uint8_t *img, size_t len, uint32_t type, 
 
 struct qcow *qt_create_mem(const struct qcow_create_opts *c, struct qcow_backend *be_out)
 {
+	return qt_create_mem_opts(c, NULL, be_out);
+}
+
+struct qcow *qt_create_mem_opts(const struct qcow_create_opts *c, const struct qcow_opts *o,
+				struct qcow_backend *be_out)
+{
 	struct qcow_backend be;
 	struct qcow *q = NULL;
 	if (qcow_backend_mem(&be, NULL, 0) < 0)
 		return NULL;
-	int r = qcow_create(&q, be, c, NULL);
+	int r = qcow_create(&q, be, c, o);
 	if (r < 0) {
 		be.ops->close(be.h);
 		return NULL;

@@ -13,6 +13,7 @@
 
 struct crash_geo {
 	unsigned cb, order, version;
+	bool tiny_cache; /* minimal L2 and refblock caches: eviction write-back */
 };
 
 static void one_crash(const struct crash_geo *g, uint64_t seed)
@@ -35,12 +36,15 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 	qcow_close(q);
 
 	struct qt_crash *cr = qt_crash_new(img, len);
-	int r = qcow_open(&q, qt_crash_backend(cr), NULL);
+	struct qcow_opts o = { 0 };
+	if (g->tiny_cache)
+		o.l2_cache_bytes = o.refblock_cache_bytes = 1;
+	int r = qcow_open(&q, qt_crash_backend(cr), &o);
 	cr_assert_eq(r, 0, "open on the crash backend = %d", r);
 	unsigned nops = 5 + (unsigned)qt_below(&rng, 60);
 	if (qt_track_run(&t, q, (unsigned)cs, seed, nops))
-		cr_assert_fail("cb %u rb %u seed %llu: %s", g->cb, 1u << g->order,
-			       (unsigned long long)seed, t.err);
+		cr_assert_fail("cb %u rb %u%s seed %llu: %s", g->cb, 1u << g->order,
+			       g->tiny_cache ? " tiny cache" : "", (unsigned long long)seed, t.err);
 	cr_assert_eq(t.errors, 0, "cb %u seed %llu: %lu ops failed before the crash", g->cb,
 		     (unsigned long long)seed, t.errors);
 	size_t clen;
@@ -51,8 +55,9 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 	struct qt_check chk;
 	cr_assert_eq(qt_check_image(after, clen, &chk), 0, "cb %u rb %u seed %llu: %s", g->cb,
 		     1u << g->order, (unsigned long long)seed, chk.msg);
-	cr_expect_eq(chk.errors, 0, "cb %u rb %u v%u seed %llu: corruption after crash: %s", g->cb,
-		     1u << g->order, g->version, (unsigned long long)seed, chk.msg);
+	cr_expect_eq(chk.errors, 0, "cb %u rb %u v%u%s seed %llu: corruption after crash: %s", g->cb,
+		     1u << g->order, g->version, g->tiny_cache ? " tiny cache" : "",
+		     (unsigned long long)seed, chk.msg);
 	int err;
 	q = qt_open_mem(after, clen, 0, &mbe, &err);
 	cr_assert(q, "cb %u seed %llu: reopen after crash = %d", g->cb, (unsigned long long)seed,
@@ -76,15 +81,18 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 ParameterizedTestParameters(crash, seeds)
 {
 	static struct crash_geo g[] = {
-		{ 9, 4, 3 }, { 9, 0, 3 }, { 9, 6, 3 }, { 12, 4, 3 }, { 12, 1, 3 },
-		{ 12, 4, 2 }, { 16, 4, 3 }, { 16, 3, 3 }, { 16, 4, 2 }, { 18, 2, 3 },
+		{ 9, 4, 3, false },  { 9, 0, 3, false },  { 9, 6, 3, false },
+		{ 12, 4, 3, false }, { 12, 1, 3, false }, { 12, 4, 2, false },
+		{ 16, 4, 3, false }, { 16, 3, 3, false }, { 16, 4, 2, false },
+		{ 18, 2, 3, false }, { 9, 4, 3, true },   { 12, 0, 3, true },
+		{ 12, 4, 2, true },
 	};
 	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
 }
 
 ParameterizedTest(struct crash_geo *g, crash, seeds, .timeout = 300)
 {
-	unsigned n = g->cb >= 18 ? 25 : g->cb >= 16 ? 60 : 150;
+	unsigned n = g->cb >= 18 ? 20 : g->cb >= 16 ? 40 : 100;
 	for (uint64_t seed = 1; seed <= n; seed++)
 		one_crash(g, seed * 1000 + g->cb * 10 + g->order);
 }

@@ -142,6 +142,34 @@ Test(mirror, extended_l2_every_cluster_size, .timeout = 300)
 		run_ext_mirror(cb, cb % 7, 500 + cb);
 }
 
+/* Minimal caches (the library clamps them to its minimum): constant
+ * eviction and write-back under the mirror. */
+Test(mirror, tiny_caches, .timeout = 300)
+{
+	static const struct geo g[] = { { 3, 9, 0 }, { 3, 12, 4 }, { 3, 16, 6 }, { 2, 10, 4 } };
+	for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
+		struct qcow_create_opts c = { .size = geo_size(g[k].cb), .cluster_bits = g[k].cb,
+					      .version = g[k].version,
+					      .refcount_bits = 1u << g[k].order };
+		struct qcow_opts o = { .l2_cache_bytes = 1, .refblock_cache_bytes = 1 };
+		struct qcow_backend be;
+		struct qcow *q = qt_create_mem_opts(&c, &o, &be);
+		cr_assert(q, "create with tiny caches");
+		struct qt_mirror mi;
+		qt_mirror_init(&mi, q, be, c.size, 2 * c.size, 77 + k);
+		mi.resize = true;
+		mi.check_every = true;
+		for (unsigned i = 0; i < 2000; i++)
+			if (qt_mirror_step(&mi))
+				cr_assert_fail("tiny caches, cb %u: %s", g[k].cb, mi.err);
+		cr_assert(!qt_mirror_verify(&mi), "tiny caches cb %u: %s", g[k].cb, mi.err);
+		const char *m = qt_check_open(q, be, false);
+		cr_assert(!m, "tiny caches cb %u: %s", g[k].cb, m);
+		qcow_close(q);
+		qt_mirror_fini(&mi);
+	}
+}
+
 /* Longer runs with other seeds on the common geometries. */
 Test(mirror, long_default_geometry, .timeout = 300)
 {
