@@ -28,7 +28,7 @@ trap 'exit 130' INT TERM
 cd "$T" || exit 1
 
 pass() { npass=$((npass + 1)); echo "ok   - $*"; }
-fail() { nfail=$((nfail + 1)); echo "FAIL - $*"; }
+fail() { nfail=$((nfail + 1)); echo "FAIL - $*"; echo "FAIL - $*" >>"$T/failures"; }
 note() { echo "#      $*"; }
 section() { echo; echo "## $*"; }
 
@@ -38,6 +38,10 @@ show_log() { tail -n "${2:-12}" "$1" 2>/dev/null | sed 's/^/#      | /'; }
 # finish: summary line and exit status.
 finish() {
 	echo
+	if [ -s "$T/failures" ]; then
+		echo "failed assertions (details above):"
+		sed 's/^/  /' "$T/failures"
+	fi
 	echo "$(basename "$0"): $npass passed, $nfail failed"
 	[ "$nfail" -eq 0 ] && exit 0
 	exit 1
