@@ -19,7 +19,8 @@
  *       fallocate, ftruncate), comparing every read and, periodically and
  *       at the end, the whole contents.  Exits 1 on the first mismatch.
  *
- * Sizes take K/M/G/T suffixes.  Exit status: 0 ok, 1 failure, 2 usage.
+ * Sizes take K/M/G/T suffixes.  QCOWTOOL_TINY_CACHE=1 in the environment opens
+ * images with minimal L2/refblock caches.  Exit status: 0 ok, 1 failure, 2 usage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +116,8 @@ static struct qcow *open_image(const char *path, bool rw)
 		die("qcow_backend_fd: %s", strerror(-r));
 	struct qcow_opts o = { .flags = rw ? 0 : QCOW_RDONLY, .path = path, .log = log_line,
 			       .open_file = open_side_file };
+	if (getenv("QCOWTOOL_TINY_CACHE")) /* the library's minimum: constant eviction */
+		o.l2_cache_bytes = o.refblock_cache_bytes = 1;
 	struct qcow *q;
 	r = qcow_open(&q, be, &o);
 	if (r < 0)
