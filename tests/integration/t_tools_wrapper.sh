@@ -95,6 +95,9 @@ same "--match='*.img' form" 67108864 "$("$QCOWSHIM" --match='*.img' stat -c %s d
 same "--match '*.img' leaves *.qcow2 alone" "$hsize" "$("$QCOWSHIM" --match '*.img' stat -c %s "$IMG" 2>&1)"
 same "QCOWSHIM_MATCH='*.img:*.qcow2' matches both (1)" 67108864 "$(QCOWSHIM_MATCH='*.img:*.qcow2' S stat -c %s disk.img 2>&1)"
 same "QCOWSHIM_MATCH='*.img:*.qcow2' matches both (2)" 67108864 "$(QCOWSHIM_MATCH='*.img:*.qcow2' S stat -c %s "$IMG" 2>&1)"
+run "--match '*.img': truncate -s 8M new.img creates an image" "$QCOWSHIM" --match '*.img' truncate -s 8M new.img
+is_qcow2 new.img && pass "new.img is QCOW2" || fail "new.img is not QCOW2"
+same "new.img virtual size (qemu)" 8388608 "$(qemu-img info -U -f qcow2 --output=json new.img 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p')"
 same "without a match disk.img is a plain file" "$hsize" "$(S stat -c %s disk.img 2>&1)"
 same "QCOWSHIM_DISABLE=1: stat sees the host file" "$hsize" "$(QCOWSHIM_DISABLE=1 S stat -c %s "$IMG" 2>&1)"
 same "QCOWSHIM_DISABLE=1: reads see the QCOW2 magic" 514649fb \
