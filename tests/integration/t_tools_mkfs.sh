@@ -124,4 +124,32 @@ if new_image qemu wipe 64M; then
 	same "no signature left on the flattened disk" "" "$got"
 fi
 
+section "growing a disk: truncate +, sgdisk -e, sfdisk -N 2 (grow), resize2fs"
+cat >grow.sfdisk <<'EOF'
+label: gpt
+label-id: 0BADC0DE-0000-4000-8000-0000000000D1
+start=2048, size=65536, type=uefi, uuid=0BADC0DE-0000-4000-8000-0000000000D2
+start=67584, size=131072, type=linux, uuid=0BADC0DE-0000-4000-8000-0000000000D3
+EOF
+for kind in qemu shim; do
+	IMG=$T/grow-$kind.qcow2 TWIN=$T/grow-$kind.raw
+	new_image "$kind" "grow-$kind" 128M || continue
+	both "sfdisk GPT ($kind)" grow.sfdisk sfdisk -q --no-reread --no-tell-kernel @IMG@
+	both "mkfs.ext4 on partition 2 ($kind)" - mkfs.ext4 -q -F -U "$U" -E "hash_seed=$U,offset=$((67584 * 512))" @IMG@ 65536k
+	both "truncate -s 256M ($kind)" - truncate -s 256M @IMG@
+	both "sgdisk -e moves the backup GPT to the new end ($kind)" - sgdisk -e @IMG@
+	printf ', +\n' >grow.in
+	both "sfdisk -N 2 grows partition 2 ($kind)" grow.in sfdisk -q -N 2 --no-reread --no-tell-kernel @IMG@
+	size2=$(sfdisk -d "$TWIN" | sed -n 's/.*2 : start= *67584, size= *\([0-9]*\).*/\1/p')
+	[ -n "$size2" ] && [ "$size2" -gt 400000 ] || { fail "twin: partition 2 not grown (test bug): $size2"; size2=131072; }
+	both "resize2fs 'img?offset=' to the new partition size ($kind)" - resize2fs \
+		"@IMG@?offset=$((67584 * 512))" $((size2 / 2))K
+	verify_img
+	extract "$IMG.flat" 67584 "$size2" p2.img
+	run "e2fsck -fn on the grown partition ($kind)" e2fsck -fn p2.img
+	got=$(dumpe2fs -h p2.img 2>/dev/null | sed -n 's/^Block count: *//p')
+	bs=$(dumpe2fs -h p2.img 2>/dev/null | sed -n 's/^Block size: *//p')
+	same "the file system fills the grown partition ($kind)" $((size2 * 512 / bs)) "$got"
+done
+
 finish
