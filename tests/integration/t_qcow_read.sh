@@ -36,6 +36,16 @@ check_read() {
 	fi
 	if ! "$QT" verify "$2" "$T/ref.raw" 2>"$T/err"; then
 		fail "$1: qcowtool verify: $(cat "$T/err")"
+		return 0
+	fi
+	# precision: every byte qemu-img map calls zero, the library calls zero
+	# too (holes and zero clusters must be visible to SEEK_HOLE/st_blocks)
+	[ "${3:-}" = nomap ] && return 0
+	qz=$(qemu-img map --output=json "$2" | awk '/"zero": true/ {
+		sub(/.*"length": /, ""); sub(/,.*/, ""); n += $0 } END { printf "%d", n }')
+	lz=$("$QT" map "$2" | awk '$3 == "zero" { n += $2 } END { printf "%d", n }')
+	if [ "$lz" -lt "$qz" ]; then
+		fail "$1: qemu-img map finds $qz zero bytes, qcowtool map only $lz"
 	fi
 }
 
@@ -90,7 +100,15 @@ for p in metadata falloc full; do
 		qemu-img create -q -f qcow2 -o "preallocation=$p,compat=$compat,cluster_size=16384" "$img" 3M
 		qio "$img" -c "write -P 0x42 100000 200000" -c "write -z 16384 32768" \
 			-c "discard 1048576 65536"
-		check_read "preallocation=$p compat $compat" "$img"
+		# metadata preallocation: qemu-img map also asks the host file for
+		# holes (SEEK_HOLE) and calls never-written preallocated clusters zero;
+		# the library maps from the qcow2 tables only, so no precision check
+		# here (contents and ZERO extents are still checked)
+		if [ $p = metadata ]; then
+			check_read "preallocation=$p compat $compat" "$img" nomap
+		else
+			check_read "preallocation=$p compat $compat" "$img"
+		fi
 	done
 done
 
@@ -153,12 +171,12 @@ qio "$base" -c "write -P 0x41 0 2M"
 img="$T/over.qcow2"
 qemu-img create -q -f qcow2 -b "$base" -F qcow2 -o cluster_size=4096 "$img"
 qio "$img" -c "write -P 0x42 10000 5000" -c "write -z 65536 65536" -c "discard 200000 100000"
-check_read "overlay on a qcow2 base" "$img"
+check_read "overlay on a qcow2 base" "$img" nomap
 qemu-img convert -O raw "$base" "$T/base.raw"
 img="$T/overraw.qcow2"
 qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$img"
 qio "$img" -c "write -P 0x43 70000 5000" -c "write -z -u 0 65536"
-check_read "overlay on a raw base" "$img"
+check_read "overlay on a raw base" "$img" nomap
 
 echo "t_qcow_read: $cases images, $fails failed"
 [ "$fails" -eq 0 ]
