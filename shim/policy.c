@@ -7,7 +7,8 @@
  *                          (default "*.qcow2").  A glob without '/' is
  *                          matched against the path's last component, one
  *                          with '/' against the whole path as the program
- *                          passed it.  A matching file is an image only if it
+ *                          passed it (for fds inherited across exec: the
+ *                          absolute path /proc/self/fd shows).  A matching file is an image only if it
  *                          starts with the QCOW2 magic, or is empty and opened
  *                          for writing (it becomes an image when written).
  *   QCOWSHIM_DEBUG=1       one stderr line per image open, creation, refusal.

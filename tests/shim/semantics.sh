@@ -82,16 +82,17 @@ cp d.qcow2 c.qcow2
 mkfifo go
 (S ./stale c.qcow2 <go >stale.out 2>&1 &)
 exec 9<>go
-sleep 0.5
+waitfor() { _i=0; while [ $_i -lt 200 ] && ! grep -q "$1" "$2" 2>/dev/null; do sleep 0.05; _i=$((_i + 1)); done; }
+waitfor before stale.out
 printf '\042' | S dd of=c.qcow2 bs=1 seek=1048576 conv=notrunc status=none
 printf '\043' | S dd of=c.qcow2 bs=1 seek=3145728 conv=notrunc status=none
 echo go >&9; exec 9>&-
-sleep 0.5
+waitfor after stale.out
 same "a reader sees what another process wrote meanwhile" "before ab
 after 22 23" "$(cat stale.out)"
 cp d.qcow2 l.qcow2
-S ./hold l.qcow2 3 >/dev/null & BG="$BG $!"
-sleep 1
+LD_PRELOAD=$LIB ./hold l.qcow2 30 >hold.out & HOLD=$!; BG="$BG $HOLD"
+waitfor holding hold.out
 out=$(QCOWSHIM_WAIT_MS=300 S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1); rc=$?
 same "a second writer is refused while one writes (EBUSY after QCOWSHIM_WAIT_MS)" "1 1" \
 	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c 'qcowshim: l.qcow2: image is being written by another qcowshim process')"
@@ -100,26 +101,28 @@ same "qemu-img info refuses an image the shim writes" 1 "$(qemu-img info l.qcow2
 ino=$(stat -c %i l.qcow2)
 same "/proc/locks: the writer holds qemu's bytes 100,101,103,201,203" "100 101 103 201 203" \
 	"$(grep ":$ino " /proc/locks | grep OFDLCK | awk '$(NF-1) < 1000 {for (b = $(NF-1); b <= $NF; b++) print b}' | sort -n | tr '\n' ' ' | sed 's/ $//')"
-wait
+kill $HOLD; wait $HOLD
 same "after the writer exits another writer proceeds" 0 \
 	"$(S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none; echo $?)"
 same "idle holder blocks nobody: shell holds fd 3 open while children write" "0 0" \
 	"$(S bash -c 'exec 3<>l.qcow2; read -r -N 4 x <&3; dd if=/dev/zero of=l.qcow2 bs=512 count=1 seek=9 conv=notrunc status=none; a=$?; printf y >&3; dd if=/dev/zero of=l.qcow2 bs=512 count=1 seek=9 conv=notrunc status=none; echo $a $?')"
-qemu-io -f qcow2 -c 'sleep 4000' l.qcow2 >/dev/null 2>&1 & BG="$BG $!"
-sleep 1
+qemu-io -f qcow2 -c 'sleep 30000' l.qcow2 >/dev/null 2>&1 & QIO=$!; BG="$BG $QIO"
+held_byte() { awk -v i=":$ino\$" -v b="$1" '$6 ~ i && $7 <= b+0 && $8 >= b+0 {f=1} END {exit !f}' /proc/locks; }
+qemu_holds() { _i=0; while [ $_i -lt 200 ] && ! held_byte "$1"; do sleep 0.05; _i=$((_i + 1)); done; }
+qemu_holds 201
 out=$(S dd if=l.qcow2 of=/dev/null count=1 status=none 2>&1); rc=$?
 same "the shim refuses an image qemu-io holds for writing, with one line" "1 1" \
 	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: l.qcow2: .*qemu')"
-wait
+kill $QIO; wait $QIO 2>/dev/null
 qemu-img convert -O raw l.qcow2 l.raw
-qemu-io -r -f qcow2 -c 'sleep 4000' l.qcow2 >/dev/null 2>&1 & BG="$BG $!"
-sleep 1
+qemu-io -r -f qcow2 -c 'sleep 30000' l.qcow2 >/dev/null 2>&1 & QIO=$!; BG="$BG $QIO"
+qemu_holds 201
 same "reading is fine while qemu-io reads" "$(dd if=l.raw bs=512 count=1 status=none | sha256sum)" \
 	"$(S dd if=l.qcow2 bs=512 count=1 status=none | sha256sum)"
 out=$(S dd if=/dev/zero of=l.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1); rc=$?
 same "writing is refused while qemu-io has it open (qemu does not share write)" "1 1" \
 	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: l.qcow2: .*qemu')"
-wait
+kill $QIO; wait $QIO 2>/dev/null
 cp d.qcow2 pp.qcow2; cp d.raw pp.raw
 dd if=pp.raw bs=1M count=4 status=none | dd of=pp.raw bs=1M seek=4 conv=notrunc status=none
 out=$(S sh -c 'dd if=pp.qcow2 bs=1M count=4 status=none | dd of=pp.qcow2 bs=1M seek=4 conv=notrunc status=none' 2>&1)
