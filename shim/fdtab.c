@@ -155,6 +155,22 @@ static int private_base(void)
 	return (int)base;
 }
 
+/* Moves of private fds: handle (the number the backend knows) -> real fd. */
+static struct {
+	int handle, real;
+} remap[64];
+static atomic_int nremap;
+
+/* Is n the handle of a moved private fd (so a new private fd must not
+ * take that number)?  Table lock held. */
+static bool is_handle(int n)
+{
+	for (int i = 0; i < atomic_load(&nremap); i++)
+		if (remap[i].handle == n)
+			return true;
+	return false;
+}
+
 int fd_make_private(int fd)
 {
 	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
@@ -168,15 +184,21 @@ int fd_make_private(int fd)
 		if ((unsigned)fd >= SHIM_FD_MAX)
 			return fd; /* cannot protect it; still usable */
 	}
+	pthread_mutex_lock(&tab_mu);
+	while (atomic_load(&nremap) && is_handle(fd)) {
+		int nfd2 = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)(fd + 1));
+		if (nfd2 < 0 || nfd2 >= SHIM_FD_MAX) {
+			if (nfd2 >= 0)
+				real_close(nfd2);
+			break;
+		}
+		real_close(fd);
+		fd = nfd2;
+	}
 	atomic_store(&shim_fdtab[fd], SHIM_PRIVATE);
+	pthread_mutex_unlock(&tab_mu);
 	return fd;
 }
-
-/* Moves of private fds: handle (the number the backend knows) -> real fd. */
-static struct {
-	int handle, real;
-} remap[64];
-static atomic_int nremap;
 
 int shim_priv_real(int handle)
 {
