@@ -280,7 +280,12 @@ Test(header_ok, dirty_bit)
 		const uint8_t *d = qcow_backend_mem_data(be, &n);
 		cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "dirty bit still set after repair");
 	}
-	expect_reads(q, CS, 2, 1 << 10);
+	expect_reads(q, CS, 2, 2 * CS); /* the two data clusters are intact */
+	if (w >= 0) {
+		uint8_t rd[sizeof buf];
+		cr_assert_eq(qcow_read(q, rd, sizeof rd, 3 * CS - 1000), (ssize_t)sizeof rd);
+		cr_expect(!memcmp(rd, buf, sizeof rd), "write to a repaired image reads back");
+	}
 	qcow_close(q);
 	free(img);
 }
