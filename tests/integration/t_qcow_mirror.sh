@@ -57,7 +57,7 @@ qio() {
 }
 
 ops_for() { # fewer ops for huge clusters (each op may rewrite 2 MiB)
-	if [ "$1" -le 65536 ]; then echo 400; elif [ "$1" -le 524288 ]; then echo 150; else echo 80; fi
+	if [ "$1" -le 65536 ]; then echo 300; elif [ "$1" -le 524288 ]; then echo 120; else echo 60; fi
 }
 
 matrix() { # matrix JOB SIZES...: runs in its own scratch directory
@@ -126,12 +126,22 @@ qemu-img info "$img" >/dev/null 2>&1 || fail "qemu-img info on a library image"
 	mirror "library-made extended L2" "$T/ext.qcow2" 8 300 || true
 
 # longer runs on the default geometry, several seeds, both origins
-for seed in 101 102 103; do
+for seed in 101 102; do
 	img="$T/d.qcow2"
 	qemu-img create -q -f qcow2 "$img" 16M
-	mirror "qemu-made default, long" "$img" "$seed" 2000 --max-size 32M || true
+	mirror "qemu-made default, long" "$img" "$seed" 1500 --max-size 32M || true
 	"$QT" create "$img" 16M
-	mirror "library-made default, long" "$img" "$seed" 2000 --max-size 32M || true
+	mirror "library-made default, long" "$img" "$seed" 1500 --max-size 32M || true
+done
+
+# dirty lazy-refcount images left by a crashed qemu (qemu-io abort): the
+# library repairs (or refuses) before writing; afterwards qemu-img check is clean
+for c in 4096 65536; do
+	img="$T/dirty.qcow2"
+	qemu-img create -q -f qcow2 -o "lazy_refcounts=on,cluster_size=$c" "$img" 4M
+	qemu-io -f qcow2 -c 'write -P 0x61 0 1M' -c 'write -P 0x62 2M 100k' -c abort "$img" >/dev/null 2>&1 || true
+	od -An -tx1 -j 79 -N 1 "$img" | grep -q 01 || fail "qemu-io abort did not leave the image dirty"
+	mirror "dirty lazy-refcount image, cluster $c" "$img" 61 400 || true
 done
 
 # preallocated images

@@ -117,6 +117,10 @@ img="$T/lazy.qcow2"
 qemu-img create -q -f qcow2 -o lazy_refcounts=on "$img" 4M
 qio "$img" -c "write -P 1 0 300000" -c "write -z 65536 65536"
 check_read "lazy refcounts" "$img"
+img="$T/dirty.qcow2"
+qemu-img create -q -f qcow2 -o lazy_refcounts=on,cluster_size=4096 "$img" 4M
+qemu-io -f qcow2 -c 'write -P 0x61 0 1M' -c 'write -z 4096 8192' -c abort "$img" >/dev/null 2>&1 || true
+check_read "dirty lazy-refcount image (qemu-io abort)" "$img"
 for c in 16384 65536 2097152; do
 	img="$T/ext$c.qcow2"
 	qemu-img create -q -f qcow2 -o "extended_l2=on,cluster_size=$c" "$img" $((6 * c))

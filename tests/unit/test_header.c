@@ -645,3 +645,43 @@ Test(runtime, overlap_data_is_refblock)
 	qcow_close(q);
 	free(img);
 }
+
+/* A dirty lazy-refcount image whose refcounts were never written for its
+ * data clusters (what a crash with lazy refcounts leaves): before the first
+ * allocation the refcounts must be rebuilt, or new data would land on top
+ * of live clusters.  Writes are either refused, or everything is right. */
+Test(header_ok, dirty_stale_refcounts_repaired)
+{
+	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = 4,
+				 .size = 1 << 20, .data_clusters = 6 };
+	size_t len;
+	uint8_t *img = qt_build_image(&s, &len);
+	/* clusters 4 (L2) and 5..10 (data) lose their refcounts */
+	for (unsigned c = 4; c <= 10; c++)
+		qt_put16(img + 2 * 4096 + 2 * c, 0);
+	qt_put64(img + QH_INCOMPAT, 1);
+	qt_put64(img + QH_COMPAT, 1);
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	if (!q) {
+		cr_expect_lt(err, 0);
+		free(img);
+		return;
+	}
+	uint8_t buf[4096];
+	memset(buf, 0x77, sizeof buf);
+	bool wrote = true;
+	for (unsigned i = 0; i < 8 && wrote; i++)
+		wrote = qcow_write(q, buf, sizeof buf, (uint64_t)(20 + i) * 4096) == 4096;
+	if (wrote) {
+		expect_reads(q, 4096, 6, 6 * 4096);
+		const char *m = qt_check_open(q, be, false);
+		cr_expect(!m, "dirty image after writes: %s", m);
+		size_t n;
+		const uint8_t *d = qcow_backend_mem_data(be, &n);
+		cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "dirty bit not cleared");
+	}
+	qcow_close(q);
+	free(img);
+}
