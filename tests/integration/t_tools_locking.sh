@@ -11,22 +11,26 @@ head -c 4096 /dev/urandom >patch.bin
 new_image qemu-pat lk 64M || finish
 IMG=$T/lk.qcow2 TWIN=$T/lk.raw
 
-# wait_locked IMG: until qemu-img info without -U fails (someone holds it).
+# wait_locked IMG [BYTE]: until some process holds an OFD lock covering
+# BYTE (default 101, qemu's "uses write" permission byte) on IMG.  Reads /proc/locks rather than
+# probing with qemu-img, whose own short-lived locks would race with the
+# holder taking its lock.
 wait_locked() {
+	_ino=$(stat -c %i "$1") _b=${2:-101}
 	_i=0
-	while qemu-img info "$1" >/dev/null 2>&1; do
+	while ! awk -v ino="$_ino" -v b="$_b" '$2 == "OFDLCK" && $6 ~ (":" ino "$") && $7 <= b && ($8 == "EOF" || $8 >= b) { f = 1 } END { exit !f }' /proc/locks; do
 		_i=$((_i + 1))
-		[ $_i -gt 50 ] && return 1
+		[ $_i -gt 100 ] && return 1
 		sleep 0.1
 	done
 	return 0
 }
 
 section "qemu-io holds the image read-write"
-qemu-io -f qcow2 -c 'sleep 4000' "$IMG" >/dev/null 2>&1 &
+qemu-io -f qcow2 -c 'sleep 6000' "$IMG" >/dev/null 2>&1 &
 qpid=$!
 if wait_locked "$IMG"; then
-	pass "qemu-io holds the image (qemu-img info without -U fails)"
+	pass "qemu-io holds the image (write lock byte 101 in /proc/locks)"
 	S dd if=patch.bin of="$IMG" bs=4096 seek=10 conv=notrunc status=none >"$T/w.log" 2>&1
 	rc=$?
 	[ "$rc" -ne 0 ] && pass "shim write refused while qemu-io writes (dd exit $rc)" ||
@@ -44,9 +48,10 @@ wait "$qpid"
 verify_img
 
 section "qemu-io holds the image read-only (-r)"
-qemu-io -r -f qcow2 -c 'sleep 4000' "$IMG" >/dev/null 2>&1 &
+qemu-io -r -f qcow2 -c 'sleep 6000' "$IMG" >/dev/null 2>&1 &
 qpid=$!
-sleep 0.5
+wait_locked "$IMG" 201 && pass "qemu-io -r holds the image (byte 201: does not share write)" ||
+	fail "qemu-io -r did not take its lock (test environment)"
 S sha256sum "$IMG" >"$T/r.log" 2>&1
 rc=$?
 same "shim read works beside a qemu reader" 0 "$rc"
@@ -59,15 +64,18 @@ verify_img
 
 section "the shim writes: qemu must see the lock"
 # dd writes one byte, then blocks on the pipe for 4 s with the image open.
-(printf X; sleep 6; printf Y) | S dd of="$IMG" bs=1 seek=1000 conv=notrunc status=none 2>"$T/dd.err" &
+(printf X; sleep 8; printf Y) | S dd of="$IMG" bs=1 seek=1000 conv=notrunc status=none 2>"$T/dd.err" &
 dpid=$!
 (printf X; printf Y) | dd of="$TWIN" bs=1 seek=1000 conv=notrunc status=none
 if wait_locked "$IMG"; then
-	pass "qemu-img info without -U fails while the shim writes"
+	pass "the shim holds qemu's write lock (byte 101) while it writes"
 else
-	fail "qemu-img info without -U kept succeeding for 5 s while the shim writes"
+	fail "no qemu write lock (byte 101) appeared in /proc/locks within 10 s while the shim writes"
 fi
 qemu-img info "$IMG" >"$T/i.log" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && pass "qemu-img info without -U fails while the shim writes" ||
+	fail "qemu-img info without -U succeeded while the shim writes"
 grep -q 'get .*lock' "$T/i.log" && pass "qemu-img reports a lock conflict: $(grep 'get .*lock' "$T/i.log" | head -n 1)" ||
 	{ fail "qemu-img info: no lock message"; show_log "$T/i.log" 3; }
 run "qemu-img info -U works while the shim writes" qemu-img info -U "$IMG"
