@@ -115,7 +115,7 @@ int qc_backing_read(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff)
 	return 0;
 }
 
-int qc_data_file_open(struct qcow *q)
+int qc_data_file_open(struct qcow *q, bool writable)
 {
 	char *name = NULL;
 	if (!(q->incompat & QC_INCOMPAT_DATA_FILE))
@@ -124,7 +124,7 @@ int qc_data_file_open(struct qcow *q)
 		qc_log(q, "image uses an external data file but does not name it");
 		return -EINVAL;
 	}
-	int r = open_named(q, q->data_file_name, QCOW_FILE_DATA, !q->read_only, &q->data_be, &name);
+	int r = open_named(q, q->data_file_name, QCOW_FILE_DATA, writable, &q->data_be, &name);
 	free(name);
 	if (r < 0)
 		return r;

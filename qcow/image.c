@@ -204,10 +204,6 @@ static int check_writable(struct qcow *q, bool want_rw)
 	}
 	if (!want_rw)
 		return 0;
-	if (q->has_data_file) {
-		qc_log(q, "writing images with an external data file is not supported");
-		return -ENOTSUP;
-	}
 	return 0;
 }
 
@@ -219,10 +215,13 @@ static int open_writable(struct qcow *q)
 	if ((q->incompat & QC_INCOMPAT_DIRTY) &&
 	    ((r = qc_repair_refcounts(q)) < 0 || (unload(q), r = load(q)) < 0))
 		return r;
-	/* Autoclear bits announce structures we do not maintain (bitmaps...). */
-	if (q->version >= 3 && q->autoclear) {
-		q->autoclear = 0;
-		be64_put(q->hdr + QH_AUTOCLEAR, 0);
+	/* Autoclear bits announce structures we do not maintain (bitmaps...);
+	 * a raw external data file we do maintain (data at guest offsets,
+	 * zeros written). */
+	uint64_t keep = q->has_data_file ? QC_AUTOCLEAR_DATA_FILE_RAW : 0;
+	if (q->version >= 3 && (q->autoclear & ~keep)) {
+		q->autoclear &= keep;
+		be64_put(q->hdr + QH_AUTOCLEAR, q->autoclear);
 		r = qc_header_write(q, QH_AUTOCLEAR, 8);
 		if (r < 0 || (r = qc_sync(q)) < 0)
 			return r;
@@ -261,7 +260,7 @@ int qc_open_depth(struct qcow **out, struct qcow_backend be, const struct qcow_o
 	int r = -ENOMEM;
 	if (o && o->path && !(q->path = strdup(o->path)))
 		goto fail;
-	if ((r = load(q)) < 0 || (r = qc_data_file_open(q)) < 0 ||
+	if ((r = load(q)) < 0 || (r = qc_data_file_open(q, want_rw)) < 0 ||
 	    (r = check_writable(q, want_rw)) < 0 || (r = qc_backing_open(q)) < 0)
 		goto fail;
 	if (want_rw && (r = open_writable(q)) < 0)

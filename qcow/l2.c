@@ -235,6 +235,8 @@ void qc_l2_set(struct qcow *q, struct qc_cent *e, unsigned idx, uint64_t l2e, ui
 int qc_l2_release(struct qcow *q, uint64_t l2e)
 {
 	uint64_t hoff, len;
+	if (q->has_data_file) /* data in an external file is not refcounted */
+		return 0;
 	if (l2e & L2E_COMPRESSED) {
 		qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
 		return qc_free_later(q, hoff, len);

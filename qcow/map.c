@@ -22,6 +22,8 @@ static int entry_type(struct qcow *q, uint64_t l2e, uint64_t bm, unsigned sc,
 	if (*t != SC_COMPRESSED && (l2e & L2E_OFFSET_MASK & (q->cluster_size - 1)))
 		return qc_corrupt(q, "L2 entry 0x%llx: host offset not cluster aligned",
 				  (unsigned long long)l2e);
+	if (*t == SC_COMPRESSED && q->has_data_file)
+		return qc_corrupt(q, "compressed cluster in an image with an external data file");
 	if (*t == SC_COMPRESSED && q->extl2 && bm)
 		return qc_corrupt(q, "compressed L2 entry with a subcluster bitmap");
 	return 0;

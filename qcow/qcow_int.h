@@ -236,7 +236,7 @@ QC_HIDDEN int qc_resize_locked(struct qcow *q, uint64_t size, bool hide_backing)
 /* backing.c */
 QC_HIDDEN int qc_backing_open(struct qcow *q);
 QC_HIDDEN int qc_backing_read(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
-QC_HIDDEN int qc_data_file_open(struct qcow *q);
+QC_HIDDEN int qc_data_file_open(struct qcow *q, bool writable);
 
 static inline uint64_t qc_cluster_of(const struct qcow *q, uint64_t hoff)
 {

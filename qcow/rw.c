@@ -74,6 +74,22 @@ static int data_write(struct qcow *q, const void *buf, uint64_t n, uint64_t hoff
 	return r < 0 ? r : qc_pwrite(q, &q->data_be, buf, n, hoff);
 }
 
+/*
+ * Host clusters for guest data at voff.  With an external data file the
+ * data sits at the guest offset and is not refcounted (spec); otherwise
+ * the allocator places it.
+ */
+static int data_alloc(struct qcow *q, uint64_t voff, uint64_t want, bool exact, uint64_t *hoff,
+		      uint64_t *got)
+{
+	if (q->has_data_file) {
+		*hoff = voff & ~(q->cluster_size - 1);
+		*got = want;
+		return 0;
+	}
+	return qc_alloc(q, want, exact, hoff, got);
+}
+
 /* In-place run: clusters we own, host-contiguous. Returns bytes consumed. */
 static int64_t write_inplace(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_t voff)
 {
@@ -114,7 +130,7 @@ static int64_t write_inplace(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 }
 
 /* Whole new clusters: one allocation, one pwrite. Returns bytes consumed. */
-static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n)
+static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_t voff)
 {
 	struct qcow *q = w->q;
 	uint64_t cs = q->cluster_size, k = 0, hoff, got;
@@ -124,7 +140,7 @@ static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n)
 		if (classify(q, l2e, bm, 0, cs) != W_NEW)
 			break;
 	}
-	int r = qc_alloc(q, k, false, &hoff, &got);
+	int r = data_alloc(q, voff, k, false, &hoff, &got);
 	if (r < 0)
 		return r;
 	if ((r = data_write(q, buf, got * cs, hoff)) < 0)
@@ -165,7 +181,7 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 		hoff = l2e & L2E_OFFSET_MASK;
 	} else {
 		uint64_t got;
-		if ((r = qc_alloc(q, 1, true, &hoff, &got)) < 0)
+		if ((r = data_alloc(q, voff, 1, true, &hoff, &got)) < 0)
 			goto out;
 	}
 	if ((r = data_write(q, tmp, b - a, hoff + a)) < 0)
@@ -195,7 +211,7 @@ int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t vof
 			int64_t done;
 			switch (classify(q, l2e, bm, in, len)) {
 			case W_INPLACE: done = write_inplace(&w, buf, n, voff); break;
-			case W_NEW: done = write_new(&w, buf, n); break;
+			case W_NEW: done = write_new(&w, buf, n, voff); break;
 			default: done = write_partial(&w, buf, n, voff); break;
 			}
 			if (done < 0) {
@@ -314,7 +330,9 @@ static int write_zeros(struct qcow *q, uint64_t voff, uint64_t n)
 int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags)
 {
 	uint64_t cs = q->cluster_size;
-	if (q->version < 3 && q->backing.ops) /* no zero flag: zeros must be written */
+	/* v2 has no zero flag, and a raw external data file must read as the
+	 * disk on its own: the zeros must be written */
+	if ((q->version < 3 && q->backing.ops) || (q->autoclear & QC_AUTOCLEAR_DATA_FILE_RAW))
 		return write_zeros(q, voff, n);
 	uint64_t head = (cs - (voff & (cs - 1))) & (cs - 1);
 	if (head) {
