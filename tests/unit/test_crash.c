@@ -14,13 +14,14 @@
 struct crash_geo {
 	unsigned cb, order, version;
 	bool tiny_cache; /* minimal L2 and refblock caches: eviction write-back */
+	bool lazy;       /* lazy refcounts: a crash may leave a dirty image */
 };
 
 static void one_crash(const struct crash_geo *g, uint64_t seed)
 {
 	uint64_t cs = 1ull << g->cb, size = 48 * cs < (1u << 20) ? 1u << 20 : 48 * cs;
 	struct qcow_create_opts c = { .size = size, .cluster_bits = g->cb, .version = g->version,
-				      .refcount_bits = 1u << g->order };
+				      .refcount_bits = 1u << g->order, .lazy_refcounts = g->lazy };
 	struct qcow_backend mbe;
 	struct qcow *q = qt_create_mem(&c, &mbe);
 	cr_assert(q);
@@ -55,7 +56,9 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 	struct qt_check chk;
 	cr_assert_eq(qt_check_image(after, clen, &chk), 0, "cb %u rb %u seed %llu: %s", g->cb,
 		     1u << g->order, (unsigned long long)seed, chk.msg);
-	cr_expect_eq(chk.errors, 0, "cb %u rb %u v%u%s seed %llu: corruption after crash: %s", g->cb,
+	/* a dirty (lazy-refcount) image may have stale refcounts: repaired on open/write */
+	if (!chk.dirty)
+		cr_expect_eq(chk.errors, 0, "cb %u rb %u v%u%s seed %llu: corruption after crash: %s", g->cb,
 		     1u << g->order, g->version, g->tiny_cache ? " tiny cache" : "",
 		     (unsigned long long)seed, chk.msg);
 	int err;
@@ -70,8 +73,8 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 	memset(buf, 0x6b, sizeof buf);
 	cr_expect_eq(qcow_write(q, buf, sizeof buf, size / 2 + 3), 1000);
 	const char *m = qt_check_open(q, mbe, true);
-	cr_expect(!m, "cb %u seed %llu: after crash + write: %s", g->cb, (unsigned long long)seed,
-		  m);
+	cr_expect(!m, "cb %u%s seed %llu: after crash + write: %s", g->cb, g->lazy ? " lazy" : "",
+		  (unsigned long long)seed, m);
 	qcow_close(q);
 	free(after);
 	free(img);
@@ -81,11 +84,12 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 ParameterizedTestParameters(crash, seeds)
 {
 	static struct crash_geo g[] = {
-		{ 9, 4, 3, false },  { 9, 0, 3, false },  { 9, 6, 3, false },
-		{ 12, 4, 3, false }, { 12, 1, 3, false }, { 12, 4, 2, false },
-		{ 16, 4, 3, false }, { 16, 3, 3, false }, { 16, 4, 2, false },
-		{ 18, 2, 3, false }, { 9, 4, 3, true },   { 12, 0, 3, true },
-		{ 12, 4, 2, true },
+		{ 9, 4, 3, false, false },  { 9, 0, 3, false, false },  { 9, 6, 3, false, false },
+		{ 12, 4, 3, false, false }, { 12, 1, 3, false, false }, { 12, 4, 2, false, false },
+		{ 16, 4, 3, false, false }, { 16, 3, 3, false, false }, { 16, 4, 2, false, false },
+		{ 18, 2, 3, false, false }, { 9, 4, 3, true, false },   { 12, 0, 3, true, false },
+		{ 12, 4, 2, true, false },  { 12, 4, 3, false, true }, { 9, 6, 3, false, true },
+		{ 16, 4, 3, true, true },
 	};
 	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
 }

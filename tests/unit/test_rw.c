@@ -170,6 +170,33 @@ Test(mirror, tiny_caches, .timeout = 300)
 	}
 }
 
+/* Large requests spanning many L2 tables and refcount blocks per call. */
+Test(mirror, large_requests, .timeout = 300)
+{
+	static const struct geo g[] = { { 3, 9, 6 }, { 3, 10, 0 }, { 2, 9, 4 }, { 3, 12, 3 } };
+	for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
+		struct qcow_create_opts c = { .size = 12 << 20, .cluster_bits = g[k].cb,
+					      .version = g[k].version,
+					      .refcount_bits = 1u << g[k].order };
+		struct qcow_backend be;
+		struct qcow *q = qt_create_mem(&c, &be);
+		cr_assert(q);
+		struct qt_mirror mi;
+		qt_mirror_init(&mi, q, be, c.size, 16 << 20, 91 + k);
+		mi.max_len = 3 << 20;
+		mi.resize = true;
+		for (unsigned i = 0; i < 250; i++)
+			if (qt_mirror_step(&mi))
+				cr_assert_fail("large requests, cb %u rb %u v%u: %s", g[k].cb,
+					       1u << g[k].order, g[k].version, mi.err);
+		cr_assert(!qt_mirror_verify(&mi), "large requests cb %u: %s", g[k].cb, mi.err);
+		const char *m = qt_check_open(q, be, false);
+		cr_assert(!m, "large requests cb %u: %s", g[k].cb, m);
+		qcow_close(q);
+		qt_mirror_fini(&mi);
+	}
+}
+
 /* Longer runs with other seeds on the common geometries. */
 Test(mirror, long_default_geometry, .timeout = 300)
 {
