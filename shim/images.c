@@ -25,6 +25,12 @@
  *     written before the L2 entry that maps it and L2 tables before L1
  *     entries, so a reader racing a write sees the old or the new mapping.
  * An idle process therefore never blocks another.
+ * Known limit: a reader that starts while another process is in the middle
+ * of writing sees that writer's earlier writes once the writer does its
+ * next write, fsync or close (it publishes only while it sees a reader).
+ * Publishing after every write regardless costs about 2x on streaming
+ * writes, so it is not done.  Two writers at once: the second waits
+ * QCOWSHIM_WAIT_MS, then gets EBUSY and a message.
  * Everything here runs with img->mu held unless stated.
  */
 #include "shim.h"
