@@ -16,6 +16,7 @@
 struct targ {
 	struct qcow *q;
 	unsigned id, cb;
+	uint64_t size; /* image size, for the flush/map/read/info thread */
 	int err;
 	char msg[600];
 };
@@ -73,7 +74,7 @@ static void *other(void *p)
 	uint64_t rng = 99;
 	uint8_t *buf = malloc(1 << 16);
 	while (!stop) {
-		uint64_t off = qt_below(&rng, SIZE - (1 << 16));
+		uint64_t off = qt_below(&rng, t->size - (1 << 16));
 		struct qcow_extent e;
 		switch (qt_below(&rng, 4)) {
 		case 0:
@@ -93,7 +94,7 @@ static void *other(void *p)
 		}
 		default: {
 			struct qcow_info info;
-			if (qcow_info(t->q, &info) < 0 || info.size != SIZE)
+			if (qcow_info(t->q, &info) < 0 || info.size != t->size)
 				t->err = 1;
 		}
 		}
@@ -117,7 +118,7 @@ static void run(unsigned cb, unsigned order)
 	struct targ t[NT + 1];
 	stop = 0;
 	for (unsigned i = 0; i <= NT; i++) {
-		t[i] = (struct targ){ .q = q, .id = i, .cb = cb };
+		t[i] = (struct targ){ .q = q, .id = i, .cb = cb, .size = SIZE };
 		pthread_create(&th[i], NULL, i < NT ? writer : other, &t[i]);
 	}
 	for (unsigned i = 0; i < NT; i++)
@@ -180,3 +181,104 @@ Test(threads, separate_images)
 		cr_expect(!t[i].err, "thread %u: %s", i, t[i].msg);
 	}
 }
+
+/* Every thread runs random writes, zero-writes, discards and reads on its
+ * own region (mirrored privately) while the regions share L2 tables and
+ * refcount blocks; tiny caches force constant eviction. */
+struct region_arg {
+	struct qcow *q;
+	uint64_t base, len;
+	unsigned id, cs;
+	int err;
+	char msg[300];
+};
+
+static void *region_worker(void *p)
+{
+	struct region_arg *a = p;
+	uint8_t *flat = calloc(a->len, 1), *buf = malloc(3 * a->cs + 1000), *rd = malloc(3 * a->cs + 1000);
+	uint64_t rng = a->id * 7 + 3;
+	for (int i = 0; i < 1500 && !a->err; i++) {
+		uint64_t off = qt_below(&rng, a->len), n = 1 + qt_below(&rng, 3 * a->cs + 1000);
+		if (qt_below(&rng, 2))
+			off -= off % a->cs;
+		if (n > a->len - off)
+			n = a->len - off;
+		uint64_t k = qt_below(&rng, 10);
+		long r;
+		if (k < 4) {
+			qt_fill_pattern(buf, n, qt_rng(&rng));
+			r = qcow_write(a->q, buf, n, a->base + off);
+			if (r == (long)n)
+				memcpy(flat + off, buf, n);
+		} else if (k < 6) {
+			r = qcow_zero(a->q, a->base + off, n, k == 5 ? QCOW_ZERO_UNMAP : 0);
+			if (r == 0) {
+				memset(flat + off, 0, n);
+				r = (long)n;
+			}
+		} else {
+			r = qcow_read(a->q, rd, n, a->base + off);
+			if (r == (long)n && memcmp(rd, flat + off, n)) {
+				a->err = 1;
+				snprintf(a->msg, sizeof a->msg, "thread %u op %d: read %#llx+%llu differs",
+					 a->id, i, (unsigned long long)(a->base + off),
+					 (unsigned long long)n);
+			}
+		}
+		if (r != (long)n && !a->err) {
+			a->err = 1;
+			snprintf(a->msg, sizeof a->msg, "thread %u op %d (kind %llu) = %ld", a->id, i,
+				 (unsigned long long)k, r);
+		}
+	}
+	if (!a->err) {
+		uint8_t *all = malloc(a->len);
+		if (qcow_read(a->q, all, a->len, a->base) != (ssize_t)a->len || memcmp(all, flat, a->len)) {
+			a->err = 1;
+			snprintf(a->msg, sizeof a->msg, "thread %u: final contents differ", a->id);
+		}
+		free(all);
+	}
+	free(flat);
+	free(buf);
+	free(rd);
+	return NULL;
+}
+
+static void regions(unsigned cb, unsigned order, bool tiny)
+{
+	uint64_t cs = 1ull << cb, rlen = 96 * cs < (1u << 20) ? 96 * cs : 1u << 20;
+	struct qcow_create_opts c = { .size = NT * rlen, .cluster_bits = cb,
+				      .refcount_bits = 1u << order };
+	struct qcow_opts o = { 0 };
+	if (tiny)
+		o.l2_cache_bytes = o.refblock_cache_bytes = 1;
+	struct qcow_backend be;
+	struct qcow *q = qt_create_mem_opts(&c, &o, &be);
+	cr_assert(q);
+	pthread_t th[NT + 1];
+	struct region_arg a[NT];
+	struct targ fl = { .q = q, .id = NT, .size = NT * rlen };
+	stop = 0;
+	for (unsigned i = 0; i < NT; i++) {
+		a[i] = (struct region_arg){ .q = q, .base = i * rlen, .len = rlen, .id = i,
+					    .cs = (unsigned)cs };
+		pthread_create(&th[i], NULL, region_worker, &a[i]);
+	}
+	pthread_create(&th[NT], NULL, other, &fl);
+	for (unsigned i = 0; i < NT; i++)
+		pthread_join(th[i], NULL);
+	stop = 1;
+	pthread_join(th[NT], NULL);
+	for (unsigned i = 0; i < NT; i++)
+		cr_expect(!a[i].err, "cb %u%s: %s", cb, tiny ? " tiny caches" : "", a[i].msg);
+	cr_expect(!fl.err, "cb %u: %s", cb, fl.msg);
+	const char *m = qt_check_open(q, be, false);
+	cr_expect(!m, "cb %u after concurrent regions: %s", cb, m);
+	qcow_close(q);
+}
+
+Test(threads, regions_512_rb1_tiny, .timeout = 120) { regions(9, 0, true); }
+Test(threads, regions_4k_rb16, .timeout = 120) { regions(12, 4, false); }
+Test(threads, regions_64k_rb64_tiny, .timeout = 120) { regions(16, 6, true); }
