@@ -16,7 +16,7 @@ BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS    := -lz -lzstd -lpthread
 
-.PHONY: all test unit integration deps demo clean shim-test
+.PHONY: all test unit integration deps demo clean shim-test shim-san
 all: $(B)/libqcow.a $(B)/libqcowshim.so $(B)/qcowshim $(B)/qcowtool
 
 # ---- qcow/: the translator library ---------------------------------------
@@ -62,6 +62,20 @@ $(B)/libqcowshim.so: $(SHIM_OBJ) $(B)/libqcow.a $(B)/shim/exports.map
 # tests/shim: one snippet program per syms.def row (built by the test script).
 shim-test: $(B)/libqcowshim.so
 	@sh tests/integration/t_shim_symbols.sh
+
+# The same tests against an ASan+UBSan build of the shim and the library.
+SHIM_SAN_OBJ := $(SHIM_SRC:%.c=$(B)/san/%.o)
+$(B)/san/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) qcow/qcow.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -Iqcow -O1 -g $(SAN) -c -o $@ $<
+
+$(B)/san/libqcowshim.so: $(SHIM_SAN_OBJ) $(B)/san/libqcow.a $(B)/shim/exports.map
+	$(CC) -shared $(SAN) -o $@ $(SHIM_SAN_OBJ) $(B)/san/libqcow.a -ldl $(LIBS) \
+		-Wl,--version-script=$(B)/shim/exports.map
+
+shim-san: $(B)/san/libqcowshim.so
+	@ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+		QCS_BUILD=$(abspath $(B))/san sh tests/integration/t_shim_symbols.sh
 
 $(B)/qcowshim: shim/qcowshim.in
 	@mkdir -p $(@D)
