@@ -5,7 +5,7 @@
  *   either side: emulated with translated reads and writes (at most 1 MiB a
  *   call, short counts allowed by their contracts).  syscall(): the fd
  *   system calls tools issue directly are routed to the wrappers when the fd
- *   is an image; io_uring_setup and io_setup fail with ENOSYS while the shim
+ *   is an image (open/openat/openat2 when the path is one); io_uring_setup and io_setup fail with ENOSYS while the shim
  *   is active (their I/O would bypass it), which every user falls back from.
  */
 #include "shim.h"
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <linux/openat2.h>
 #include <sys/syscall.h>
 
 #define COPY_MAX (1 << 20)
@@ -155,8 +156,28 @@ long syscall(long nr, ...)
 	for (int k = 0; k < 6; k++)
 		a[k] = va_arg(ap, long);
 	va_end(ap);
-	int fd = (int)a[0];
+	int fd = (int)a[0], ref;
 	switch (nr) {
+	case SYS_open:
+	case SYS_openat:
+	case SYS_openat2: {
+		/* raw open system calls on an image path get the open wrapper */
+		int dirfd = nr == SYS_open ? AT_FDCWD : (int)a[0];
+		const char *p = (const char *)(nr == SYS_open ? a[0] : a[1]);
+		int fl = (int)(nr == SYS_open ? a[1] : a[2]);
+		mode_t m = (mode_t)(nr == SYS_open ? a[2] : a[3]);
+		if (nr == SYS_openat2) {
+			const struct open_how *how = (const struct open_how *)a[2];
+			if (!how || (size_t)a[3] < sizeof *how)
+				break;
+			fl = (int)how->flags;
+			m = (mode_t)how->mode;
+		}
+		if (!atomic_load(&shim_ready) || shim_depth || (fl & (O_PATH | O_DIRECTORY)) ||
+		    policy_classify(p, &ref) == SHIM_PATH_NO)
+			break;
+		return shim_open(dirfd, p, fl, m, true);
+	}
 	case SYS_io_uring_setup:
 	case SYS_io_setup:
 		if (policy_enabled())
