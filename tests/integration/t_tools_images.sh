@@ -84,6 +84,22 @@ for kind in zlib zstd extl2 c512 c2m rc1 rc64 prealloc lazydirty datafile; do
 	workload "$kind"
 done
 
+section "external data file: small writes into one cluster keep each other"
+IMG=$T/dfsmall.qcow2 TWIN=$T/dfsmall.raw
+rm -f "$IMG" "$TWIN" dfsmall.data
+if qemu-img create -q -f qcow2 -o data_file=dfsmall.data "$IMG" 16M >"$T/mk.log" 2>&1; then
+	truncate -s 16M "$TWIN"
+	printf AAAA >a4.txt
+	printf BBBB >b4.txt
+	both "dd writes 4 bytes at 0" - dd if=a4.txt of=@IMG@ bs=1 conv=notrunc status=none
+	both "dd writes 4 bytes at 512" - dd if=b4.txt of=@IMG@ bs=1 seek=512 conv=notrunc status=none
+	verify_img
+	same "qemu reads AAAA at 0 and BBBB at 512" "AAAA BBBB" \
+		"$(dd if="$IMG.flat" bs=1 count=4 status=none) $(dd if="$IMG.flat" bs=1 skip=512 count=4 status=none)"
+else
+	fail "create the dfsmall image"; show_log "$T/mk.log" 3
+fi
+
 section "overlay on a qcow2 backing file"
 if mk overlay; then
 	before=$(sha256sum <base-q.qcow2)
