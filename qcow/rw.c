@@ -11,8 +11,9 @@
  *                clusters get one contiguous allocation and one pwrite;
  *   partial    - the rest: read the old contents (data, zeros, backing,
  *                compressed), merge, write, at subcluster granularity.
- * Old clusters are released through the deferred free list (alloc.c), and
- * new L2 entries only reach the file after the data (l2.c, image.c).
+ * Zeros written where the disk already reads zeros are skipped.  Old
+ * clusters are released through the deferred free list (alloc.c), and new
+ * L2 entries only reach the file after the data (l2.c, image.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -197,6 +198,33 @@ out:
 	return r < 0 ? r : (int64_t)len;
 }
 
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	for (; n && ((uintptr_t)p & 7); n--)
+		if (*p++)
+			return false;
+	for (; n >= 8; n -= 8, p += 8)
+		if (*(const uint64_t *)(const void *)p)
+			return false;
+	for (; n; n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+/* Do the touched subclusters of this entry already read as zeros? */
+static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len)
+{
+	for (uint64_t sc = in >> q->sc_bits; sc <= (in + len - 1) >> q->sc_bits; sc++) {
+		enum qc_sc_type t = qc_sc_type(l2e, bm, (unsigned)sc, q->extl2, (int)q->version);
+		bool zero = t == SC_ZERO_PLAIN || t == SC_ZERO_ALLOC ||
+			    ((t == SC_UNALLOC_PLAIN || t == SC_UNALLOC_ALLOC) && !q->backing.ops);
+		if (!zero)
+			return false;
+	}
+	return true;
+}
+
 int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t voff)
 {
 	uint64_t cs = q->cluster_size;
@@ -209,6 +237,16 @@ int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t vof
 			uint64_t in = voff & (cs - 1), len = cs - in < n ? cs - in : n, l2e, bm;
 			qc_l2_entry(q, w.e, w.idx, &l2e, &bm);
 			int64_t done;
+			/* Zero detection: zeros written where the disk already reads
+			 * zeros allocate nothing (mkfs zeroing tables, dd from /dev/zero). */
+			if (entry_reads_zero(q, l2e, bm, in, len) && all_zero(buf, len)) {
+				buf += len;
+				voff += len;
+				n -= len;
+				if (!(voff & (cs - 1)))
+					w.idx++;
+				continue;
+			}
 			switch (classify(q, l2e, bm, in, len)) {
 			case W_INPLACE: done = write_inplace(&w, buf, n, voff); break;
 			case W_NEW: done = write_new(&w, buf, n, voff); break;
