@@ -109,4 +109,39 @@ dd if=patch.bin of="$TWIN" bs=4096 seek=20 conv=notrunc status=none
 same "child dd writes and qemu-img info opens while the shell holds fd 3 idle" 0 "$rc"
 verify_img
 
+section "two shim processes writing one image take turns (README: QCOWSHIM_WAIT_MS)"
+head -c 3145728 /dev/urandom >r1.bin
+head -c 3145728 /dev/urandom >r2.bin
+dd if=r1.bin of="$TWIN" bs=64k seek=64 conv=notrunc status=none
+dd if=r2.bin of="$TWIN" bs=64k seek=256 conv=notrunc status=none
+# Slow writers: 48 blocks each, fed through pipes so both are open at once.
+(for i in $(seq 0 47); do dd if=r1.bin bs=64k skip=$i count=1 status=none; sleep 0.02; done) |
+	S dd of="$IMG" bs=64k iflag=fullblock seek=64 conv=notrunc status=none 2>"$T/w1.err" &
+p1=$!
+(for i in $(seq 0 47); do dd if=r2.bin bs=64k skip=$i count=1 status=none; sleep 0.02; done) |
+	S dd of="$IMG" bs=64k iflag=fullblock seek=256 conv=notrunc status=none 2>"$T/w2.err" &
+p2=$!
+wait "$p1"; r1=$?
+wait "$p2"; r2=$?
+same "first concurrent writer exits 0" 0 "$r1"
+same "second concurrent writer exits 0" 0 "$r2"
+[ -s "$T/w1.err" ] || [ -s "$T/w2.err" ] && note "stderr: $(cat "$T/w1.err" "$T/w2.err" | head -n 2)"
+verify_img
+
+# With no waiting allowed, the second writer must fail cleanly (EBUSY and a
+# message naming the image) while the first holds the image.
+(printf X; sleep 4; printf Y) | S dd of="$IMG" bs=1 seek=2000 conv=notrunc status=none 2>"$T/h.err" &
+hp=$!
+printf XY | dd of="$TWIN" bs=1 seek=2000 conv=notrunc status=none
+wait_locked "$IMG" || fail "the first writer did not take the image"
+QCOWSHIM_WAIT_MS=0 S dd if=patch.bin of="$IMG" bs=4096 seek=30 conv=notrunc status=none >"$T/w0.log" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && pass "QCOWSHIM_WAIT_MS=0: a second writer is refused (exit $rc)" ||
+	{ fail "QCOWSHIM_WAIT_MS=0: a second writer ran while the first held the image"; dd if=patch.bin of="$TWIN" bs=4096 seek=30 conv=notrunc status=none; }
+grep -q 'lk.qcow2' "$T/w0.log" && pass "the refusal names the image: $(grep 'lk.qcow2' "$T/w0.log" | head -n 1)" ||
+	{ fail "the refusal does not name the image"; show_log "$T/w0.log" 3; }
+wait "$hp"
+same "the first writer exits 0" 0 "$?"
+verify_img
+
 finish
