@@ -371,6 +371,30 @@ int posix_spawnp(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa
 	return spawn(pid, p, fa, at, av, ev, true);
 }
 
+/*
+ * A spawn file action opening an image would reach the kernel with
+ * O_TRUNC/O_APPEND/O_DIRECT in the child, where no wrapper runs: O_TRUNC
+ * would destroy the QCOW2 structure.  Strip them for existing images and
+ * empty the virtual disk now (O_TRUNC), through the shim's own open.
+ */
+int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, const char *p, int fl,
+				     mode_t m)
+{
+	int ref;
+	if (!atomic_load(&shim_ready) || shim_depth || !(fl & (O_TRUNC | O_APPEND | O_DIRECT)) ||
+	    policy_classify(p, &ref) == SHIM_PATH_NO)
+		return real_posix_spawn_file_actions_addopen(fa, fd, p, fl, m);
+	int saved = errno;
+	int tfd = shim_open(AT_FDCWD, p, (fl & ~(O_APPEND | O_DIRECT | O_EXCL)) | O_CLOEXEC, m, true);
+	bool image = tfd >= 0 && shim_fd_special(tfd);
+	if (tfd >= 0)
+		close(tfd);
+	errno = saved;
+	if (image)
+		fl &= ~(O_TRUNC | O_APPEND | O_DIRECT | O_CREAT | O_EXCL);
+	return real_posix_spawn_file_actions_addopen(fa, fd, p, fl, m);
+}
+
 /* system/popen run /bin/sh (dynamic) with environ: flush, and make sure
  * inherited image fds keep the shim. */
 void proc_release_for_spawn(void)

@@ -2,7 +2,7 @@
 #define _GNU_SOURCE
 #include "../snip.h"
 
-static void child(void) { char b[4]; ssize_t n = read(3, b, 4); say("child read %zd: %02x pos %lld", n, n > 0 ? (unsigned char)b[0] : 0, (long long)lseek(3, 0, SEEK_CUR)); }
+static void child(void) { char b[4]; ssize_t n = read(3, b, 4); say("child read %zd: %02x pos %lld", n, n > 0 ? (unsigned char)b[0] : 0, (long long)lseek(3, 0, SEEK_CUR));}
 
 static void snippet(void)
 {
