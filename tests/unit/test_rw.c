@@ -28,7 +28,7 @@ static uint64_t geo_size(unsigned cb)
 
 static unsigned geo_ops(unsigned cb)
 {
-	return cb <= 16 ? 2500 : cb <= 18 ? 1200 : 500;
+	return cb <= 16 ? 2000 : cb <= 18 ? 1000 : 300;
 }
 
 static void run_mirror(const struct geo *g, uint64_t seed, bool resize)
@@ -499,3 +499,55 @@ Test(rw, v2_write_zeroes_whole_clusters) { v2_zero_case(0, true); }
 Test(rw, v2_discard_whole_clusters) { v2_zero_case(QCOW_ZERO_UNMAP, true); }
 Test(rw, v2_write_zeroes_partial) { v2_zero_case(0, false); }
 Test(rw, v2_discard_partial) { v2_zero_case(QCOW_ZERO_UNMAP, false); }
+
+/* qcow_create over a backend full of garbage ("to be overwritten"): the new
+ * image must not see any of it. */
+Test(create, over_garbage)
+{
+	for (unsigned cb = 9; cb <= 16; cb += 7) {
+		size_t glen = 3 << 20;
+		uint8_t *garbage = malloc(glen);
+		memset(garbage, 0xff, glen);
+		struct qcow_backend be;
+		cr_assert_eq(qcow_backend_mem(&be, garbage, glen), 0);
+		struct qcow_create_opts c = { .size = 8 << 20, .cluster_bits = cb };
+		struct qcow *q = NULL;
+		int r = qcow_create(&q, be, &c, NULL);
+		cr_assert_eq(r, 0, "create over garbage = %d", r);
+		uint8_t *buf = malloc(8 << 20);
+		cr_assert_eq(qcow_read(q, buf, 8 << 20, 0), 8 << 20);
+		for (size_t i = 0; i < (8u << 20); i++)
+			cr_assert_eq(buf[i], 0, "cb %u: byte %zu of a new image is %#x", cb, i, buf[i]);
+		memset(buf, 0x12, 100000);
+		cr_assert_eq(qcow_write(q, buf, 100000, 5000), 100000);
+		const char *m = qt_check_open(q, be, false);
+		cr_expect(!m, "cb %u created over garbage: %s", cb, m);
+		qcow_close(q);
+		free(buf);
+		free(garbage);
+	}
+}
+
+Test(create, zero_size)
+{
+	struct qcow_create_opts c = { .size = 0 };
+	struct qcow_backend be;
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_backend_mem(&be, NULL, 0), 0);
+	int r = qcow_create(&q, be, &c, NULL);
+	if (r < 0) {
+		cr_expect_eq(r, -EINVAL);
+		be.ops->close(be.h);
+		return;
+	}
+	cr_expect_eq(qcow_size(q), 0);
+	uint8_t b[10];
+	cr_expect_eq(qcow_read(q, b, 10, 0), 0);
+	cr_expect_eq(qcow_write(q, b, 1, 0), -ENOSPC);
+	cr_assert_eq(qcow_resize(q, 1 << 20), 0);
+	memset(b, 3, sizeof b);
+	cr_expect_eq(qcow_write(q, b, 10, (1 << 20) - 10), 10);
+	const char *m = qt_check_open(q, be, false);
+	cr_expect(!m, "%s", m);
+	qcow_close(q);
+}
