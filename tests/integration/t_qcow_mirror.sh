@@ -144,6 +144,18 @@ for c in 4096 65536; do
 	mirror "dirty lazy-refcount image, cluster $c" "$img" 61 400 || true
 done
 
+# external data files: with data_file_raw=on the data file itself must
+# equal the guest contents afterwards
+for raw in on off; do
+	img="$T/df.qcow2"
+	rm -f "$T/df.data"
+	qemu-img create -q -f qcow2 -o "data_file=$T/df.data,data_file_raw=$raw" "$img" 4M
+	qio "$img" -c "write -P 0x51 0 100k" -c "write -z 200k 64k"
+	if mirror "external data file (data_file_raw=$raw)" "$img" 71 500 --no-resize && [ $raw = on ]; then
+		cmp -s "$T/df.data" "$W/twin.raw" || fail "data_file_raw=on: the data file differs from the guest contents"
+	fi
+done
+
 # preallocated images
 for p in metadata falloc full; do
 	img="$T/p.qcow2"

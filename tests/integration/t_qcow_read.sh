@@ -168,6 +168,15 @@ check_read "internal snapshot, table at the end of the file" "$img"
 qemu-img snapshot -c second-snapshot-with-a-longer-name "$img"
 check_read "two internal snapshots" "$img"
 
+# external data files (raw and not raw): guest data lives at guest offsets
+for raw in on off; do
+	img="$T/df$raw.qcow2"
+	qemu-img create -q -f qcow2 -o "data_file=$T/df$raw.data,data_file_raw=$raw,cluster_size=65536" "$img" 4M
+	qio "$img" -c "write -P 0x51 0 100k" -c "write -P 0x52 300k 5000" -c "write -z 200k 64k" \
+		-c "discard 1M 64k"
+	check_read "external data file (data_file_raw=$raw)" "$img"
+done
+
 # backing chains: qcow2 base and raw base
 base="$T/base.qcow2"
 qemu-img create -q -f qcow2 "$base" 2M
