@@ -172,7 +172,7 @@ done >"$T/text"
 qemu-img create -q -f qcow2 "$T/src.qcow2" 4M
 qio "$T/src.qcow2" -c "write -s $T/text 0 $(wc -c <"$T/text")" -c "write -s $T/text 2000000 50000"
 for ct in zlib zstd; do
-	for c in 4096 65536; do
+	for c in 512 4096 65536 2097152; do
 		img="$T/z.qcow2"
 		qemu-img convert -c -O qcow2 -o "compression_type=$ct,cluster_size=$c" "$T/src.qcow2" "$img"
 		mirror "compressed $ct cluster $c" "$img" 21 400 || true
