@@ -25,7 +25,8 @@ npass=0
 nfail=0
 T=$(mktemp -d "${TMPDIR:-/tmp}/qcs-$(basename "$0" .sh).XXXXXX") || exit 1
 trap 'cd /; rm -rf "$T"' EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
+trap 'exit 141' PIPE
 cd "$T" || exit 1
 
 pass() { npass=$((npass + 1)); echo "ok   - $*"; }
