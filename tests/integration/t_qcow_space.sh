@@ -30,7 +30,15 @@ b1=$(blocks "$img")
 "$QT" zero "$img" 0 32M --unmap
 b2=$(blocks "$img")
 echo "punch: $b1 -> $b2 blocks"
-[ "$b2" -lt $((b1 / 4)) ] || fail "discarding 32M released too little: $b1 -> $b2 512-byte blocks"
+# only where the host filesystem can punch holes at all
+head -c 1048576 /dev/urandom >"$T/probe"
+sync "$T/probe" 2>/dev/null || true
+pb1=$(blocks "$T/probe")
+if fallocate -p -o 0 -l 1048576 "$T/probe" 2>/dev/null && [ "$(blocks "$T/probe")" -lt "$pb1" ]; then
+	[ "$b2" -lt $((b1 / 4)) ] || fail "discarding 32M released too little: $b1 -> $b2 512-byte blocks"
+else
+	echo "note: $T cannot punch holes; host space release not checked"
+fi
 check "after discard" "$img"
 qemu-io -f qcow2 -c 'read -P 0 0 64M' "$img" >"$T/qio" 2>&1 && ! grep -q -i 'fail\|error\|mismatch' "$T/qio" ||
 	fail "discarded range does not read as zeros in qemu-io: $(head -3 "$T/qio")"
