@@ -1,36 +1,8 @@
 /*
  * images.c - per-process registry: one translator (struct qcow) per image
- * (dev, ino), opened lazily, closed at every fork/exec/exit, and the
- * multi-process coherence protocol.
+ * (dev, ino), opened lazily, closed at every fork/exec/exit.
  *
- * Locks (all OFD locks on the translator's private fd, so a forked child or
- * an exec'd program never inherits them):
- *   - a process that writes takes qemu's read-write set {100,101,103,201,203}
- *     (shared) plus an exclusive lock on byte SHIM_LOCK_BYTE, from its first
- *     write until it releases the image (last close, fork, exec, exit): it
- *     flushes (qcow_close) before the fd, and so the locks, go away.  qemu
- *     therefore refuses the image meanwhile, and a second shim writer waits
- *     (QCOWSHIM_WAIT_MS) for the exclusive byte.
- *   - a process that only reads holds a shared lock on SHIM_READER_BYTE
- *     while its translator is open (never conflicting with anyone); before
- *     every operation it checks that qemu is not writing (byte 101 held
- *     without SHIM_LOCK_BYTE) and compares the host file's (mtime, ctime,
- *     size) with what it saw last; on a change (or when the last stamp was
- *     taken within one coarse clock tick, which a later write could leave
- *     unchanged) it re-reads the metadata (qcow_invalidate).
- *   - a writer that sees SHIM_READER_BYTE held by someone else pushes its
- *     cached metadata to the file after every write operation (without
- *     fdatasync: visibility, not durability), so concurrent readers (a
- *     pipeline) see every completed write, as with a raw file.  Data is
- *     written before the L2 entry that maps it and L2 tables before L1
- *     entries, so a reader racing a write sees the old or the new mapping.
- * An idle process therefore never blocks another.
- * Known limit: a reader that starts while another process is in the middle
- * of writing sees that writer's earlier writes once the writer does its
- * next write, fsync or close (it publishes only while it sees a reader).
- * Publishing after every write regardless costs about 2x on streaming
- * writes, so it is not done.  Two writers at once: the second waits
- * QCOWSHIM_WAIT_MS, then gets EBUSY and a message.
+ * The multi-process protocol (locks, stamps, publishing) is coherence.c's.
  * Everything here runs with img->mu held unless stated.
  */
 #include "shim.h"
@@ -40,10 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#define SHIM_LOCK_BYTE (1LL << 60) /* shim writers' exclusive byte */
-#define SHIM_READER_BYTE (SHIM_LOCK_BYTE + 1) /* shared: a shim reader has it open */
-#define QEMU_PERM_BASE 100         /* "uses permission i" */
-#define QEMU_SHARE_BASE 200        /* "does not share permission i" */
 
 struct shim_image {
 	struct shim_image *next;
@@ -55,9 +23,8 @@ struct shim_image {
 	char *shown; /* as the program first named it, for messages */
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
-	bool rw, writer, pending, unsure, opening, unpublished;
-	struct timespec mtim, ctim;
-	off_t hsize;
+	bool rw, writer, pending, opening, unpublished;
+	struct shim_stamp stamp;
 	char why[512]; /* first log line of the current open */
 };
 
@@ -306,114 +273,6 @@ static void fill_opts(struct shim_image *img, struct qcow_opts *o, bool rw)
 	o->arg = img;
 }
 
-static void stamp_record(struct shim_image *img)
-{
-	struct stat st;
-	struct timespec now;
-	if (img->trfd < 0 || real_fstat(shim_priv_real(img->trfd), &st) < 0) {
-		img->unsure = true;
-		return;
-	}
-	img->mtim = st.st_mtim;
-	img->ctim = st.st_ctim;
-	img->hsize = st.st_size;
-	clock_gettime(CLOCK_REALTIME_COARSE, &now);
-	/* A write in the same coarse tick would leave mtime unchanged. */
-	int64_t age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
-		      (now.tv_nsec - st.st_mtim.tv_nsec);
-	img->unsure = age < 50 * 1000000;
-}
-
-static bool stamp_changed(struct shim_image *img)
-{
-	struct stat st;
-	if (img->unsure || real_fstat(shim_priv_real(img->trfd), &st) < 0)
-		return true;
-	return st.st_mtim.tv_sec != img->mtim.tv_sec || st.st_mtim.tv_nsec != img->mtim.tv_nsec ||
-	       st.st_ctim.tv_sec != img->ctim.tv_sec || st.st_ctim.tv_nsec != img->ctim.tv_nsec ||
-	       st.st_size != img->hsize;
-}
-
-/* ---- qemu-compatible locks */
-
-static int lock_byte(int fd, int cmd, short type, off_t byte)
-{
-	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-	return real_fcntl(shim_priv_real(fd), cmd, &fl) < 0 ? -errno : 0;
-}
-
-/* Does another open file description hold a lock on `byte`? */
-static bool held_elsewhere(int fd, off_t byte)
-{
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-	if (real_fcntl(shim_priv_real(fd), F_OFD_GETLK, &fl) < 0)
-		return false;
-	return fl.l_type != F_UNLCK;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
-}
-
-/* Reader check: nobody may be writing.  0 or -EBUSY (after a message). */
-static int check_no_writer(struct shim_image *img, int fd)
-{
-	for (int waited = 0;; waited += 10) {
-		if (!held_elsewhere(fd, QEMU_PERM_BASE + 1))
-			return 0;
-		if (held_elsewhere(fd, SHIM_LOCK_BYTE))
-			return 0; /* a shim writer: it publishes every write to us */
-		if (waited >= 100) {
-			shim_msg("%s: image is locked for writing by another program (qemu?)",
-				 img->shown);
-			return -EBUSY;
-		}
-		sleep_ms(10); /* or a shim writer between its two lock calls */
-	}
-}
-
-static const int rw_bytes[] = {QEMU_PERM_BASE + 0, QEMU_PERM_BASE + 1, QEMU_PERM_BASE + 3,
-			       QEMU_SHARE_BASE + 1, QEMU_SHARE_BASE + 3};
-
-static void unlock_all(int fd)
-{
-	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-	real_fcntl(shim_priv_real(fd), F_OFD_SETLK, &fl);
-}
-
-/* Writer locks, qemu's way: take ours, then look for conflicts. */
-static int lock_writer(struct shim_image *img, int fd)
-{
-	int r;
-	for (int waited = 0;; waited += 10) {
-		r = lock_byte(fd, F_OFD_SETLK, F_WRLCK, SHIM_LOCK_BYTE);
-		if (r == 0)
-			break;
-		if (r != -EAGAIN && r != -EACCES)
-			return r;
-		if (waited >= policy_wait_ms()) {
-			shim_msg("%s: image is being written by another qcowshim process", img->shown);
-			return -EBUSY;
-		}
-		sleep_ms(10);
-	}
-	for (size_t i = 0; i < sizeof rw_bytes / sizeof rw_bytes[0]; i++)
-		if ((r = lock_byte(fd, F_OFD_SETLK, F_RDLCK, rw_bytes[i])) < 0)
-			goto conflict;
-	/* Someone using write/resize, or refusing to share them: qemu. */
-	if (held_elsewhere(fd, QEMU_PERM_BASE + 1) || held_elsewhere(fd, QEMU_PERM_BASE + 3) ||
-	    held_elsewhere(fd, QEMU_SHARE_BASE + 1) || held_elsewhere(fd, QEMU_SHARE_BASE + 3))
-		goto conflict;
-	return 0;
-conflict:
-	unlock_all(fd);
-	shim_msg("%s: image is in use by another program (qemu?): cannot get the write lock",
-		 img->shown);
-	return -EBUSY;
-}
-
 static int report_open_failure(struct shim_image *img, int r)
 {
 	shim_msg("%s: %s", img->shown, img->why[0] ? img->why : strerror(-r));
@@ -477,7 +336,7 @@ static int become_writer(struct shim_image *img)
 	if (r < 0)
 		return r == -EACCES ? -EBADF : r;
 	img->trfd = r;
-	if ((r = lock_writer(img, img->trfd)) < 0) {
+	if ((r = coh_lock_writer(img->shown, img->trfd)) < 0) {
 		sys_close(img->trfd);
 		img->trfd = -1;
 		return r;
@@ -510,26 +369,26 @@ int img_ready(struct shim_image *img, bool write)
 		if ((r = open_host(img, O_RDONLY)) < 0)
 			return r;
 		img->trfd = r;
-		if ((r = check_no_writer(img, img->trfd)) < 0) {
+		if ((r = coh_check_no_writer(img->shown, img->trfd)) < 0) {
 			sys_close(img->trfd);
 			img->trfd = -1;
 			return r;
 		}
 		if ((r = open_translator(img, false)) < 0)
 			return r;
-		lock_byte(img->trfd, F_OFD_SETLK, F_RDLCK, SHIM_READER_BYTE);
-		stamp_record(img);
+		coh_reader_register(img->trfd);
+		coh_stamp_record(img->trfd, &img->stamp);
 		return 0;
 	}
-	if ((r = check_no_writer(img, img->trfd)) < 0)
+	if ((r = coh_check_no_writer(img->shown, img->trfd)) < 0)
 		return r;
-	if (stamp_changed(img)) {
+	if (coh_stamp_changed(img->trfd, &img->stamp)) {
 		if ((r = qcow_invalidate(img->q)) < 0) {
 			shim_msg("%s: re-reading the image after another process changed it: %s",
 				 img->shown, strerror(-r));
 			return r;
 		}
-		stamp_record(img);
+		coh_stamp_record(img->trfd, &img->stamp);
 	}
 	return 0;
 }
@@ -553,7 +412,7 @@ void img_op_done(struct shim_image *img)
 		img_release(img);
 		return;
 	}
-	if (img->unpublished && img->writer && held_elsewhere(img->trfd, SHIM_READER_BYTE)) {
+	if (img->unpublished && img->writer && coh_readers_elsewhere(img->trfd)) {
 		nosync++;
 		int r = qcow_flush(img->q);
 		nosync--;
@@ -571,15 +430,7 @@ int img_validate(struct shim_image *img, const char *shown, bool writable)
 	int r = img_ready(img, false);
 	if (r < 0 || !writable || img->writer || !img->q)
 		return r;
-	/* qemu holding the image (even read-only) refuses to share writing. */
-	if ((held_elsewhere(img->trfd, QEMU_SHARE_BASE + 1) ||
-	     held_elsewhere(img->trfd, QEMU_PERM_BASE + 1)) &&
-	    !held_elsewhere(img->trfd, SHIM_LOCK_BYTE)) {
-		shim_msg("%s: image is in use by another program (qemu?): cannot get the write lock",
-			 img->shown);
-		return -EBUSY;
-	}
-	return 0;
+	return coh_qemu_refuses_writer(img->shown, img->trfd);
 }
 
 uint64_t img_size(struct shim_image *img)

@@ -149,6 +149,20 @@ void fd_unlock(void);
 void fd_atfork_child(void);
 void fd_adopt_inherited(void);           /* constructor: inherited image fds */
 
+/* ---- coherence.c: locks and change detection between processes */
+struct shim_stamp {
+	struct timespec mtim, ctim;
+	off_t size;
+	bool unsure; /* taken within one coarse tick of a change: re-read anyway */
+};
+void coh_stamp_record(int trfd, struct shim_stamp *sp);
+bool coh_stamp_changed(int trfd, const struct shim_stamp *sp);
+int coh_check_no_writer(const char *shown, int fd);
+int coh_lock_writer(const char *shown, int fd);
+void coh_reader_register(int fd);
+bool coh_readers_elsewhere(int fd);
+int coh_qemu_refuses_writer(const char *shown, int fd);
+
 /* ---- images.c: one translator per image per process */
 struct shim_image *img_register(int fd, const char *shown_path, bool pending, int *err);
 void img_unref(struct shim_image *img);
