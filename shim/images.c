@@ -430,6 +430,13 @@ int img_validate(struct shim_image *img, const char *shown, bool writable)
 	int r = img_ready(img, false);
 	if (r < 0 || !writable || img->writer || !img->q)
 		return r;
+	struct qcow_info info;
+	if (qcow_info(img->q, &info) == 0 && info.corrupt) {
+		/* qemu's rule: a corrupt image opens read-only only */
+		shim_msg("%s: image is marked corrupt; open it read-only (or repair it with qemu-img check -r)",
+			 img->shown);
+		return -EACCES;
+	}
 	return coh_qemu_refuses_writer(img->shown, img->trfd);
 }
 

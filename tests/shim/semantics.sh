@@ -161,6 +161,11 @@ if qemu-img create -q -f qcow2 --object secret,id=s0,data=pw -o encrypt.format=l
 else
 	fail "qemu-img could not make an encrypted image"
 fi
+qemu-img create -q -f qcow2 cor.qcow2 1M && printf '\002' | dd of=cor.qcow2 bs=1 seek=79 conv=notrunc status=none
+out=$(S dd if=/dev/zero of=cor.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1); rc=$?
+same "an image marked corrupt is refused for writing at open, with one line" "1 1" \
+	"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c '^qcowshim: cor.qcow2: image is marked corrupt')"
+same "... and reads fine" 0 "$(S dd if=cor.qcow2 of=/dev/null count=1 status=none 2>&1; echo $?)"
 qemu-img create -q -f qcow2 -b d.qcow2 -F qcow2 ov.qcow2
 same "an overlay reads through its backing file" "$FLAT" "$(S sha256sum <ov.qcow2)"
 out=$(QCOWSHIM_NO_BACKING=1 S cat ov.qcow2 2>&1 >/dev/null); rc=$?
