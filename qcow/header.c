@@ -257,14 +257,8 @@ int qc_header_create(struct qcow_backend *be, const struct qcow_create_opts *c)
 		be32_put(h + QH_BACKING_SIZE, (uint32_t)blen);
 	}
 	be64_put(h + cs, 2 * cs); /* reftable[0] -> refblock at cluster 2 */
-	for (unsigned i = 0; i < 3; i++) { /* refcount 1 for clusters 0, 1, 2 */
-		uint64_t bit = (uint64_t)i << order;
-		uint8_t *p = h + 2 * cs + (bit >> 3);
-		if (rbits < 8)
-			*p |= (uint8_t)(1u << (bit & 7));
-		else
-			p[rbits / 8 - 1] = 1;
-	}
+	for (unsigned i = 0; i < 3; i++) /* refcount 1 for clusters 0, 1, 2 */
+		qc_rb_set(h + 2 * cs, i, order, 1);
 	int r = 0;
 	if (be->ops->truncate && (r = be->ops->truncate(be->h, 0)) < 0)
 		goto out;

@@ -83,6 +83,30 @@ int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n
 	return (size_t)r == n ? 0 : -EIO;
 }
 
+/*
+ * Write entries [*lo, *hi) of an in-memory (host byte order) table to the
+ * file at table_offset, overlap-checked as `kind`; clears the range.
+ */
+int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
+		   uint64_t table_offset, unsigned kind)
+{
+	if (*lo >= *hi)
+		return 0;
+	uint64_t n = (*hi - *lo) * 8, off = table_offset + *lo * 8;
+	uint8_t *buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t i = *lo; i < *hi; i++)
+		be64_put(buf + (i - *lo) * 8, table[i]);
+	int r = qc_check_write(q, off, n, kind);
+	if (!r)
+		r = qc_pwrite(q, &q->be, buf, n, off);
+	free(buf);
+	if (!r)
+		*lo = *hi = 0;
+	return r;
+}
+
 int qc_sync(struct qcow *q)
 {
 	int r = 0;

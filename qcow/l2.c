@@ -65,37 +65,13 @@ int qc_l1_load(struct qcow *q, uint64_t file_size)
 
 static void l1_mark(struct qcow *q, uint32_t i)
 {
-	if (q->l1_dirty_lo >= q->l1_dirty_hi) {
-		q->l1_dirty_lo = i;
-		q->l1_dirty_hi = i + 1;
-		return;
-	}
-	if (i < q->l1_dirty_lo)
-		q->l1_dirty_lo = i;
-	if (i + 1 > q->l1_dirty_hi)
-		q->l1_dirty_hi = i + 1;
+	qc_range_mark(&q->l1_dirty_lo, &q->l1_dirty_hi, i);
 }
 
 /* Write the dirty part of L1.  Call only after every dirty L2 slice is durable. */
 int qc_l1_sync(struct qcow *q)
 {
-	uint32_t lo = q->l1_dirty_lo, hi = q->l1_dirty_hi;
-	if (lo >= hi)
-		return 0;
-	size_t n = (size_t)(hi - lo) * 8;
-	uint8_t *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	for (uint32_t i = lo; i < hi; i++)
-		be64_put(buf + (size_t)(i - lo) * 8, q->l1[i]);
-	uint64_t off = q->l1_offset + (uint64_t)lo * 8;
-	int r = qc_check_write(q, off, n, QC_META_L1);
-	if (!r)
-		r = qc_pwrite(q, &q->be, buf, n, off);
-	free(buf);
-	if (!r)
-		q->l1_dirty_lo = q->l1_dirty_hi = 0;
-	return r;
+	return qc_table_write(q, q->l1, &q->l1_dirty_lo, &q->l1_dirty_hi, q->l1_offset, QC_META_L1);
 }
 
 /*

@@ -109,7 +109,7 @@ struct qcow {
 	uint64_t l1_offset;
 	uint32_t l1_size;
 	uint64_t *l1;
-	uint32_t l1_dirty_lo, l1_dirty_hi; /* [lo, hi) */
+	uint64_t l1_dirty_lo, l1_dirty_hi; /* [lo, hi) */
 
 	/* refcount table, host byte order */
 	uint64_t reftable_offset;
@@ -173,6 +173,8 @@ QC_HIDDEN int qc_pread(struct qcow *q, struct qcow_backend *be, void *buf, size_
 QC_HIDDEN int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n,
 			uint64_t off);
 QC_HIDDEN int qc_sync(struct qcow *q);
+QC_HIDDEN int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
+			     uint64_t table_offset, unsigned kind);
 QC_HIDDEN int qc_flush_locked(struct qcow *q);
 
 /* header.c */
@@ -237,6 +239,20 @@ QC_HIDDEN int qc_resize_locked(struct qcow *q, uint64_t size, bool hide_backing)
 QC_HIDDEN int qc_backing_open(struct qcow *q);
 QC_HIDDEN int qc_backing_read(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
 QC_HIDDEN int qc_data_file_open(struct qcow *q, bool writable);
+
+/* Grow the dirty range [*lo, *hi) of an in-memory table to cover entry i. */
+static inline void qc_range_mark(uint64_t *lo, uint64_t *hi, uint64_t i)
+{
+	if (*lo >= *hi) {
+		*lo = i;
+		*hi = i + 1;
+		return;
+	}
+	if (i < *lo)
+		*lo = i;
+	if (i + 1 > *hi)
+		*hi = i + 1;
+}
 
 static inline uint64_t qc_cluster_of(const struct qcow *q, uint64_t hoff)
 {

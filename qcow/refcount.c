@@ -125,33 +125,7 @@ int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc)
 
 void qc_reftable_mark(struct qcow *q, uint64_t range)
 {
-	if (q->reftable_dirty_lo >= q->reftable_dirty_hi) {
-		q->reftable_dirty_lo = range;
-		q->reftable_dirty_hi = range + 1;
-		return;
-	}
-	if (range < q->reftable_dirty_lo)
-		q->reftable_dirty_lo = range;
-	if (range + 1 > q->reftable_dirty_hi)
-		q->reftable_dirty_hi = range + 1;
-}
-
-static int reftable_write_dirty(struct qcow *q)
-{
-	uint64_t lo = q->reftable_dirty_lo, hi = q->reftable_dirty_hi, n = (hi - lo) * 8;
-	uint8_t *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	for (uint64_t i = lo; i < hi; i++)
-		be64_put(buf + (i - lo) * 8, q->reftable[i]);
-	uint64_t off = q->reftable_offset + lo * 8;
-	int r = qc_check_write(q, off, n, QC_META_REFTABLE);
-	if (!r)
-		r = qc_pwrite(q, &q->be, buf, n, off);
-	free(buf);
-	if (!r)
-		q->reftable_dirty_lo = q->reftable_dirty_hi = 0;
-	return r;
+	qc_range_mark(&q->reftable_dirty_lo, &q->reftable_dirty_hi, range);
 }
 
 /*
@@ -166,7 +140,8 @@ int qc_refblocks_sync(struct qcow *q)
 		return r;
 	if (q->reftable_dirty_lo >= q->reftable_dirty_hi)
 		return 0;
-	if ((r = reftable_write_dirty(q)) < 0)
+	if ((r = qc_table_write(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
+				 q->reftable_offset, QC_META_REFTABLE)) < 0)
 		return r;
 	return qc_sync(q);
 }

@@ -16,7 +16,7 @@
 
 #include "qcow_int.h"
 
-#define MAX_REPAIR_CLUSTERS (1ull << 28)
+#define MAX_REPAIR_CLUSTERS (1ull << 26) /* 256 MiB of counters */
 
 struct counts {
 	uint32_t *rc;
