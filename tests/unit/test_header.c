@@ -685,3 +685,46 @@ Test(header_ok, dirty_stale_refcounts_repaired)
 	qcow_close(q);
 	free(img);
 }
+
+/* The refcount table names a metadata cluster as a refcount block: a
+ * refcount update there must be refused by the overlap check (-EIO), or
+ * the image refused at open; the metadata cluster must stay intact. */
+static void refblock_overlap(unsigned victim, const char *what)
+{
+	size_t len;
+	uint8_t *img = base(&len);
+	qt_put64(img + CS, (uint64_t)victim * CS);
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	if (!q) {
+		cr_expect(err == -EINVAL || err == -EIO, "%s: open = %d", what, err);
+		free(img);
+		return;
+	}
+	uint8_t buf[4096];
+	memset(buf, 0xee, sizeof buf);
+	/* guest cluster 7 is unallocated: allocation -> refcount update */
+	ssize_t r = qcow_write(q, buf, sizeof buf, 7ull * CS);
+	if (r >= 0)
+		r = qcow_flush(q);
+	cr_expect_eq(r, -EIO, "%s: allocation with a refblock on top of metadata = %zd", what, r);
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	uint8_t *now = malloc(CS);
+	memcpy(now, d + (size_t)victim * CS, CS);
+	if (victim == 0)
+		now[QH_INCOMPAT + 7] &= (uint8_t)~2; /* the corrupt bit may be set, rightly */
+	cr_expect(!memcmp(now, img + (size_t)victim * CS, CS),
+		  "%s: metadata cluster overwritten", what);
+	free(now);
+	qcow_close(q);
+	free(img);
+}
+
+Test(runtime, refblock_is_l1) { refblock_overlap(3, "refblock = L1"); }
+Test(runtime, refblock_is_l2) { refblock_overlap(4, "refblock = L2"); }
+/* reftable[0] = 0: no refcount block, every cluster looks free, and the
+ * allocator would hand out the header cluster */
+Test(runtime, no_refblock_header_looks_free) { refblock_overlap(0, "no refblock"); }
+Test(runtime, refblock_is_reftable) { refblock_overlap(1, "refblock = reftable"); }
