@@ -269,7 +269,7 @@ int fd_evacuate(int fd)
 
 /* ---- adoption of inherited image fds (constructor) */
 
-/* QCOWSHIM_FDS=PID:FD,EFLAGS,POS;... from the exec wrapper of our parent. */
+/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS;... from the exec/spawn wrappers. */
 static void handoff_flags(int fd, int *eflags, int64_t *pos)
 {
 	static char *fds;
@@ -277,13 +277,16 @@ static void handoff_flags(int fd, int *eflags, int64_t *pos)
 	if (!parsed) {
 		parsed = true;
 		char *e = getenv("QCOWSHIM_FDS");
-		if (e) {
+		if (e && (*e == 'E' || *e == 'P')) {
 			char *end;
-			long pid = strtol(e, &end, 10);
-			if (*end == ':' && pid == getpid())
+			long pid = strtol(e + 1, &end, 10);
+			/* E: set by our own image before exec; P: by the parent
+			 * that spawned us (posix_spawn, system, popen) */
+			if (*end == ':' && pid == (*e == 'E' ? getpid() : getppid()))
 				fds = strdup(end + 1);
-			unsetenv("QCOWSHIM_FDS");
 		}
+		if (e)
+			unsetenv("QCOWSHIM_FDS");
 	}
 	for (char *s = fds; s && *s;) {
 		int f, fl;

@@ -18,10 +18,13 @@
  *   QCOWSHIM_WAIT_MS=N     (added) how long an open or I/O waits for another
  *                          qcowshim process that is writing the same image
  *                          before failing with EBUSY; default 10000.
- *   QCOWSHIM_FDS           (added, internal) set by the exec wrapper for the
- *                          exec'd program: emulated O_APPEND/O_DIRECT flags
- *                          and private positions of inherited image fds,
- *                          "PID:FD,FLAGS,POS;..."; removed from the
+ *   QCOWSHIM_FDS           (added, internal) set by the exec and spawn
+ *                          wrappers for the new program: emulated O_APPEND/
+ *                          O_DIRECT flags and private positions of inherited
+ *                          image fds, "EPID:FD,FLAGS,POS;..." (valid if PID
+ *                          is the program's own pid, after exec) or
+ *                          "PPID:..." (valid if PID is its parent's, after
+ *                          posix_spawn/system/popen); removed from the
  *                          environment by the program's constructor.
  * Programs that understand QCOW2 themselves run untouched: the shim disables
  * itself when /proc/self/exe's name starts with "qemu-" (qemu-img, qemu-io,

@@ -176,7 +176,7 @@ static bool has_shim(const char *v)
  * fds stay open, check the target and build the environment to use.
  * Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
  */
-static int exec_prepare(const char *path, char *const *envp, char ***newenv)
+static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn)
 {
 	*newenv = NULL;
 	if (!atomic_load(&shim_ready) || !policy_enabled() || !fd_any_images())
@@ -202,7 +202,9 @@ static int exec_prepare(const char *path, char *const *envp, char ***newenv)
 		n++;
 	char **env = calloc(n + 3, sizeof *env);
 	char *pre = NULL, *fds = NULL;
-	if (!env || asprintf(&fds, "QCOWSHIM_FDS=%d:%s", (int)getpid(), in.fds ? in.fds : "") < 0) {
+	/* E<pid>: for this process after exec; P<pid>: for a child it spawns */
+	if (!env || asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
+			     in.fds ? in.fds : "") < 0) {
 		free(env);
 		free(in.fds);
 		return 0; /* best effort: exec as asked */
@@ -252,7 +254,7 @@ static void exec_cleanup(char **env, char *const *envp)
 static int do_execve(const char *path, char *const *av, char *const *ev)
 {
 	char **env;
-	int r = exec_prepare(path, ev, &env);
+	int r = exec_prepare(path, ev, &env, false);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execve(path, av, env ? env : ev);
@@ -265,7 +267,7 @@ static int do_execve(const char *path, char *const *av, char *const *ev)
 static int do_execvpe(const char *file, char *const *av, char *const *ev)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env);
+	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execvpe(file, av, env ? env : ev);
@@ -337,7 +339,7 @@ int fexecve(int fd, char *const *av, char *const *ev)
 {
 	char **env, p[64];
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = exec_prepare(p, ev, &env);
+	int r = exec_prepare(p, ev, &env, false);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_fexecve(fd, av, env ? env : ev);
@@ -351,7 +353,7 @@ static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa
 		 const posix_spawnattr_t *at, char *const *av, char *const *ev, bool search)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env);
+	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true);
 	if (r < 0)
 		return -r;
 	r = (search ? real_posix_spawnp : real_posix_spawn)(pid, p, fa, at, av, env ? env : ev);
@@ -400,12 +402,14 @@ int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, con
 void proc_release_for_spawn(void)
 {
 	char **env;
-	if (exec_prepare("/bin/sh", environ, &env) == 0 && env) {
-		/* Only a dropped LD_PRELOAD matters here: the shell started by
-		 * system/popen has another pid, so QCOWSHIM_FDS would not apply. */
+	if (exec_prepare("/bin/sh", environ, &env, true) == 0 && env) {
+		/* environ is what the shell gets: a dropped LD_PRELOAD comes
+		 * back, and QCOWSHIM_FDS (P<our pid>) reaches our direct child
+		 * only; it is rewritten at every later spawn or exec. */
 		const char *cur = getenv("LD_PRELOAD");
 		for (size_t i = 0; env[i]; i++)
-			if (!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur))
+			if ((!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur)) ||
+			    !strncmp(env[i], "QCOWSHIM_FDS=", 13))
 				putenv(env[i]); /* deliberately kept: environ owns it now */
 		free(env);
 	}
