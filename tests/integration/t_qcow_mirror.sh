@@ -176,6 +176,14 @@ else
 	fail "bitmaps image: mirror: $(tail -2 "$W/err" | tr '\n' '|')"
 fi
 
+# images grown and shrunk by qemu-img resize (oversized L1)
+img="$T/rs.qcow2"
+qemu-img create -q -f qcow2 -o cluster_size=512 "$img" 1M
+qio "$img" -c "write -P 0x44 0 1M"
+qemu-img resize -q "$img" 64M
+qemu-img resize -q --shrink "$img" 3M
+mirror "512 B clusters after qemu-img resize 64M, --shrink 3M" "$img" 91 500 || true
+
 # preallocated images
 for p in metadata falloc full; do
 	img="$T/p.qcow2"

@@ -112,6 +112,18 @@ for p in metadata falloc full; do
 	done
 done
 
+# images qemu-img resized (L1 grown by qemu; shrunk with an oversized L1)
+for c in 512 65536; do
+	img="$T/rs$c.qcow2"
+	qemu-img create -q -f qcow2 -o "cluster_size=$c" "$img" 1M
+	qio "$img" -c "write -P 0x44 0 1M"
+	qemu-img resize -q "$img" 64M
+	qio "$img" -c "write -P 0x45 63M 1M"
+	check_read "cluster $c grown by qemu-img resize" "$img"
+	qemu-img resize -q --shrink "$img" 1536k
+	check_read "cluster $c shrunk by qemu-img resize" "$img"
+done
+
 # lazy refcounts (clean), extended L2 (subclusters)
 img="$T/lazy.qcow2"
 qemu-img create -q -f qcow2 -o lazy_refcounts=on "$img" 4M
