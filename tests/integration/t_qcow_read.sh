@@ -81,6 +81,11 @@ for c in $sizes; do
 		qemu-img create -q -f qcow2 -o "compat=$compat,cluster_size=$c,refcount_bits=$rb" "$img" "$s"
 		fill "$img" "$c" "$s"
 		check_read "cluster $c compat $compat refcount_bits $rb" "$img"
+		ver=3
+		[ "$compat" = 0.10 ] && ver=2
+		want="size $s|version $ver|cluster_bits $(awk -v c="$c" 'BEGIN{print int(log(c)/log(2)+0.5)}')|refcount_bits $rb|"
+		got=$("$QT" info "$img" | grep -E '^(size|version|cluster_bits|refcount_bits) ' | tr '\n' '|')
+		[ "$got" = "$want" ] || fail "qcowtool info: '$got', want '$want'"
 		rm -f "$img"
 	done
 done
