@@ -113,6 +113,14 @@ struct qcow_backend qt_crash_backend(struct qt_crash *c);
  * Returns a malloc'd image. */
 uint8_t *qt_crash_now(struct qt_crash *c, uint64_t seed, size_t *len);
 unsigned long qt_crash_pending(struct qt_crash *c);
+/* Counts mutating calls (pwrite, flush, truncate, punch) so far. */
+unsigned long qt_crash_calls(struct qt_crash *c);
+/* Power cut just before mutating call number n (1-based) reaches the
+ * backend: the image at that instant is kept (see qt_crash_now) and every
+ * later call fails with -EIO.  qt_crash_result() returns it (malloc'd) or
+ * NULL if the cut never happened. */
+void qt_crash_arm(struct qt_crash *c, unsigned long n, uint64_t seed);
+uint8_t *qt_crash_result(struct qt_crash *c, size_t *len);
 /* Frees the crash backend (call after the image using it was closed). */
 void qt_crash_free(struct qt_crash *c);
 

@@ -21,7 +21,23 @@ struct qt_crash {
 	struct pending *p;
 	size_t np, cap;
 	bool crashed;
+	unsigned long calls, arm_at;
+	uint64_t arm_seed;
+	uint8_t *result;
+	size_t result_len;
 };
+
+/* Called before each mutating op: fires an armed power cut. */
+static bool cut(struct qt_crash *c)
+{
+	if (c->crashed)
+		return true;
+	if (++c->calls == c->arm_at) {
+		c->result = qt_crash_now(c, c->arm_seed, &c->result_len);
+		return true;
+	}
+	return false;
+}
 
 static void buf_resize(uint8_t **b, size_t *len, size_t n)
 {
@@ -95,7 +111,7 @@ static ssize_t c_pread(void *h, void *buf, size_t n, uint64_t off)
 static ssize_t c_pwrite(void *h, const void *buf, size_t n, uint64_t off)
 {
 	struct qt_crash *c = h;
-	if (c->crashed)
+	if (cut(c))
 		return -EIO;
 	ssize_t r = c->cur.ops->pwrite(c->cur.h, buf, n, off);
 	if (r >= 0)
@@ -106,7 +122,7 @@ static ssize_t c_pwrite(void *h, const void *buf, size_t n, uint64_t off)
 static int c_flush(void *h)
 {
 	struct qt_crash *c = h;
-	if (c->crashed)
+	if (cut(c))
 		return -EIO;
 	for (size_t i = 0; i < c->np; i++)
 		apply(&c->dur, &c->dur_len, &c->p[i], ~0ull);
@@ -123,7 +139,7 @@ static int c_getsize(void *h, uint64_t *size)
 static int c_truncate(void *h, uint64_t size)
 {
 	struct qt_crash *c = h;
-	if (c->crashed)
+	if (cut(c))
 		return -EIO;
 	int r = c->cur.ops->truncate(c->cur.h, size);
 	if (r >= 0)
@@ -134,7 +150,7 @@ static int c_truncate(void *h, uint64_t size)
 static int c_punch(void *h, uint64_t off, uint64_t n)
 {
 	struct qt_crash *c = h;
-	if (c->crashed)
+	if (cut(c))
 		return -EIO;
 	if (!c->cur.ops->punch)
 		return -EOPNOTSUPP;
@@ -174,6 +190,21 @@ struct qcow_backend qt_crash_backend(struct qt_crash *c)
 }
 
 unsigned long qt_crash_pending(struct qt_crash *c) { return c->np; }
+unsigned long qt_crash_calls(struct qt_crash *c) { return c->calls; }
+
+void qt_crash_arm(struct qt_crash *c, unsigned long n, uint64_t seed)
+{
+	c->arm_at = n;
+	c->arm_seed = seed;
+}
+
+uint8_t *qt_crash_result(struct qt_crash *c, size_t *len)
+{
+	uint8_t *r = c->result;
+	*len = c->result_len;
+	c->result = NULL;
+	return r;
+}
 
 uint8_t *qt_crash_now(struct qt_crash *c, uint64_t seed, size_t *len)
 {
@@ -203,6 +234,7 @@ void qt_crash_free(struct qt_crash *c)
 	drop_pending(c);
 	free(c->p);
 	free(c->dur);
+	free(c->result);
 	c->cur.ops->close(c->cur.h);
 	free(c);
 }

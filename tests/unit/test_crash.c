@@ -226,3 +226,110 @@ Test(crash, reftable_growth, .timeout = 300)
 		free(img);
 	}
 }
+
+/* Power cuts inside operations: a dry run counts the mutating backend calls
+ * of a workload (including the final close), then the same workload runs
+ * again with the cut just before call N, for N drawn at random: every
+ * intermediate state of every operation (between internal flushes) is a
+ * candidate. */
+static uint8_t *base_for(const struct crash_geo *g, uint64_t seed, uint64_t *size,
+			 struct qt_track *t, size_t *len)
+{
+	uint64_t cs = 1ull << g->cb;
+	*size = 48 * cs < (1u << 20) ? 1u << 20 : 48 * cs;
+	struct qcow_create_opts c = { .size = *size, .cluster_bits = g->cb, .version = g->version,
+				      .refcount_bits = 1u << g->order, .lazy_refcounts = g->lazy };
+	struct qcow_backend mbe;
+	struct qcow *q = qt_create_mem(&c, &mbe);
+	cr_assert(q);
+	qt_track_init(t, *size);
+	qt_fill_pattern(t->flat, *size / 3, seed);
+	cr_assert_eq(qcow_write(q, t->flat, *size / 3, 0), (ssize_t)(*size / 3));
+	cr_assert_eq(qcow_flush(q), 0);
+	uint8_t *img = qt_mem_copy(mbe, len);
+	qcow_close(q);
+	return img;
+}
+
+static unsigned long run_workload(const struct crash_geo *g, struct qt_crash *cr, struct qt_track *t,
+				  uint64_t seed, unsigned nops)
+{
+	struct qcow_opts o = { 0 };
+	if (g->tiny_cache)
+		o.l2_cache_bytes = o.refblock_cache_bytes = 1;
+	struct qcow *q = NULL;
+	if (qcow_open(&q, qt_crash_backend(cr), &o) == 0) {
+		if (qt_track_run(t, q, 1u << g->cb, seed, nops))
+			cr_assert_fail("cb %u seed %llu: %s", g->cb, (unsigned long long)seed, t->err);
+		qcow_close(q);
+	}
+	return qt_crash_calls(cr);
+}
+
+static void mid_op_crash(const struct crash_geo *g, uint64_t seed)
+{
+	uint64_t size, rng = seed;
+	size_t len;
+	struct qt_track t;
+	uint8_t *img = base_for(g, seed, &size, &t, &len);
+	unsigned nops = 5 + (unsigned)qt_below(&rng, 40);
+	struct qt_crash *cr = qt_crash_new(img, len);
+	unsigned long total = run_workload(g, cr, &t, seed, nops);
+	qt_crash_free(cr);
+	qt_track_fini(&t);
+	free(img);
+	if (!total) /* a read-only workload: nothing to cut */
+		return;
+	img = base_for(g, seed, &size, &t, &len);
+	unsigned long n = 1 + qt_below(&rng, total);
+	cr = qt_crash_new(img, len);
+	qt_crash_arm(cr, n, qt_rng(&rng));
+	run_workload(g, cr, &t, seed, nops);
+	size_t clen;
+	uint8_t *after = qt_crash_result(cr, &clen);
+	qt_crash_free(cr);
+	cr_assert(after, "cb %u seed %llu: the cut at call %lu of %lu never happened", g->cb,
+		  (unsigned long long)seed, n, total);
+	struct qt_check chk;
+	cr_assert_eq(qt_check_image(after, clen, &chk), 0, "%s", chk.msg);
+	if (!chk.dirty)
+		cr_expect_eq(chk.errors, 0,
+			     "cb %u rb %u v%u%s seed %llu, cut at call %lu/%lu: corruption: %s",
+			     g->cb, 1u << g->order, g->version, g->tiny_cache ? " tiny cache" : "",
+			     (unsigned long long)seed, n, total, chk.msg);
+	int err;
+	struct qcow_backend mbe;
+	struct qcow *q = qt_open_mem(after, clen, 0, &mbe, &err);
+	cr_assert(q, "cb %u seed %llu, cut at call %lu/%lu: reopen = %d", g->cb,
+		  (unsigned long long)seed, n, total, err);
+	if (qt_track_verify(&t, q, false))
+		cr_assert_fail("cb %u rb %u v%u seed %llu, cut at call %lu/%lu: %s", g->cb,
+			       1u << g->order, g->version, (unsigned long long)seed, n, total, t.err);
+	uint8_t b[600];
+	memset(b, 0x2d, sizeof b);
+	cr_expect_eq(qcow_write(q, b, sizeof b, size / 2 + 9), 600);
+	const char *m = qt_check_open(q, mbe, true);
+	cr_expect(!m, "cb %u seed %llu, cut at %lu/%lu, after a write: %s", g->cb,
+		  (unsigned long long)seed, n, total, m);
+	qcow_close(q);
+	free(after);
+	free(img);
+	qt_track_fini(&t);
+}
+
+ParameterizedTestParameters(crash, mid_op)
+{
+	static struct crash_geo g[] = {
+		{ 9, 4, 3, false, false },  { 9, 6, 3, true, false },  { 12, 0, 3, false, false },
+		{ 12, 4, 2, false, false }, { 12, 4, 3, true, false }, { 16, 4, 3, false, false },
+		{ 12, 4, 3, false, true },
+	};
+	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
+}
+
+ParameterizedTest(struct crash_geo *g, crash, mid_op, .timeout = 300)
+{
+	unsigned n = g->cb >= 16 ? 30 : 80;
+	for (uint64_t seed = 1; seed <= n; seed++)
+		mid_op_crash(g, seed * 7777 + g->cb * 10 + g->order);
+}
