@@ -75,5 +75,18 @@ for v in 3:64 3:16 3:1 2:16; do
 	rm -f "$img"
 done
 
+# 4. the 32 MiB L1 limit, exactly where qemu puts it: 128 GiB with 512 B clusters
+img="$T/lim.qcow2"
+"$QT" create "$img" 128G --cluster-bits 9 2>"$T/err" || fail "create 128G with 512 B clusters: $(cat "$T/err")"
+"$QT" write "$img" $((137438953472 - 512)) 512 7 2>"$T/err" || fail "write at the end of 128G: $(cat "$T/err")"
+check "128G with 512 B clusters" "$img"
+if "$QT" resize "$img" $((137438953472 + 512)) 2>/dev/null; then
+	fail "resize past the L1 limit succeeded (qemu-img refuses)"
+fi
+if "$QT" create "$T/lim2.qcow2" $((137438953472 + 512)) --cluster-bits 9 2>/dev/null; then
+	fail "create past the L1 limit succeeded (qemu-img refuses)"
+fi
+rm -f "$img" "$T/lim2.qcow2"
+
 echo "t_qcow_space: $fails failed"
 [ "$fails" -eq 0 ]
