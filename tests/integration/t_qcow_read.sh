@@ -208,5 +208,14 @@ qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$img"
 qio "$img" -c "write -P 0x43 70000 5000" -c "write -z -u 0 65536"
 check_read "overlay on a raw base" "$img" nomap
 
+# a three-level chain with different cluster sizes, a raw bottom
+qemu-img create -q -f raw "$T/c0.raw" 3M
+qemu-io -f raw -c "write -P 0x61 0 3M" "$T/c0.raw" >/dev/null
+qemu-img create -q -f qcow2 -b "$T/c0.raw" -F raw -o cluster_size=512 "$T/c1.qcow2"
+qio "$T/c1.qcow2" -c "write -P 0x62 1M 1M" -c "write -z 100k 50k"
+qemu-img create -q -f qcow2 -b "$T/c1.qcow2" -F qcow2 -o cluster_size=2M "$T/c2.qcow2" 4M
+qio "$T/c2.qcow2" -c "write -P 0x63 1536k 4096" -c "discard 2M 2M"
+check_read "three-level chain (raw <- 512 B <- 2 MiB clusters, grown top)" "$T/c2.qcow2" nomap
+
 echo "t_qcow_read: $cases images, $fails failed"
 [ "$fails" -eq 0 ]
