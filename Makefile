@@ -56,8 +56,9 @@ $(B)/shim/exports.map: shim/exports.map.in shim/syms.def
 	$(CC) -E -P -x c -Ishim $< | grep -v '^ *$$' > $@
 
 $(B)/libqcowshim.so: $(SHIM_OBJ) $(B)/libqcow.a $(B)/shim/exports.map
-	$(CC) -shared -o $@ $(SHIM_OBJ) $(B)/libqcow.a -ldl $(LIBS) -Wl,-z,defs \
+	$(CC) -shared -o $@.tmp $(SHIM_OBJ) $(B)/libqcow.a -ldl $(LIBS) -Wl,-z,defs \
 		-Wl,--version-script=$(B)/shim/exports.map
+	mv -f $@.tmp $@ # atomic: a program starting now never loads half a library
 
 # tests/shim: one snippet program per syms.def row (built by the test script).
 shim-test: $(B)/libqcowshim.so

@@ -141,12 +141,15 @@ enum qc_sc_type {
 
 /*
  * Classify subcluster sc of an L2 entry.  For standard entries bitmap is
- * ignored and sc must be 0.  v2 images have no zero flag.
+ * ignored and sc must be 0.  v2 images have no zero flag.  data_file: the
+ * image keeps its guest data in an external data file.
  */
 static inline enum qc_sc_type qc_sc_type(uint64_t l2e, uint64_t bitmap, unsigned sc,
-					 int extl2, int version)
+					 int extl2, int version, int data_file)
 {
-	uint64_t hoff = l2e & L2E_OFFSET_MASK;
+	/* With an external data file 0 is a valid offset; such clusters always
+	 * have refcount 1, so COPIED tells allocated from unallocated. */
+	int hoff = (l2e & L2E_OFFSET_MASK) || (data_file && (l2e & QC_COPIED));
 	if (l2e & L2E_COMPRESSED)
 		return SC_COMPRESSED;
 	if (!extl2) {

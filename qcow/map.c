@@ -15,7 +15,7 @@
 static int entry_type(struct qcow *q, uint64_t l2e, uint64_t bm, unsigned sc,
 		      enum qc_sc_type *t)
 {
-	*t = qc_sc_type(l2e, bm, sc, q->extl2, (int)q->version);
+	*t = qc_sc_type(l2e, bm, sc, q->extl2, (int)q->version, q->has_data_file);
 	if (*t == SC_INVALID)
 		return qc_corrupt(q, "invalid L2 entry 0x%llx (bitmap 0x%llx)", (unsigned long long)l2e,
 				  (unsigned long long)bm);

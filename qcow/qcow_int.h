@@ -254,6 +254,14 @@ static inline void qc_range_mark(uint64_t *lo, uint64_t *hi, uint64_t i)
 		*hi = i + 1;
 }
 
+/* Does a standard L2 entry own a host cluster (data or preallocated zeros)? */
+static inline bool qc_l2e_owns(const struct qcow *q, uint64_t l2e)
+{
+	if (l2e & L2E_COMPRESSED)
+		return false;
+	return (l2e & L2E_OFFSET_MASK) || (q->has_data_file && (l2e & QC_COPIED));
+}
+
 static inline uint64_t qc_cluster_of(const struct qcow *q, uint64_t hoff)
 {
 	return hoff >> q->cluster_bits;

@@ -48,7 +48,7 @@ static int count_l2(struct qcow *q, struct counts *c, uint64_t l2off, uint8_t *b
 		uint64_t l2e = be64_get(buf + i * q->l2_entry_bytes), bm = 0, hoff, len;
 		if (q->extl2)
 			bm = be64_get(buf + i * q->l2_entry_bytes + 8);
-		if (qc_sc_type(l2e, bm, 0, q->extl2, (int)q->version) == SC_INVALID) {
+		if (qc_sc_type(l2e, bm, 0, q->extl2, (int)q->version, q->has_data_file) == SC_INVALID) {
 			qc_log(q, "repair: invalid L2 entry 0x%llx", (unsigned long long)l2e);
 			return -EINVAL;
 		}

@@ -40,7 +40,7 @@ enum wclass { W_INPLACE, W_NEW, W_PARTIAL };
 static enum wclass classify(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len)
 {
 	bool full = len == q->cluster_size;
-	bool own = (l2e & L2E_OFFSET_MASK) && (l2e & QC_COPIED) && !(l2e & L2E_COMPRESSED);
+	bool own = qc_l2e_owns(q, l2e) && (l2e & QC_COPIED);
 	if (own) {
 		if (full)
 			return W_INPLACE;
@@ -168,7 +168,7 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	uint64_t cs = q->cluster_size, scs = 1ull << q->sc_bits, in = voff & (cs - 1);
 	uint64_t len = cs - in < n ? cs - in : n, l2e, bm, nl2e, nbm, hoff;
 	qc_l2_entry(q, w->e, w->idx, &l2e, &bm);
-	bool own = (l2e & L2E_OFFSET_MASK) && (l2e & QC_COPIED) && !(l2e & L2E_COMPRESSED);
+	bool own = qc_l2e_owns(q, l2e) && (l2e & QC_COPIED);
 	uint64_t a = own ? in & ~(scs - 1) : 0, b = own ? (in + len + scs - 1) & ~(scs - 1) : cs;
 	uint8_t *tmp = malloc(b - a);
 	if (!tmp)
@@ -216,7 +216,8 @@ static bool all_zero(const uint8_t *p, uint64_t n)
 static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len)
 {
 	for (uint64_t sc = in >> q->sc_bits; sc <= (in + len - 1) >> q->sc_bits; sc++) {
-		enum qc_sc_type t = qc_sc_type(l2e, bm, (unsigned)sc, q->extl2, (int)q->version);
+		enum qc_sc_type t =
+			qc_sc_type(l2e, bm, (unsigned)sc, q->extl2, (int)q->version, q->has_data_file);
 		bool zero = t == SC_ZERO_PLAIN || t == SC_ZERO_ALLOC ||
 			    ((t == SC_UNALLOC_PLAIN || t == SC_UNALLOC_ALLOC) && !q->backing.ops);
 		if (!zero)
@@ -269,8 +270,8 @@ int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t vof
 static void zero_entry(struct qcow *q, uint64_t l2e, unsigned flags, uint64_t *nl2e, uint64_t *nbm)
 {
 	/* v2 has no zero flag: without a backing file, unallocated reads as zeros */
-	bool keep = !(flags & QCOW_ZERO_UNMAP) && q->version >= 3 && (l2e & L2E_OFFSET_MASK) &&
-		    (l2e & QC_COPIED) && !(l2e & L2E_COMPRESSED);
+	bool keep = !(flags & QCOW_ZERO_UNMAP) && q->version >= 3 && qc_l2e_owns(q, l2e) &&
+		    (l2e & QC_COPIED);
 	bool backing = q->backing.ops != NULL;
 	*nbm = 0;
 	if (q->extl2) {
