@@ -4,9 +4,13 @@
  * Dups share the image entry (and, through the kernel, the position).
  * The shim's private fds survive the program: close() on one is pretended,
  * dup2/dup3 onto one first moves it, close_range/closefrom skip them.
+ * lockf goes through the same lock translation as fcntl.
  * fcntl: O_APPEND/O_DIRECT are emulated in F_GETFL/F_SETFL; record locks on
  * an image fd are moved to a far range of the host file so they can never
- * collide with qemu's lock bytes.
+ * collide with qemu's lock bytes, and POSIX locks are held as OFD locks of
+ * the program's fd (a POSIX lock would be dropped whenever the shim closes
+ * its own descriptor on the file).  Known difference: such a lock is then
+ * shared with dups and forked children of that fd, like flock.
  */
 #include "shim.h"
 
@@ -94,10 +98,17 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 		return (int)shim_ret(-EINVAL);
 	fl.l_whence = SEEK_SET;
 	fl.l_start = start + USER_LOCK_BASE;
+	/* Process-owned (POSIX) locks would vanish whenever the shim closes
+	 * one of its own descriptors on the file (every fork, exec, reopen):
+	 * hold them as locks of the open file description instead. */
+	if (cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK) {
+		cmd = cmd == F_SETLK ? F_OFD_SETLK : cmd == F_SETLKW ? F_OFD_SETLKW : F_OFD_GETLK;
+		fl.l_pid = 0;
+	}
 	int r = real_fcntl(fd, cmd, &fl);
 	if (r < 0)
 		return r;
-	if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
+	if (cmd == F_OFD_GETLK) {
 		if (fl.l_start >= USER_LOCK_BASE)
 			fl.l_start -= USER_LOCK_BASE;
 		*ufl = fl;
@@ -169,6 +180,50 @@ int fcntl64(int fd, int cmd, ...)
 	if (SHIM_PASS(fd))
 		return real_fcntl64(fd, cmd, arg);
 	return shim_fcntl(fd, cmd, arg, true);
+}
+
+/* lockf: glibc implements it with its internal fcntl, which would lock
+ * the host file's bytes at virtual offsets (qemu's lock bytes among them).
+ * On an image it goes through the same moved range as fcntl locks. */
+static int shim_lockf(int fd, int cmd, int64_t len)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_CUR, .l_start = 0, .l_len = len};
+	int saved = errno, r;
+	switch (cmd) {
+	case F_TEST:
+		fl.l_type = F_RDLCK;
+		if ((r = shim_fcntl(fd, F_GETLK, &fl, true)) < 0)
+			return r;
+		if (fl.l_type == F_UNLCK || fl.l_pid == getpid()) {
+			errno = saved;
+			return 0;
+		}
+		errno = EACCES;
+		return -1;
+	case F_ULOCK:
+		fl.l_type = F_UNLCK;
+		return shim_fcntl(fd, F_SETLK, &fl, true);
+	case F_LOCK:
+		return shim_fcntl(fd, F_SETLKW, &fl, true);
+	case F_TLOCK:
+		return shim_fcntl(fd, F_SETLK, &fl, true);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+int lockf(int fd, int cmd, off_t len)
+{
+	if (SHIM_PASS(fd))
+		return real_lockf(fd, cmd, len);
+	return shim_lockf(fd, cmd, len);
+}
+
+int lockf64(int fd, int cmd, off64_t len)
+{
+	if (SHIM_PASS(fd))
+		return real_lockf64(fd, cmd, len);
+	return shim_lockf(fd, cmd, len);
 }
 
 int shim_close(int fd)
