@@ -8,6 +8,7 @@
  */
 #include "shim.h"
 
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,9 +291,22 @@ void stdio_std_after(int fd)
 			return;
 		if (fd == 2)
 			setvbuf(fp, NULL, _IONBF, 0);
+		FILE *old = *var;
+		if (old && old->_fileno == fd) {
+			/* Output still buffered for this fd number goes where a raw
+			 * file would have put it, through the translation... */
+			size_t n = fd > 0 ? __fpending(old) : 0;
+			if (n)
+				ck_write(cookies, old->_IO_write_base, n);
+			__fpurge(old);
+			/* ...and the old FILE (which someone may still hold, e.g.
+			 * C++ streams) can no longer reach the host bytes: its I/O
+			 * fails with EBADF until the fd stops being an image. */
+			old->_fileno = -1;
+		}
 		pthread_mutex_lock(&ck_mu);
 		std_ck[fd] = cookies; /* stdio_cookie pushed it first */
-		std_saved[fd] = *var;
+		std_saved[fd] = old;
 		pthread_mutex_unlock(&ck_mu);
 		*var = fp;
 	} else if (!img && std_ck[fd]) {
@@ -300,6 +314,8 @@ void stdio_std_after(int fd)
 		std_ck[fd]->fd = -1;
 		std_ck[fd] = NULL;
 		pthread_mutex_unlock(&ck_mu);
+		if (std_saved[fd] && std_saved[fd]->_fileno == -1)
+			std_saved[fd]->_fileno = fd;
 		*var = std_saved[fd];
 	}
 }

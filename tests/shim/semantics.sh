@@ -26,7 +26,7 @@ same() {
 }
 S() { LD_PRELOAD=$LIB timeout -k 5 60 "$@"; }
 CC=${CC:-cc}
-for p in errno_keep stale threads bigseek hold rnd spawn_append; do
+for p in errno_keep stale threads bigseek hold rnd spawn_append oldout; do
 	$CC -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/$p" "$QCS_ROOT/tests/shim/progs/$p.c" -lpthread ||
 		{ fail "compile $p"; }
 done
@@ -75,6 +75,12 @@ cp d.qcow2 ap.qcow2; cp d.raw ap.raw; printf 'appended by a child\n' >line.txt
 script='exec 3>>"$1"; cat line.txt >&3; dd if=line.txt status=none >&3; printf "by the shell" >&3; exec 3>&-'
 S bash -c "$script" sh ap.qcow2; bash -c "$script" sh ap.raw
 same "O_APPEND opened by the shell holds in exec'd children (QCOWSHIM_FDS)" "$(sha256sum <ap.raw)" "$(S sha256sum <ap.qcow2)"
+qemu-img create -q -f qcow2 oo.qcow2 1M
+S ./oldout oo.qcow2
+same "stdout reopened on an image: pending and new output land in the flat disk" \
+	"pending-before-swap|via-new-stdout" "$(S head -c 34 oo.qcow2)"
+same "... and a FILE kept from before never writes raw bytes" "No errors were found on the image." \
+	"$(qemu-img check oo.qcow2 2>&1 | head -1)"
 cp d.qcow2 sp.qcow2; cp d.raw sp.raw
 same "spawn_append runs on both" "spawned spawned" "$(S ./spawn_append sp.qcow2) $(./spawn_append sp.raw)"
 same "O_APPEND reaches children of posix_spawn, system and popen" "$(sha256sum <sp.raw)" "$(S sha256sum <sp.qcow2)"
