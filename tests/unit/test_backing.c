@@ -360,3 +360,65 @@ static void regrow_case(unsigned version, unsigned cb)
 Test(backing, regrow_past_base_v2_512) { regrow_case(2, 9); }
 Test(backing, regrow_past_base_v3_512) { regrow_case(3, 9); }
 Test(backing, regrow_past_base_v2_4k) { regrow_case(2, 12); }
+
+/* A backing file shorter than the overlay and not cluster aligned (raw,
+ * 1000003 bytes): past its end the overlay reads zeros, also inside the
+ * cluster that straddles the end and after copy-on-write of that cluster. */
+static void short_base_case(unsigned cb, bool ext)
+{
+	free(base_bytes);
+	base_len = 1000003;
+	base_bytes = malloc(base_len);
+	qt_fill_pattern(base_bytes, base_len, 4040);
+	struct qcow_create_opts c = { .size = 2 * BSIZE, .cluster_bits = cb, .extended_l2 = ext,
+				      .backing_file = "base.img", .backing_fmt = "raw" };
+	struct qcow_opts o = { .open_file = open_base };
+	struct qcow_backend be;
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_backend_mem(&be, NULL, 0), 0);
+	int r = qcow_create(&q, be, &c, &o);
+	cr_assert_eq(r, 0, "create = %d", r);
+	struct qt_mirror m;
+	qt_mirror_init(&m, q, be, 2 * BSIZE, 2 * BSIZE, 17);
+	memcpy(m.flat, base_bytes, base_len);
+	cr_assert(!qt_mirror_verify(&m), "short base cb %u%s: %s", cb, ext ? " ext" : "", m.err);
+	uint8_t b[10];
+	memset(b, 0x71, sizeof b);
+	cr_assert_eq(qcow_write(q, b, sizeof b, 999990), 10); /* COW of the straddling cluster */
+	memcpy(m.flat + 999990, b, sizeof b);
+	cr_assert(!qt_mirror_verify(&m), "short base cb %u%s after COW: %s", cb, ext ? " ext" : "",
+		  m.err);
+	m.check_every = true;
+	for (int i = 0; i < 800; i++)
+		cr_assert(!qt_mirror_step(&m), "short base cb %u%s: %s", cb, ext ? " ext" : "", m.err);
+	cr_assert(!qt_mirror_verify(&m), "short base: %s", m.err);
+	qt_mirror_fini(&m);
+	qcow_close(q);
+}
+
+Test(backing, short_unaligned_raw_base_64k) { short_base_case(16, false); }
+Test(backing, short_unaligned_raw_base_512) { short_base_case(9, false); }
+Test(backing, short_unaligned_raw_base_ext_l2) { short_base_case(16, true); }
+Test(backing, qcow2_base_ext_l2_overlay)
+{
+	make_qcow2_base();
+	struct qcow_create_opts c = { .size = BSIZE, .cluster_bits = 14, .extended_l2 = true,
+				      .backing_file = "base.img", .backing_fmt = "qcow2" };
+	struct qcow_opts o = { .open_file = open_base };
+	struct qcow_backend be;
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_backend_mem(&be, NULL, 0), 0);
+	cr_assert_eq(qcow_create(&q, be, &c, &o), 0);
+	struct qt_mirror m;
+	qt_mirror_init(&m, q, be, BSIZE, 2 * BSIZE, 23);
+	qt_fill_pattern(m.flat, BSIZE, 31337);
+	memset(m.flat + 300000, 0, 100000);
+	m.resize = true;
+	m.check_every = true;
+	cr_assert(!qt_mirror_verify(&m), "ext L2 overlay: %s", m.err);
+	for (int i = 0; i < 1500; i++)
+		cr_assert(!qt_mirror_step(&m), "ext L2 overlay: %s", m.err);
+	cr_assert(!qt_mirror_verify(&m), "ext L2 overlay: %s", m.err);
+	qt_mirror_fini(&m);
+	qcow_close(q);
+}
