@@ -7,6 +7,7 @@
  * feature bits and header extensions are handled as the spec says.
  */
 #include <criterion/criterion.h>
+#include <unistd.h>
 
 #include "qt.h"
 
@@ -21,9 +22,12 @@ static uint8_t *base(size_t *len)
 	return img;
 }
 
+static bool log_had_newline;
+
 static void count_log(void *arg, const char *msg)
 {
-	(void)msg;
+	if (!msg || strchr(msg, '\n') || !*msg)
+		log_had_newline = true; /* "one line, no newline" */
 	++*(int *)arg;
 }
 
@@ -57,6 +61,8 @@ static void expect_fail2(const uint8_t *img, size_t len, int want, int want2, co
 		cr_expect(!changed, "%s (%s): the image was written to", what, ro ? "ro" : "rw");
 		if (r < 0)
 			cr_expect(logs > 0, "%s (%s): failed without a log line", what, ro ? "ro" : "rw");
+		cr_expect(!log_had_newline, "%s: a log message was empty or held a newline", what);
+		log_had_newline = false;
 	}
 }
 
@@ -728,3 +734,45 @@ Test(runtime, refblock_is_l2) { refblock_overlap(4, "refblock = L2"); }
  * allocator would hand out the header cluster */
 Test(runtime, no_refblock_header_looks_free) { refblock_overlap(0, "no refblock"); }
 Test(runtime, refblock_is_reftable) { refblock_overlap(1, "refblock = reftable"); }
+
+/* The library never prints: failures go to the log callback only. */
+Test(header_ok, library_never_prints)
+{
+	char path[] = "/tmp/qt_printXXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	fflush(stdout);
+	fflush(stderr);
+	int o1 = dup(1), o2 = dup(2);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	size_t len;
+	uint8_t *img = base(&len);
+	qt_put32(img + QH_VERSION, 9);
+	struct qcow *q = qt_open_mem(img, len, 0, NULL, NULL); /* no log callback */
+	free(img);
+	img = base(&len);
+	qt_put64(img + 4 * CS + 8, 3ull * CS | 1ull << 63); /* overlap: data = L1 */
+	struct qcow *q2 = qt_open_mem(img, len, 0, NULL, NULL);
+	uint8_t b[512] = { 0 };
+	if (q2) {
+		qcow_write(q2, b, sizeof b, CS);
+		qcow_close(q2);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	dup2(o1, 1);
+	dup2(o2, 2);
+	close(o1);
+	close(o2);
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	char out[200] = "";
+	if (st.st_size)
+		cr_assert_geq(pread(fd, out, sizeof out - 1, 0), 0);
+	cr_expect_eq(st.st_size, 0, "the library printed: %s", out);
+	cr_expect(!q);
+	close(fd);
+	free(img);
+}
