@@ -551,3 +551,28 @@ Test(create, zero_size)
 	cr_expect(!m, "%s", m);
 	qcow_close(q);
 }
+
+/* Tiny images (a sector) with every cluster size extreme, resized around. */
+Test(mirror, tiny_images, .timeout = 120)
+{
+	unsigned cbs[] = { 9, 13, 16, 21 };
+	for (size_t k = 0; k < sizeof cbs / sizeof *cbs; k++) {
+		struct qcow_create_opts c = { .size = 512, .cluster_bits = cbs[k] };
+		struct qcow_backend be;
+		struct qcow *q = qt_create_mem(&c, &be);
+		cr_assert(q, "create 512-byte image, cb %u", cbs[k]);
+		struct qt_mirror mi;
+		qt_mirror_init(&mi, q, be, 512, 8192, 300 + k);
+		mi.resize = true;
+		mi.check_every = true;
+		mi.max_len = 3000;
+		for (unsigned i = 0; i < 600; i++)
+			if (qt_mirror_step(&mi))
+				cr_assert_fail("tiny image cb %u: %s", cbs[k], mi.err);
+		cr_assert(!qt_mirror_verify(&mi), "tiny image cb %u: %s", cbs[k], mi.err);
+		const char *m = qt_check_open(q, be, false);
+		cr_assert(!m, "tiny image cb %u: %s", cbs[k], m);
+		qcow_close(q);
+		qt_mirror_fini(&mi);
+	}
+}
