@@ -229,6 +229,17 @@ qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-after.raw"
 cmp -s "$T/snap-before.raw" "$T/snap-after.raw" ||
 	fail "internal snapshot s1 (table not at EOF) changed by writes to the active layer"
 
+# a library-made image, snapshotted by qemu-img, written by the library
+img="$T/ls.qcow2"
+"$QT" create "$img" 2M --cluster-bits 12
+"$QT" write "$img" 0 1M 0x35
+qemu-img snapshot -c s1 "$img"
+qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-before.raw"
+mirror "library-made image with a qemu snapshot" "$img" 33 600 --no-resize || true
+qemu-img convert -O raw -l snapshot.name=s1 "$img" "$T/snap-after.raw"
+cmp -s "$T/snap-before.raw" "$T/snap-after.raw" ||
+	fail "snapshot of a library-made image changed by library writes"
+
 # overlay on a qcow2 base: copy-on-write from the backing file, base untouched
 base="$T/base.qcow2"
 qemu-img create -q -f qcow2 "$base" 4M
