@@ -3,6 +3,7 @@
 #   make            build/libqcow.a, build/libqcowshim.so, build/qcowshim
 #   make test       deps, then unit tests (ASan+UBSan), then integration tests
 #   make demo       deps, then an end-to-end job on a fresh image
+#   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
 #   make deps       install missing Debian packages (or print the command)
 #   make clean
 
@@ -16,7 +17,7 @@ BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS    := -lz -lzstd -lpthread
 
-.PHONY: all test unit integration deps demo clean shim-test shim-san
+.PHONY: all test unit integration deps demo clean shim-test shim-san bench
 all: $(B)/libqcow.a $(B)/libqcowshim.so $(B)/qcowshim $(B)/qcowtool
 
 # ---- qcow/: the translator library ---------------------------------------
@@ -115,6 +116,15 @@ test:
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+
+# ---- tests/bench: make bench (timings, never part of make test) -----------
+$(B)/bench/benchio: tests/bench/benchio.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -o $@ $<
+
+bench: all $(B)/bench/benchio
+	@sh tests/deps.sh || echo "make bench: continuing; cases whose tools are missing are skipped" >&2
+	@bash tests/bench/run.sh
 
 demo:
 	@$(MAKE) --no-print-directory deps

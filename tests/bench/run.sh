@@ -1,0 +1,341 @@
+#!/bin/bash
+# make bench - issue 5's performance cases, run pairwise on this machine.
+#
+# Every case runs the shim and its reference (a raw file on the same filesystem, or
+# qemu's own tool doing the same work) alternately, BENCH_REPS times, and the table
+# shows medians, their ratio, the spread ((max-min)/median of each side) and the target.
+# Not part of `make test`: timings never go into tests.  Exit status 0 even when a
+# target is missed (the table says MISS); 1 only if the harness itself failed.
+#
+# Environment (defaults = the issue's sizes):
+#   BENCH_SIZE=4G         sequential read/write size; random I/O file size
+#   BENCH_REPS=5          repetitions per case
+#   BENCH_RIO_OPS=200000  4 KiB operations per random-I/O run
+#   BENCH_MKFS_SIZE=16G   mkfs.ext4 / mkfs.xfs disk size
+#   BENCH_SMALL_OPS=1000000  small reads on a non-image file
+#   BENCH_RSS_SIZE=4T     virtual size for the peak-RSS case; BENCH_RSS_OPS=200000
+#   BENCH_PIB_SIZE=1P     virtual size of the scale case (64 KiB clusters)
+#   BENCH_TIMEOUT=900     seconds before one command is killed (counted as MISS)
+#   BENCH_CASES="seqread seqwrite randread randwrite mkfs small rss pib"  (subset)
+#   BENCH_DIR=$TMPDIR     where the scratch directory goes (same filesystem for all)
+#   BENCH_NICE=0          nice level for every timed command (e.g. 19 on a shared box)
+#   BENCH_KEEP=1          keep the scratch directory
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD B=$ROOT/build
+SHIM=$B/libqcowshim.so BIO=$B/bench/benchio
+
+SIZE=${BENCH_SIZE:-4G}
+REPS=${BENCH_REPS:-5}
+RIO_OPS=${BENCH_RIO_OPS:-200000}
+MKFS_SIZE=${BENCH_MKFS_SIZE:-16G}
+SMALL_OPS=${BENCH_SMALL_OPS:-1000000}
+RSS_SIZE=${BENCH_RSS_SIZE:-4T}
+RSS_OPS=${BENCH_RSS_OPS:-200000}
+PIB_SIZE=${BENCH_PIB_SIZE:-1P}
+TIMEOUT=${BENCH_TIMEOUT:-900}
+CASES=" ${BENCH_CASES:-seqread seqwrite randread randwrite mkfs small rss pib} "
+NICE=${BENCH_NICE:-0}
+
+for f in "$SHIM" "$BIO"; do [ -x "$f" ] || [ -f "$f" ] || { echo "bench: $f missing (make all)" >&2; exit 1; }; done
+for t in qemu-img dd mkfs.ext4 mkfs.xfs sgdisk; do
+	command -v "$t" >/dev/null || { echo "bench: $t missing (make deps)" >&2; exit 1; }
+done
+HAVE_FIO=0; command -v fio >/dev/null && command -v qemu-nbd >/dev/null && HAVE_FIO=1
+TIMEBIN=/usr/bin/time; [ -x $TIMEBIN ] || TIMEBIN=
+
+W=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/qcowshim-bench.XXXXXX") || exit 1
+NBD_PID=
+cleanup() {
+	[ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null && wait "$NBD_PID" 2>/dev/null
+	[ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: kept $W" >&2 && return
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+LOG=$W/log
+: >"$LOG"
+ROWS=()
+
+has() { case "$CASES" in *" $1 "*) return 0 ;; esac; return 1; }
+note() { echo "bench: $*" >&2; }
+bytes() { numfmt --from=iec "$1"; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+
+# run CMD...: nice'd, with a timeout, output to the log; fails loudly in the log.
+run() {
+	echo "+ $*" >>"$LOG"
+	timeout "$TIMEOUT" nice -n "$NICE" "$@" >>"$LOG" 2>&1
+}
+# shim CMD...: the same under the preloaded shim.
+shim() { run env LD_PRELOAD="$SHIM" "$@"; }
+# runo/shimo CMD...: the same, stdout kept (for the drivers' one-line results).
+runo() { echo "+ $*" >>"$LOG"; timeout "$TIMEOUT" nice -n "$NICE" "$@" 2>>"$LOG"; }
+shimo() { runo env LD_PRELOAD="$SHIM" "$@"; }
+
+# elapsed CMD...: wall seconds of CMD, or "x" when it failed or timed out.
+elapsed() {
+	local t0 t1
+	t0=$(date +%s.%N)
+	if "$@"; then t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
+	else echo x; note "failed: $* (see log)"; tail -n 3 "$LOG" >&2; fi
+}
+# iops CMD...: the iops= field a benchio run prints, or x.
+iops() {
+	local out
+	out=$("$@" 2>>"$LOG" | tee -a "$LOG" | sed -n 's/.*iops=\([0-9.]*\).*/\1/p')
+	[ -n "$out" ] && echo "$out" || { echo x; note "failed: $*"; }
+}
+# secs CMD...: the secs= field (the driver's own timed loop), or x.
+secs() {
+	local out
+	out=$("$@" 2>>"$LOG" | tee -a "$LOG" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
+	[ -n "$out" ] && echo "$out" || { echo x; note "failed: $*"; }
+}
+# fio_iops RW FIO-ARGS...: IOPS from fio's terse output (field 8 read, 49 write).
+fio_iops() {
+	local rw=$1 field=8 out; shift
+	[ "$rw" = randwrite ] && field=49
+	out=$("$@" --rw="$rw" --bs=4k --number_ios="$RIO_OPS" --size="$SIZE" --norandommap \
+		--randrepeat=1 --randseed=42 --output-format=terse 2>>"$LOG" | tail -n 1 | cut -d';' -f"$field")
+	echo "+ fio $rw: $out" >>"$LOG"
+	[ -n "$out" ] && [ "$out" != 0 ] && echo "$out" || { echo x; note "fio failed: $*"; }
+}
+
+# median/spread of a list of numbers ("x" = failed run: the whole list fails).
+# "median spread" of a list of numbers; "x" (a failed run) fails the whole list.
+stats() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '/x/ { bad = 1 } { v[NR] = $1 } END {
+	if (bad || NR == 0) { print "x -"; exit } n = NR
+	m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	printf "%s %s\n", m, (m == 0) ? "-" : sprintf("%.0f%%", 100 * (v[n] - v[1]) / m) }'; }
+median() { stats | cut -d' ' -f1; }
+spread() { stats | cut -d' ' -f2; }
+
+# row CASE SHIM-VALUES REF-VALUES UNIT TARGET: TARGET is "<=1.05", ">=0.9", "<1", ">1".
+# The ratio is median(shim)/median(ref): for times smaller is better, for IOPS larger.
+row() {
+	local name=$1 a=$2 b=$3 unit=$4 target=$5 ma mb ratio res
+	ma=$(echo "$a" | median) mb=$(echo "$b" | median)
+	if [ "$ma" = x ] || [ "$mb" = x ]; then ratio=- res=FAIL
+	else
+		ratio=$(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.3f", a / b }')
+		res=$(awk -v r="$ratio" -v t="$target" 'BEGIN {
+			op = t; sub(/[0-9.]+$/, "", op); v = substr(t, length(op) + 1) + 0
+			ok = (op == "<=") ? r <= v : (op == ">=") ? r >= v : (op == "<") ? r < v : r > v
+			print ok ? "PASS" : "MISS" }')
+	fi
+	ROWS+=("$name|$(fmt "$ma" "$unit")|$(fmt "$mb" "$unit")|$ratio|$target|$res|$(echo "$a" | spread)/$(echo "$b" | spread)")
+	note "$name: shim $ma ref $mb ratio $ratio ($target) $res"
+}
+fmt() { [ "$1" = x ] && { echo failed; return; }
+	case $2 in s) printf "%.3f s" "$1" ;; iops) printf "%.0f IOPS" "$1" ;; MiB) printf "%.1f MiB" "$1" ;; *) echo "$1 $2" ;; esac; }
+# limit CASE VALUE UNIT LIMIT: an absolute target (value < or <= limit).
+limit() {
+	local name=$1 v=$2 unit=$3 op=$4 lim=$5 res ratio
+	if [ "$v" = x ]; then res=FAIL ratio=-
+	else
+		ratio=$(awk -v a="$v" -v b="$lim" 'BEGIN { printf "%.3f", a / b }')
+		res=$(awk -v r="$ratio" -v op="$op" 'BEGIN { print ((op == "<") ? r < 1 : r <= 1) ? "PASS" : "MISS" }')
+	fi
+	ROWS+=("$name|$(fmt "$v" "$unit")|limit $(fmt "$lim" "$unit")|$ratio|$op$(fmt "$lim" "$unit")|$res|-")
+	note "$name: $v $unit (limit $op $lim) $res"
+}
+
+drop_file() { rm -f "$@"; }
+warm() { cat "$@" >/dev/null; }
+nbd_start() { # nbd_start IMAGE: qemu-nbd on a unix socket, rootless, writeback cache
+	rm -f "$W/nbd.sock"
+	qemu-nbd -t -f qcow2 --cache=writeback --aio=threads -k "$W/nbd.sock" "$1" >>"$LOG" 2>&1 &
+	NBD_PID=$!
+	local i; for i in $(seq 100); do [ -S "$W/nbd.sock" ] && return 0; sleep 0.05; done
+	note "qemu-nbd did not start"; return 1
+}
+nbd_stop() { [ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null; wait "$NBD_PID" 2>/dev/null; NBD_PID=; }
+FIO_NBD() { fio --name=nbd --ioengine=nbd --uri="nbd+unix:///?socket=$W/nbd.sock" "$@"; }
+FIO_PSYNC() { fio --name=psync --ioengine=psync "$@"; }
+
+note "scratch $W ($(df -T "$W" | awk 'NR == 2 { print $2 }')), size $SIZE, $REPS repetitions"
+
+# Source data: pseudo-random, no all-zero 4 KiB block, so zero detection cannot help.
+SRC=$W/src.raw IMG=$W/alloc.qcow2
+if has seqread || has seqwrite || has randread || has small; then
+	run "$BIO" fill "$SRC" "$SIZE" 7 || { note "cannot write $SRC"; exit 1; }
+fi
+if has seqread || has randread; then
+	run qemu-img convert -f raw -O qcow2 "$SRC" "$IMG" || { note "qemu-img convert failed"; exit 1; }
+fi
+
+# ---- sequential read, 1 MiB blocks, page cache warm ----------------------------------
+if has seqread; then
+	s=() r=() d=() c=() q=()
+	warm "$SRC" "$IMG"
+	for i in $(seq "$REPS"); do
+		r+=("$(elapsed run dd if="$SRC" of=/dev/null bs=1M)")
+		s+=("$(elapsed shim dd if="$IMG" of=/dev/null bs=1M)")
+	done
+	row "seq read 1M warm, dd to /dev/null (vs raw file)" "${s[*]}" "${r[*]}" s "<=1.05"
+	# qemu-img cannot write to /dev/null: both sides write a raw file on the same fs.
+	for i in $(seq "$REPS"); do
+		drop_file "$W/o1.raw" "$W/o2.raw" "$W/o3.raw"
+		d+=("$(elapsed shim dd if="$IMG" of="$W/o1.raw" bs=1M)")
+		q+=("$(elapsed run qemu-img dd -f qcow2 -O raw bs=1M if="$IMG" of="$W/o2.raw")")
+		c+=("$(elapsed run qemu-img convert -f qcow2 -O raw "$IMG" "$W/o3.raw")")
+	done
+	drop_file "$W/o1.raw" "$W/o2.raw" "$W/o3.raw"
+	row "seq read to raw file (vs qemu-img dd)" "${d[*]}" "${q[*]}" s "<1"
+	row "seq read to raw file (vs qemu-img convert -O raw)" "${d[*]}" "${c[*]}" s "<1"
+fi
+
+# ---- sequential allocating write, 1 MiB blocks, then fsync ----------------------------
+qconv_sync() { run qemu-img convert -f raw -O qcow2 "$1" "$2" && run sync "$2"; }
+if has seqwrite; then
+	s=() r=() q=()
+	warm "$SRC"
+	for i in $(seq "$REPS"); do
+		drop_file "$W/w.raw" "$W/w.qcow2" "$W/wq.qcow2"
+		r+=("$(elapsed run dd if="$SRC" of="$W/w.raw" bs=1M conv=fsync)")
+		s+=("$(elapsed shim dd if="$SRC" of="$W/w.qcow2" bs=1M conv=fsync)")
+		q+=("$(elapsed qconv_sync "$SRC" "$W/wq.qcow2")")
+	done
+	run qemu-img compare -q "$SRC" "$W/w.qcow2" || note "seq write: image differs from source!"
+	drop_file "$W/w.raw" "$W/w.qcow2" "$W/wq.qcow2"
+	row "seq write 1M fresh image + fsync (vs raw file)" "${s[*]}" "${r[*]}" s "<=1.2"
+	row "seq write (vs qemu-img convert -O qcow2 + sync)" "${s[*]}" "${q[*]}" s "<1"
+fi
+
+# ---- 4 KiB random reads, allocated image, cached ---------------------------------------
+if has randread; then
+	s=() r=() fs=() fn=()
+	warm "$SRC" "$IMG"
+	for i in $(seq "$REPS"); do
+		r+=("$(iops runo "$BIO" randread "$SRC" "$RIO_OPS" $((42 + i)))")
+		s+=("$(iops shimo "$BIO" randread "$IMG" "$RIO_OPS" $((42 + i)))")
+	done
+	row "rand read 4K cached, benchio (vs raw file)" "${s[*]}" "${r[*]}" iops ">=0.9"
+	if [ $HAVE_FIO = 1 ]; then
+		for i in $(seq "$REPS"); do
+			fs+=("$(fio_iops randread env LD_PRELOAD="$SHIM" nice -n "$NICE" fio --name=psync --ioengine=psync --filename="$IMG")")
+			nbd_start "$IMG" && fn+=("$(fio_iops randread nice -n "$NICE" fio --name=nbd --ioengine=nbd --uri="nbd+unix:///?socket=$W/nbd.sock")") || fn+=(x)
+			nbd_stop
+		done
+		row "rand read 4K, fio psync (vs fio nbd + qemu-nbd -k)" "${fs[*]}" "${fn[*]}" iops ">1"
+	else
+		ROWS+=("rand read 4K (vs qemu-nbd)|-|-|-|>1|SKIP (no fio)|-")
+	fi
+fi
+
+# ---- 4 KiB random writes into a sparse image --------------------------------------------
+if has randwrite; then
+	s=() r=() fs=() fn=()
+	for i in $(seq "$REPS"); do
+		drop_file "$W/rw.raw" "$W/rw.qcow2"
+		truncate -s "$SIZE" "$W/rw.raw"; qemu-img create -q -f qcow2 "$W/rw.qcow2" "$SIZE"
+		r+=("$(iops runo "$BIO" randwrite "$W/rw.raw" "$RIO_OPS" $((42 + i)))")
+		s+=("$(iops shimo "$BIO" randwrite "$W/rw.qcow2" "$RIO_OPS" $((42 + i)))")
+	done
+	run qemu-img compare -q "$W/rw.raw" "$W/rw.qcow2" || note "rand write: image differs from raw twin!"
+	row "rand write 4K sparse, benchio (vs raw file)" "${s[*]}" "${r[*]}" iops ">=0.7"
+	if [ $HAVE_FIO = 1 ]; then
+		for i in $(seq "$REPS"); do
+			drop_file "$W/rw.qcow2" "$W/rn.qcow2"
+			qemu-img create -q -f qcow2 "$W/rw.qcow2" "$SIZE"; qemu-img create -q -f qcow2 "$W/rn.qcow2" "$SIZE"
+			fs+=("$(fio_iops randwrite env LD_PRELOAD="$SHIM" nice -n "$NICE" fio --name=psync --ioengine=psync --filename="$W/rw.qcow2")")
+			nbd_start "$W/rn.qcow2" && fn+=("$(fio_iops randwrite nice -n "$NICE" fio --name=nbd --ioengine=nbd --uri="nbd+unix:///?socket=$W/nbd.sock")") || fn+=(x)
+			nbd_stop
+		done
+		row "rand write 4K sparse, fio psync (vs fio nbd + qemu-nbd -k)" "${fs[*]}" "${fn[*]}" iops ">1"
+	else
+		ROWS+=("rand write 4K (vs qemu-nbd)|-|-|-|>1|SKIP (no fio)|-")
+	fi
+	drop_file "$W/rw.raw" "$W/rw.qcow2" "$W/rn.qcow2"
+fi
+
+# ---- mkfs on a MKFS_SIZE disk: time vs raw, image size vs qemu-img convert -O qcow2 ----
+if has mkfs; then
+	for fs in ext4 xfs; do
+		s=() r=()
+		case $fs in ext4) opt="-q -F" ;; xfs) opt="-q -f" ;; esac
+		for i in $(seq "$REPS"); do
+			drop_file "$W/m.raw" "$W/m.qcow2"
+			truncate -s "$MKFS_SIZE" "$W/m.raw"; qemu-img create -q -f qcow2 "$W/m.qcow2" "$MKFS_SIZE"
+			# shellcheck disable=SC2086
+			r+=("$(elapsed run mkfs.$fs $opt "$W/m.raw")")
+			# shellcheck disable=SC2086
+			s+=("$(elapsed shim mkfs.$fs $opt "$W/m.qcow2")")
+		done
+		row "mkfs.$fs $MKFS_SIZE (vs raw file)" "${s[*]}" "${r[*]}" s "<=1.1"
+		drop_file "$W/mc.qcow2"
+		run qemu-img convert -f raw -O qcow2 "$W/m.raw" "$W/mc.qcow2"
+		a=$(stat -c %s "$W/m.qcow2") b=$(stat -c %s "$W/mc.qcow2")
+		row "mkfs.$fs image size (vs qemu-img convert -O qcow2 of raw)" "$(awk -v v="$a" 'BEGIN{print v/1048576}')" \
+			"$(awk -v v="$b" 'BEGIN{print v/1048576}')" MiB "<=1.05"
+		drop_file "$W/m.raw" "$W/m.qcow2" "$W/mc.qcow2"
+	done
+fi
+
+# ---- 1M small reads on a non-image file, with and without the shim -------------------
+if has small; then
+	s=() r=()
+	[ -f "$SRC" ] || run "$BIO" fill "$SRC" 64M 7
+	warm "$SRC"
+	for i in $(seq $((REPS * 2))); do
+		r+=("$(secs runo "$BIO" smallread "$SRC" "$SMALL_OPS")")
+		s+=("$(secs shimo "$BIO" smallread "$SRC" "$SMALL_OPS")")
+	done
+	row "$SMALL_OPS small preads, non-image file (preloaded vs not)" "${s[*]}" "${r[*]}" s "<=1.01"
+fi
+
+# ---- peak extra RSS during random I/O over a RSS_SIZE virtual image -------------------
+peak_kib() { # peak_kib OUTFILE CMD...: max RSS in KiB of CMD (GNU time, else x)
+	local o=$1; shift
+	if [ -n "$TIMEBIN" ]; then run "$TIMEBIN" -f %M -o "$o" "$@" && tail -n 1 "$o" || echo x
+	else run "$@" >/dev/null; echo x; fi
+}
+if has rss; then
+	drop_file "$W/big.raw" "$W/big.qcow2"
+	truncate -s "$RSS_SIZE" "$W/big.raw" && qemu-img create -q -f qcow2 "$W/big.qcow2" "$RSS_SIZE"
+	rw=$(peak_kib "$W/t1" "$BIO" randwrite "$W/big.raw" "$RSS_OPS" 5)
+	rr=$(peak_kib "$W/t2" "$BIO" randread "$W/big.raw" "$RSS_OPS" 5)
+	sw=$(peak_kib "$W/t3" env LD_PRELOAD="$SHIM" "$BIO" randwrite "$W/big.qcow2" "$RSS_OPS" 5)
+	sr=$(peak_kib "$W/t4" env LD_PRELOAD="$SHIM" "$BIO" randread "$W/big.qcow2" "$RSS_OPS" 5)
+	extra=x
+	case "$rw$rr$sw$sr" in *x*) ;; *)
+		extra=$(awk -v a="$sw" -v b="$sr" -v c="$rw" -v d="$rr" 'BEGIN {
+			s = a > b ? a : b; r = c > d ? c : d; printf "%.1f", (s - r) / 1024 }') ;; esac
+	note "rss: raw write/read $rw/$rr KiB, shim write/read $sw/$sr KiB, image $(stat -c %s "$W/big.qcow2") B"
+	limit "peak extra RSS, $RSS_OPS rand 4K writes+reads on $RSS_SIZE image" "$extra" MiB "<=" 16
+	drop_file "$W/big.raw" "$W/big.qcow2"
+fi
+
+# ---- scale: PIB_SIZE image, 64 KiB clusters: sgdisk, then mkfs.xfs on the whole disk ---
+if has pib; then
+	P=$W/pib.qcow2
+	drop_file "$P"
+	qemu-img create -q -f qcow2 -o cluster_size=65536 "$P" "$PIB_SIZE"
+	t0=$(date +%s.%N)
+	m1=$(peak_kib "$W/t5" env LD_PRELOAD="$SHIM" sgdisk -o -n 1:0:0 -t 1:8300 "$P")
+	m2=$(peak_kib "$W/t6" env LD_PRELOAD="$SHIM" mkfs.xfs -q -f "$P")
+	t1=$(date +%s.%N)
+	tt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	case "$m1$m2" in *x*) tt=x m=x ;; *) m=$(awk -v a="$m1" -v b="$m2" 'BEGIN { printf "%.1f", (a > b ? a : b) / 1024 }') ;; esac
+	sz=$(awk -v v="$(stat -c %s "$P")" 'BEGIN { printf "%.1f", v / 1048576 }')
+	run qemu-img check -q "$P" || note "pib: qemu-img check reports problems"
+	limit "$PIB_SIZE image: sgdisk + mkfs.xfs, total time" "$tt" s "<" 60
+	limit "$PIB_SIZE image: image file size" "$sz" MiB "<" 256
+	limit "$PIB_SIZE image: peak RSS (max of both tools)" "$m" MiB "<" 64
+	drop_file "$P"
+fi
+
+# ---- the table ----------------------------------------------------------------------
+echo
+echo "qcowshim bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM," \
+	"kernel $(uname -r), $(df -T "$W" | awk 'NR == 2 { print $2 }') scratch; size $SIZE, mkfs $MKFS_SIZE," \
+	"$RIO_OPS rand ops, $REPS reps, nice $NICE"
+echo
+echo "| case | shim | reference | ratio | target | result | spread shim/ref |"
+echo "|---|---|---|---|---|---|---|"
+for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done
+echo
+echo "ratio = shim/reference of medians (times: lower is better; IOPS: higher is better);"
+echo "spread = (max-min)/median over the repetitions (shim/reference)"
+exit 0
