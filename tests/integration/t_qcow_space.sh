@@ -88,5 +88,17 @@ if "$QT" create "$T/lim2.qcow2" $((137438953472 + 512)) --cluster-bits 9 2>/dev/
 fi
 rm -f "$img" "$T/lim2.qcow2"
 
+# 5. repairing a dirty 64 TiB lazy-refcount image is quick and small
+img="$T/hd.qcow2"
+qemu-img create -q -f qcow2 -o lazy_refcounts=on "$img" 64T
+qemu-io -f qcow2 -c 'write -P 1 0 64k' -c 'write -P 2 32T 64k' -c 'write -P 3 63T 1M' -c abort "$img" >/dev/null 2>&1 || true
+start=$(date +%s)
+"$QT" write "$img" 1T 4096 9 2>"$T/err" || fail "write to a dirty 64T image: $(cat "$T/err")"
+[ $(( $(date +%s) - start )) -le 10 ] || fail "repairing a dirty 64T image took over 10 s"
+check "repaired dirty 64T image" "$img"
+qemu-io -f qcow2 -c 'read -P 2 32T 64k' -c 'read -P 9 1T 4k' -c 'read -P 3 63T 1M' "$img" >"$T/qio" 2>&1
+[ "$(grep -c '^read ' "$T/qio")" = 3 ] || fail "data after repair: $(head -3 "$T/qio")"
+rm -f "$img"
+
 echo "t_qcow_space: $fails failed"
 [ "$fails" -eq 0 ]
