@@ -13,7 +13,8 @@
 #   BENCH_RIO_OPS=200000  4 KiB operations per random-I/O run
 #   BENCH_MKFS_SIZE=16G   mkfs.ext4 / mkfs.xfs disk size
 #   BENCH_SMALL_OPS=1000000  small reads on a non-image file
-#   BENCH_RSS_SIZE=4T     virtual size for the peak-RSS case; BENCH_RSS_OPS=200000
+#   BENCH_RSS_SIZE=4T     virtual size for the peak-RSS case; BENCH_RSS_OPS=50000
+#                         (each 4 KiB write allocates a 64 KiB cluster: 3 GiB of image)
 #   BENCH_PIB_SIZE=1P     virtual size of the scale case (64 KiB clusters)
 #   BENCH_TIMEOUT=900     seconds before one command is killed (counted as MISS)
 #   BENCH_CASES="seqread seqwrite randread randwrite mkfs small rss pib"  (subset)
@@ -31,7 +32,7 @@ RIO_OPS=${BENCH_RIO_OPS:-200000}
 MKFS_SIZE=${BENCH_MKFS_SIZE:-16G}
 SMALL_OPS=${BENCH_SMALL_OPS:-1000000}
 RSS_SIZE=${BENCH_RSS_SIZE:-4T}
-RSS_OPS=${BENCH_RSS_OPS:-200000}
+RSS_OPS=${BENCH_RSS_OPS:-50000}
 PIB_SIZE=${BENCH_PIB_SIZE:-1P}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 CASES=" ${BENCH_CASES:-seqread seqwrite randread randwrite mkfs small rss pib} "
