@@ -219,7 +219,7 @@ static int open_self(void *arg, const char *name, enum qcow_file_kind kind, bool
 	return qcow_backend_mem(out, self->b, self->n);
 }
 
-Test(backing, loop_is_refused, .timeout = 30)
+Test(backing, loop_is_refused)
 {
 	size_t len;
 	uint8_t *img = overlay_bytes(&len);

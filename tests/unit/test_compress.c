@@ -106,7 +106,7 @@ Test(compress, zstd_unaligned) { compressed_case(true, 1234); }
 
 /* Damaged compressed clusters: -EIO (or data, if the damage decodes), no
  * crash; the sector count pointing past EOF; flipped stream bytes. */
-Test(compress, damage, .timeout = 120)
+Test(compress, damage)
 {
 	for (int zstd = 0; zstd < 2; zstd++) {
 		size_t len;

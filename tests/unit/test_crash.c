@@ -94,7 +94,7 @@ ParameterizedTestParameters(crash, seeds)
 	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
 }
 
-ParameterizedTest(struct crash_geo *g, crash, seeds, .timeout = 300)
+ParameterizedTest(struct crash_geo *g, crash, seeds)
 {
 	unsigned n = g->cb >= 18 ? 20 : g->cb >= 16 ? 40 : 100;
 	for (uint64_t seed = 1; seed <= n; seed++)
@@ -162,13 +162,13 @@ static void resize_crash(uint64_t seed, bool grow)
 	free(data);
 }
 
-Test(crash, l1_growth, .timeout = 300)
+Test(crash, l1_growth)
 {
 	for (uint64_t seed = 1; seed <= 60; seed++)
 		resize_crash(seed, true);
 }
 
-Test(crash, shrink, .timeout = 300)
+Test(crash, shrink)
 {
 	for (uint64_t seed = 1; seed <= 60; seed++)
 		resize_crash(seed, false);
@@ -176,7 +176,7 @@ Test(crash, shrink, .timeout = 300)
 
 /* Crashes while the refcount table grows: 512 B clusters, 64-bit
  * refcounts (64 clusters per refblock, 2 MiB per reftable cluster). */
-Test(crash, reftable_growth, .timeout = 300)
+Test(crash, reftable_growth)
 {
 	for (uint64_t seed = 1; seed <= 40; seed++) {
 		struct qcow_create_opts c = { .size = 6 << 20, .cluster_bits = 9,
@@ -327,7 +327,7 @@ ParameterizedTestParameters(crash, mid_op)
 	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
 }
 
-ParameterizedTest(struct crash_geo *g, crash, mid_op, .timeout = 300)
+ParameterizedTest(struct crash_geo *g, crash, mid_op)
 {
 	unsigned n = g->cb >= 16 ? 30 : 80;
 	for (uint64_t seed = 1; seed <= n; seed++)

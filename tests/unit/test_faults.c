@@ -90,14 +90,14 @@ static void every_point(enum qt_op op, bool sticky, unsigned long max_runs)
 		scenario(op, n, sticky, 1);
 }
 
-Test(faults, pread_once, .timeout = 300) { every_point(QT_PREAD, false, 120); }
-Test(faults, pwrite_once, .timeout = 300) { every_point(QT_PWRITE, false, 150); }
-Test(faults, flush_once, .timeout = 300) { every_point(QT_FLUSH, false, 100); }
-Test(faults, truncate_once, .timeout = 300) { every_point(QT_TRUNCATE, false, 50); }
-Test(faults, punch_once, .timeout = 300) { every_point(QT_PUNCH, false, 50); }
-Test(faults, pwrite_from_then_on, .timeout = 300) { every_point(QT_PWRITE, true, 60); }
-Test(faults, flush_from_then_on, .timeout = 300) { every_point(QT_FLUSH, true, 40); }
-Test(faults, pread_from_then_on, .timeout = 300) { every_point(QT_PREAD, true, 40); }
+Test(faults, pread_once) { every_point(QT_PREAD, false, 120); }
+Test(faults, pwrite_once) { every_point(QT_PWRITE, false, 150); }
+Test(faults, flush_once) { every_point(QT_FLUSH, false, 100); }
+Test(faults, truncate_once) { every_point(QT_TRUNCATE, false, 50); }
+Test(faults, punch_once) { every_point(QT_PUNCH, false, 50); }
+Test(faults, pwrite_from_then_on) { every_point(QT_PWRITE, true, 60); }
+Test(faults, flush_from_then_on) { every_point(QT_FLUSH, true, 40); }
+Test(faults, pread_from_then_on) { every_point(QT_PREAD, true, 40); }
 
 /* other geometries: tiny clusters with 1-bit refcounts (many refblocks),
  * 64-bit refcounts, and a v2 image */
@@ -111,9 +111,9 @@ static void geometry(unsigned cb, unsigned version, unsigned rbits)
 	every_point(QT_PREAD, false, 40);
 }
 
-Test(faults, geometry_512_rb1, .timeout = 300) { geometry(9, 3, 1); }
-Test(faults, geometry_512_rb64, .timeout = 300) { geometry(9, 3, 64); }
-Test(faults, geometry_64k_v2, .timeout = 300) { geometry(16, 2, 16); }
+Test(faults, geometry_512_rb1) { geometry(9, 3, 1); }
+Test(faults, geometry_512_rb64) { geometry(9, 3, 64); }
+Test(faults, geometry_64k_v2) { geometry(16, 2, 16); }
 
 /* Out of space: ENOSPC from the backend comes back as ENOSPC. */
 Test(faults, enospc_passed_through)
@@ -192,7 +192,7 @@ static const struct qcow_sysio short_io = {
 	short_pread, short_pwrite, sys_fdatasync, sys_fstat, sys_ftruncate, NULL, sys_close,
 };
 
-Test(faults, fd_backend_short_io_eintr, .timeout = 120)
+Test(faults, fd_backend_short_io_eintr)
 {
 	char path[] = "/tmp/qt_fdXXXXXX";
 	int fd = mkstemp(path);

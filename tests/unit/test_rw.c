@@ -95,7 +95,7 @@ ParameterizedTestParameters(mirror, geometry)
 	return cr_make_param_array(struct geo, g, n);
 }
 
-ParameterizedTest(struct geo *g, mirror, geometry, .timeout = 300)
+ParameterizedTest(struct geo *g, mirror, geometry)
 {
 	run_mirror(g, 1000 + g->version * 100 + g->cb * 7 + g->order, true);
 }
@@ -136,7 +136,7 @@ static void run_ext_mirror(unsigned cb, unsigned order, uint64_t seed)
 	free(bytes);
 }
 
-Test(mirror, extended_l2_every_cluster_size, .timeout = 300)
+Test(mirror, extended_l2_every_cluster_size)
 {
 	for (unsigned cb = 14; cb <= 21; cb++)
 		run_ext_mirror(cb, cb % 7, 500 + cb);
@@ -144,7 +144,7 @@ Test(mirror, extended_l2_every_cluster_size, .timeout = 300)
 
 /* Minimal caches (the library clamps them to its minimum): constant
  * eviction and write-back under the mirror. */
-Test(mirror, tiny_caches, .timeout = 300)
+Test(mirror, tiny_caches)
 {
 	static const struct geo g[] = { { 3, 9, 0 }, { 3, 12, 4 }, { 3, 16, 6 }, { 2, 10, 4 } };
 	for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
@@ -171,7 +171,7 @@ Test(mirror, tiny_caches, .timeout = 300)
 }
 
 /* Large requests spanning many L2 tables and refcount blocks per call. */
-Test(mirror, large_requests, .timeout = 300)
+Test(mirror, large_requests)
 {
 	static const struct geo g[] = { { 3, 9, 6 }, { 3, 10, 0 }, { 2, 9, 4 }, { 3, 12, 3 } };
 	for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
@@ -198,7 +198,7 @@ Test(mirror, large_requests, .timeout = 300)
 }
 
 /* Longer runs with other seeds on the common geometries. */
-Test(mirror, long_default_geometry, .timeout = 300)
+Test(mirror, long_default_geometry)
 {
 	for (uint64_t seed = 1; seed <= 4; seed++) {
 		struct geo g = { 3, 16, 4 };
@@ -206,7 +206,7 @@ Test(mirror, long_default_geometry, .timeout = 300)
 	}
 }
 
-Test(mirror, long_small_clusters_wide_refcounts, .timeout = 300)
+Test(mirror, long_small_clusters_wide_refcounts)
 {
 	for (uint64_t seed = 10; seed <= 12; seed++) {
 		struct geo g = { 3, 9, 6 };
@@ -349,7 +349,7 @@ Test(create, huge_sparse)
 
 /* Refcount table and refcount block growth: enough clusters that the first
  * refcount table cluster no longer covers the file. */
-Test(alloc, reftable_growth_every_width, .timeout = 300)
+Test(alloc, reftable_growth_every_width)
 {
 	for (unsigned order = 0; order <= 6; order++) {
 		struct qcow_create_opts c = { .size = 10 << 20, .cluster_bits = 9,
@@ -553,7 +553,7 @@ Test(create, zero_size)
 }
 
 /* Tiny images (a sector) with every cluster size extreme, resized around. */
-Test(mirror, tiny_images, .timeout = 120)
+Test(mirror, tiny_images)
 {
 	unsigned cbs[] = { 9, 13, 16, 21 };
 	for (size_t k = 0; k < sizeof cbs / sizeof *cbs; k++) {

@@ -141,9 +141,9 @@ static void run(unsigned cb, unsigned order)
 	qcow_close(q);
 }
 
-Test(threads, shared_clusters_64k, .timeout = 120) { run(16, 4); }
-Test(threads, shared_clusters_4k_rb1, .timeout = 120) { run(12, 0); }
-Test(threads, shared_clusters_512_rb64, .timeout = 120) { run(9, 6); }
+Test(threads, shared_clusters_64k) { run(16, 4); }
+Test(threads, shared_clusters_4k_rb1) { run(12, 0); }
+Test(threads, shared_clusters_512_rb64) { run(9, 6); }
 
 /* Several threads each on their own image at once (no shared state). */
 static void *own_image(void *p)
@@ -279,6 +279,6 @@ static void regions(unsigned cb, unsigned order, bool tiny)
 	qcow_close(q);
 }
 
-Test(threads, regions_512_rb1_tiny, .timeout = 120) { regions(9, 0, true); }
-Test(threads, regions_4k_rb16, .timeout = 120) { regions(12, 4, false); }
-Test(threads, regions_64k_rb64_tiny, .timeout = 120) { regions(16, 6, true); }
+Test(threads, regions_512_rb1_tiny) { regions(9, 0, true); }
+Test(threads, regions_4k_rb16) { regions(12, 4, false); }
+Test(threads, regions_64k_rb64_tiny) { regions(16, 6, true); }
