@@ -173,7 +173,7 @@ static int ordering_workload(struct qcow *q)
 	return qcow_flush(q);
 }
 
-Test(seed, l2_entry_never_before_data_and_refcount, .timeout = 120)
+Test(seed, l2_entry_never_before_data_and_refcount)
 {
 	struct qcow_create_opts bc = {.size = 1 << 20, .cluster_bits = 12};
 	struct qcow_backend bbe;
@@ -324,7 +324,7 @@ Test(seed, compressed_cluster_is_not_fatal)
 	free(img);
 }
 
-Test(seed, every_cluster_size_and_refcount_width, .timeout = 120)
+Test(seed, every_cluster_size_and_refcount_width)
 {
 	for (unsigned cb = 9; cb <= 21; cb += 3) {
 		for (unsigned rb = 1; rb <= 64; rb *= 2) {
