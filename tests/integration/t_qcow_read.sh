@@ -80,7 +80,12 @@ for c in $sizes; do
 		img="$T/c$c-$compat-$rb.qcow2"
 		qemu-img create -q -f qcow2 -o "compat=$compat,cluster_size=$c,refcount_bits=$rb" "$img" "$s"
 		fill "$img" "$c" "$s"
-		check_read "cluster $c compat $compat refcount_bits $rb" "$img"
+		# the map precision check (qemu-img map) once per cluster size and compat
+		if [ "$rb" = 16 ]; then
+			check_read "cluster $c compat $compat refcount_bits $rb" "$img"
+		else
+			check_read "cluster $c compat $compat refcount_bits $rb" "$img" nomap
+		fi
 		ver=3
 		[ "$compat" = 0.10 ] && ver=2
 		want="size $s|version $ver|cluster_bits $(awk -v c="$c" 'BEGIN{print int(log(c)/log(2)+0.5)}')|refcount_bits $rb|"
