@@ -170,7 +170,8 @@ if "$QT" mirror "$img" "$W/twin.raw" --seed 81 --ops 300 2>"$W/err"; then
 	rc=0
 	qemu-img check "$img" >"$W/check" 2>&1 || rc=$?
 	[ $rc -eq 0 ] || [ $rc -eq 3 ] || fail "bitmaps image: qemu-img check exit $rc: $(head -5 "$W/check" | tr '\n' '|')"
-	qemu-img compare -q -f qcow2 -F raw "$img" "$W/twin.raw" || fail "bitmaps image: contents differ"
+	qemu-img compare -q -f qcow2 -F raw "$img" "$W/twin.raw" >"$W/cmp" 2>&1 ||
+		fail "bitmaps image: contents differ: $(tail -2 "$W/cmp" | tr '\n' '|')"
 	[ "$(od -An -tu1 -j 95 -N 1 "$img" | tr -d ' ')" = 0 ] || fail "bitmaps image: autoclear bit 0 kept by a writer without bitmap support"
 else
 	fail "bitmaps image: mirror: $(tail -2 "$W/err" | tr '\n' '|')"
