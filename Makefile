@@ -98,10 +98,14 @@ $(B)/unit/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(B)/san/lib
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DQC_TEST -O1 -g $(SAN) \
 		-Iqcow -Itests/unit -o $@ $< $(UNIT_HELP) $(B)/san/libqcow.a -lcriterion $(LIBS)
 
+# A binary that runs no test (a criterion start-up failure) fails too.
 unit: $(UNIT_BIN)
-	@fail=0; for t in $(UNIT_BIN); do \
-		echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		$$t --jobs 2 || fail=1; done; exit $$fail
+	@fail=0; mkdir -p $(B)/unit/log; for t in $(UNIT_BIN); do \
+		echo "== $$t"; log=$(B)/unit/log/$${t##*/}.log; \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$$t --jobs 2 >$$log 2>&1 || fail=1; cat $$log; \
+		grep -q 'Synthesis: Tested: [1-9]' $$log || { echo "$$t: ran no test"; fail=1; }; \
+		done; exit $$fail
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
 integration: all
