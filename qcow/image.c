@@ -80,6 +80,8 @@ int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n
 	ssize_t r = be->ops->pwrite(be->h, buf, n, off);
 	if (r < 0)
 		return (int)r;
+	if (be->h == q->be.h && off + n > q->file_end) /* data_be may be a copy of be */
+		q->file_end = off + n;
 	return (size_t)r == n ? 0 : -EIO;
 }
 
@@ -202,6 +204,7 @@ static int load(struct qcow *q)
 	int r = q->be.ops->getsize(q->be.h, &fsize);
 	if (r < 0)
 		return r;
+	q->file_end = fsize;
 	if ((r = qc_header_parse(q, fsize)) < 0 || (r = qc_snapshots_load(q, fsize)) < 0 ||
 	    (r = qc_reftable_load(q, fsize)) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
 	    (r = check_layout(q)) < 0)

@@ -130,6 +130,7 @@ struct qcow {
 	struct qc_free *frees; /* deferred until the references are gone on disk */
 	size_t nfrees, frees_cap;
 	uint64_t free_hint; /* no free cluster below this index */
+	uint64_t file_end;  /* size of the image file as far as we know */
 
 	/* last decompressed cluster */
 	uint8_t *zbuf, *zin;

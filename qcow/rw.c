@@ -157,6 +157,41 @@ static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_
 	return (int64_t)(got * cs);
 }
 
+static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len);
+
+/*
+ * A partial write into a cluster that reads as zeros and that we do not
+ * own: a fresh host cluster past the end of the file already reads as
+ * zeros, so only the new bytes are written (then the file is extended to
+ * cover the cluster).  Returns bytes consumed, 0 if not applicable (*hoff
+ * then holds a cluster already allocated for the caller), or -errno.
+ */
+static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint64_t len,
+			   uint64_t l2e, uint64_t bm, uint64_t *hoff)
+{
+	struct qcow *q = w->q;
+	uint64_t cs = q->cluster_size, got, nl2e, nbm;
+	int r = qc_alloc(q, 1, true, hoff, &got);
+	if (r < 0)
+		return r;
+	if (*hoff < q->file_end)
+		return 0; /* a reused cluster may hold stale bytes */
+	if ((r = data_write(q, buf, len, *hoff + in)) < 0)
+		return r;
+	if (q->file_end < *hoff + cs) {
+		if (q->be.ops->truncate && (r = q->be.ops->truncate(q->be.h, *hoff + cs)) < 0)
+			return r;
+		q->file_end = *hoff + cs;
+	}
+	if ((r = qc_l2_release(q, l2e)) < 0)
+		return r;
+	entry_after(q, bm, false, *hoff, in, len, &nl2e, &nbm);
+	qc_l2_set(q, w->e, w->idx, nl2e, nbm);
+	if (!((in + len) & (cs - 1)))
+		w->idx++;
+	return (int64_t)len;
+}
+
 /*
  * Part of one cluster that needs the old contents merged in.  Reads the old
  * contents of the touched subclusters (or of the whole cluster when it
@@ -168,7 +203,13 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	uint64_t cs = q->cluster_size, scs = 1ull << q->sc_bits, in = voff & (cs - 1);
 	uint64_t len = cs - in < n ? cs - in : n, l2e, bm, nl2e, nbm, hoff;
 	qc_l2_entry(q, w->e, w->idx, &l2e, &bm);
-	bool own = qc_l2e_owns(q, l2e) && (l2e & QC_COPIED);
+	bool own = qc_l2e_owns(q, l2e) && (l2e & QC_COPIED), allocated = false;
+	if (!own && !q->has_data_file && entry_reads_zero(q, l2e, bm, 0, cs)) {
+		int64_t done = write_fresh(w, buf, in, len, l2e, bm, &hoff);
+		if (done)
+			return done;
+		allocated = true;
+	}
 	uint64_t a = own ? in & ~(scs - 1) : 0, b = own ? (in + len + scs - 1) & ~(scs - 1) : cs;
 	uint8_t *tmp = malloc(b - a);
 	if (!tmp)
@@ -180,7 +221,7 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	memcpy(tmp + (in - a), buf, len);
 	if (own) {
 		hoff = l2e & L2E_OFFSET_MASK;
-	} else {
+	} else if (!allocated) {
 		uint64_t got;
 		if ((r = data_alloc(q, voff, 1, true, &hoff, &got)) < 0)
 			goto out;
