@@ -80,12 +80,6 @@ static int scan_free(struct qcow *q, uint64_t start, uint64_t want, bool exact, 
 	return 0;
 }
 
-static int write_block(struct qcow *q, uint64_t hoff, const void *buf, unsigned kind)
-{
-	int r = qc_check_write(q, hoff, q->cluster_size, kind);
-	return r < 0 ? r : qc_pwrite(q, &q->be, buf, q->cluster_size, hoff);
-}
-
 /*
  * Grow the refcount table.  Everything from the first cluster not covered
  * by the table on is free, so the new table and the refcount blocks that
@@ -133,15 +127,15 @@ static int reftable_grow(struct qcow *q, uint64_t min_cluster, uint64_t need_ran
 		nt[range] = hoff;
 		if ((r = qc_metaset_add(&q->meta, B + m, QC_META_REFBLOCK)) < 0 && r != -EEXIST)
 			goto out;
-		if ((r = write_block(q, hoff, buf, QC_META_REFBLOCK)) < 0)
+		if ((r = qc_meta_pwrite(q, buf, cs, hoff, QC_META_REFBLOCK)) < 0)
 			goto out;
 	}
 	memset(buf, 0, R * cs);
 	for (uint64_t i = 0; i < N; i++)
 		be64_put(buf + i * 8, nt[i]);
 	uint64_t rt_hoff = (B + k) << q->cluster_bits;
-	if ((r = qc_check_write(q, rt_hoff, R * cs, QC_META_REFTABLE)) < 0 ||
-	    (r = qc_pwrite(q, &q->be, buf, R * cs, rt_hoff)) < 0 || (r = qc_sync(q)) < 0)
+	if ((r = qc_meta_pwrite(q, buf, R * cs, rt_hoff, QC_META_REFTABLE)) < 0 ||
+	    (r = qc_sync(q)) < 0)
 		goto out;
 	/* The header switch is the commit point: a 12-byte write of offset + size. */
 	be64_put(q->hdr + QH_REFTABLE_OFFSET, rt_hoff);

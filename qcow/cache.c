@@ -114,10 +114,8 @@ static int lookup(const struct qc_cache *c, uint64_t hoff)
 
 static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
 {
-	int r;
-	if ((r = qc_check_write(q, e->hoff, c->bsize, c->kind)) < 0)
-		return r;
-	if ((r = qc_pwrite(q, &q->be, e->buf, c->bsize, e->hoff)) < 0)
+	int r = qc_meta_pwrite(q, e->buf, c->bsize, e->hoff, c->kind);
+	if (r < 0)
 		return r;
 	e->dirty = false;
 	c->ndirty--;

@@ -85,6 +85,13 @@ int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n
 	return (size_t)r == n ? 0 : -EIO;
 }
 
+/* Write metadata of `kind` to the image file, after the overlap check. */
+int qc_meta_pwrite(struct qcow *q, const void *buf, size_t n, uint64_t off, unsigned kind)
+{
+	int r = qc_check_write(q, off, n, kind);
+	return r < 0 ? r : qc_pwrite(q, &q->be, buf, n, off);
+}
+
 /*
  * Write entries [*lo, *hi) of an in-memory (host byte order) table to the
  * file at table_offset, overlap-checked as `kind`; clears the range.
@@ -100,9 +107,7 @@ int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t
 		return -ENOMEM;
 	for (uint64_t i = *lo; i < *hi; i++)
 		be64_put(buf + (i - *lo) * 8, table[i]);
-	int r = qc_check_write(q, off, n, kind);
-	if (!r)
-		r = qc_pwrite(q, &q->be, buf, n, off);
+	int r = qc_meta_pwrite(q, buf, n, off, kind);
 	free(buf);
 	if (!r)
 		*lo = *hi = 0;
@@ -266,6 +271,7 @@ static void destroy(struct qcow *q)
 	free(q->frees);
 	free(q->zbuf);
 	free(q->zin);
+	free(q->wbuf);
 	free(q->path);
 	pthread_mutex_destroy(&q->lock);
 	free(q);

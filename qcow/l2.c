@@ -108,8 +108,7 @@ int qc_l1_grow(struct qcow *q, uint64_t entries)
 	memcpy(nl1, q->l1, (size_t)q->l1_size * 8);
 	for (uint64_t i = 0; i < q->l1_size; i++)
 		be64_put(buf + i * 8, q->l1[i]);
-	if ((r = qc_check_write(q, hoff, clusters * cs, QC_META_L1)) < 0 ||
-	    (r = qc_pwrite(q, &q->be, buf, clusters * cs, hoff)) < 0 ||
+	if ((r = qc_meta_pwrite(q, buf, clusters * cs, hoff, QC_META_L1)) < 0 ||
 	    (r = qc_refblocks_sync(q)) < 0)
 		goto out;
 	be32_put(q->hdr + QH_L1_SIZE, (uint32_t)entries);
@@ -145,8 +144,8 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 		r = qc_pread(q, &q->be, buf, cs, src, true);
 	if (!r && (r = qc_metaset_add(&q->meta, hoff >> q->cluster_bits, QC_META_L2)) == -EEXIST)
 		r = qc_corrupt(q, "new L2 table at 0x%llx is already metadata", (unsigned long long)hoff);
-	if (!r && !(r = qc_check_write(q, hoff, cs, QC_META_L2)))
-		r = qc_pwrite(q, &q->be, buf, cs, hoff);
+	if (!r)
+		r = qc_meta_pwrite(q, buf, cs, hoff, QC_META_L2);
 	free(buf);
 	if (r < 0)
 		return r;

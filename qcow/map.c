@@ -87,7 +87,7 @@ static int read_compressed(struct qcow *q, uint64_t l2e)
 	if (hoff < cs || len > 2 * cs)
 		return qc_corrupt(q, "compressed cluster descriptor 0x%llx out of range",
 				  (unsigned long long)l2e);
-	if (!q->zbuf && (!(q->zbuf = malloc(cs)) || !(q->zin = malloc(2 * cs))))
+	if ((!q->zbuf && !(q->zbuf = malloc(cs))) || (!q->zin && !(q->zin = malloc(2 * cs))))
 		return -ENOMEM;
 	q->zbuf_valid = false;
 	int r = qc_pread(q, &q->data_be, q->zin, len, hoff, false);

@@ -132,6 +132,8 @@ struct qcow {
 	uint64_t free_hint; /* no free cluster below this index */
 	uint64_t file_end;  /* size of the image file as far as we know */
 
+	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
+
 	/* last decompressed cluster */
 	uint8_t *zbuf, *zin;
 	uint64_t zbuf_l2e;
@@ -174,6 +176,8 @@ QC_HIDDEN int qc_pread(struct qcow *q, struct qcow_backend *be, void *buf, size_
 QC_HIDDEN int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n,
 			uint64_t off);
 QC_HIDDEN int qc_sync(struct qcow *q);
+QC_HIDDEN int qc_meta_pwrite(struct qcow *q, const void *buf, size_t n, uint64_t off,
+			     unsigned kind);
 QC_HIDDEN int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
 			     uint64_t table_offset, unsigned kind);
 QC_HIDDEN int qc_flush_locked(struct qcow *q);

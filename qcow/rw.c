@@ -211,9 +211,9 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 		allocated = true;
 	}
 	uint64_t a = own ? in & ~(scs - 1) : 0, b = own ? (in + len + scs - 1) & ~(scs - 1) : cs;
-	uint8_t *tmp = malloc(b - a);
-	if (!tmp)
+	if (!q->wbuf && !(q->wbuf = malloc(cs)))
 		return -ENOMEM;
+	uint8_t *tmp = q->wbuf;
 	uint64_t cvoff = voff - in;
 	int r = qc_read_locked(q, tmp, b - a, cvoff + a);
 	if (r < 0)
@@ -235,7 +235,6 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	if (!((in + len) & (cs - 1)))
 		w->idx++;
 out:
-	free(tmp);
 	return r < 0 ? r : (int64_t)len;
 }
 
