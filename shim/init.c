@@ -66,9 +66,19 @@ static const struct sym_row sym_rows[] = {
 	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name},
 #define SYMV(name, params, args)                                               \
 	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name},
+#if !SHIM_GLIBC /* musl: a *64 name is its base function; neither kind is exported */
+#define SYM64(name, base, ret, params, args)                                   \
+	{#base, (void **)&real_##name, (void *)enosys_##name, NULL},
+#define SYMG(name, ret, params, args)                                          \
+	{#name, (void **)&real_##name, (void *)enosys_##name, NULL},
+#define SYMVG(name, params, args) SYMG(name, , , )
+#endif
 #include "syms.def"
 #undef SYM
 #undef SYMV
+#undef SYM64
+#undef SYMG
+#undef SYMVG
 };
 
 static atomic_int resolved;
@@ -79,7 +89,7 @@ void shim_init(void)
 		return;
 	for (size_t i = 0; i < sizeof sym_rows / sizeof sym_rows[0]; i++) {
 		void *p = dlsym(RTLD_NEXT, sym_rows[i].name);
-		if (p == sym_rows[i].self) {
+		if (p && p == sym_rows[i].self) {
 			/* Two copies of the shim, or a broken link: resolving to
 			 * ourselves would recurse forever. */
 			fprintf(stderr, "qcowshim: %s resolves to the shim itself\n",

@@ -17,6 +17,8 @@
 #error "shim/ must be compiled without _FILE_OFFSET_BITS"
 #endif
 
+#include "libc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,6 +39,10 @@
 #include <sys/sendfile.h>
 
 #include "qcow.h"
+
+#if !SHIM_GLIBC
+#include "libc_musl.h"
+#endif
 
 /* glibc entry points its headers declare only under _FORTIFY_SOURCE (or no
  * longer): the shim defines them, so it declares them. */
@@ -72,9 +78,17 @@ _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 /* The wrappers themselves: exported (everything else is hidden). */
 #define SYM(name, ret, params, args) extern __typeof__(name) name __attribute__((visibility("default")));
 #define SYMV(name, params, args) SYM(name, , , )
+#if !SHIM_GLIBC /* musl: the glibc-only rows stay hidden (syms.def) */
+#define SYM64(name, base, ret, params, args)
+#define SYMG(name, ret, params, args)
+#define SYMVG(name, params, args)
+#endif
 #include "syms.def"
 #undef SYM
 #undef SYMV
+#undef SYM64
+#undef SYMG
+#undef SYMVG
 
 /* ---- init.c */
 void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
@@ -214,6 +228,7 @@ FILE *stdio_cookie(int fd, const char *mode);
 void stdio_adopt_std(void);
 void stdio_std_before(int fd);            /* fd 0..2 about to change */
 void stdio_std_after(int fd);             /* fd 0..2 changed */
+bool stdio_std_replace(FILE *f, FILE *nf); /* f a standard stream: nf replaces it */
 void stdio_flush_all(void);
 
 /* ---- wrap_proc.c */

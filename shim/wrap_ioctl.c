@@ -59,12 +59,13 @@ static long ioctl_locked(struct shim_ofd *o, unsigned long req, void *arg)
 	}
 }
 
-int ioctl(int fd, unsigned long req, ...)
+int ioctl(int fd, SHIM_IOCTL_REQ rq, ...)
 {
 	va_list ap;
-	va_start(ap, req);
+	va_start(ap, rq);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
+	unsigned long req = (unsigned)rq; /* the kernel's cmd is 32 bits */
 	if (unlikely(req == FICLONE || req == FICLONERANGE)) {
 		/* Reflinking an image's host extents would copy raw QCOW2
 		 * bytes: refuse like a cross-filesystem clone (cp falls back). */
@@ -75,18 +76,18 @@ int ioctl(int fd, unsigned long req, ...)
 		}
 	}
 	if (SHIM_PASS(fd))
-		return real_ioctl(fd, req, arg);
+		return real_ioctl(fd, rq, arg);
 	switch (req) { /* about the descriptor, not the bytes */
 	case FIOCLEX:
 	case FIONCLEX:
 	case FIONBIO:
 	case FIOASYNC:
 	case FIGETBSZ:
-		return real_ioctl(fd, req, arg);
+		return real_ioctl(fd, rq, arg);
 	}
 	struct shim_ofd *o = fd_get(fd);
 	if (!o)
-		return real_ioctl(fd, req, arg);
+		return real_ioctl(fd, rq, arg);
 	int saved = errno;
 	img_lock(o->img);
 	long r = ioctl_locked(o, req, arg);

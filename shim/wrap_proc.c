@@ -133,7 +133,7 @@ static const char *target_problem(const char *path, int depth, char *why, size_t
 		size_t len = ph.p_filesz < sizeof interp - 1 ? ph.p_filesz : sizeof interp - 1;
 		ssize_t got = real_pread64(fd, interp, len, (off64_t)ph.p_offset);
 		interp[got > 0 ? got : 0] = 0;
-		if (strstr(interp, "ld-linux")) {
+		if (strstr(interp, SHIM_LOADER)) {
 			res = NULL;
 		} else {
 			snprintf(why, whylen, "it uses another dynamic loader (%s)", interp);

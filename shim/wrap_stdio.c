@@ -20,7 +20,6 @@ static struct ck {
 	int fd; /* -1: detached (a standard stream whose fd is no image now) */
 } *cookies;
 static struct ck *std_ck[3];  /* cookie standing in for stdin/stdout/stderr */
-static FILE *std_saved[3];    /* the FILE it replaced */
 
 static ssize_t ck_read(void *c, char *buf, size_t n)
 {
@@ -196,6 +195,12 @@ static FILE *reopen(const char *p, const char *m, FILE *f, bool is64)
 	}
 	if (likely(!path_candidate(p)))
 		return realfn(p, m, f);
+	if (!SHIM_GLIBC && (f == stdin || f == stdout || f == stderr)) {
+		shim_msg("freopen of a standard stream onto image %s is not supported with musl "
+			 "(its stdin/stdout/stderr cannot be replaced); use fopen", p);
+		errno = ENOTSUP;
+		return NULL;
+	}
 	/* The new stream takes over the old one's descriptor number, as
 	 * freopen does, and the standard stream variables are redirected. */
 	int oldfd = fileno(f);
@@ -216,13 +221,7 @@ static FILE *reopen(const char *p, const char *m, FILE *f, bool is64)
 		pthread_mutex_unlock(&ck_mu);
 		close(nfd);
 	}
-	if (f == stdin)
-		stdin = nf;
-	else if (f == stdout)
-		stdout = nf;
-	else if (f == stderr)
-		stderr = nf;
-	else if (cookie_fd(f) >= 0)
+	if (!stdio_std_replace(f, nf) && cookie_fd(f) >= 0)
 		fclose(f);
 	return nf;
 }
@@ -258,6 +257,23 @@ int fileno_unlocked(FILE *f)
 		return real_fileno_unlocked(f);
 	int fd = cookie_fd(f);
 	return fd >= 0 ? fd : real_fileno_unlocked(f);
+}
+
+#if SHIM_GLIBC /* glibc's FILE internals; musl: stdio_musl.c */
+static FILE *std_saved[3]; /* the FILE std_ck[fd] replaced */
+
+/* f is stdin/stdout/stderr: nf takes its place (true), else false. */
+bool stdio_std_replace(FILE *f, FILE *nf)
+{
+	if (f == stdin)
+		stdin = nf;
+	else if (f == stdout)
+		stdout = nf;
+	else if (f == stderr)
+		stderr = nf;
+	else
+		return false;
+	return true;
 }
 
 /*
@@ -319,6 +335,8 @@ void stdio_std_after(int fd)
 		*var = std_saved[fd];
 	}
 }
+
+#endif
 
 /* Constructor: standard streams on inherited images. */
 void stdio_adopt_std(void)

@@ -23,7 +23,7 @@ pass() { npass=$((npass + 1)); echo "ok   - $*"; }
 fail() { nfail=$((nfail + 1)); echo "FAIL - $*"; }
 
 [ -f "$LIB" ] || { echo "FAIL - $LIB not built"; exit 1; }
-sed -n 's/^SYMV\{0,1\}(\([A-Za-z0-9_]*\),.*/\1/p' "$DEF" | sort >"$T/table"
+sed -n 's/^SYM\(V\|64\|G\|VG\)\{0,1\}(\([A-Za-z0-9_]*\),.*/\2/p' "$DEF" | sort >"$T/table"
 [ -s "$T/table" ] || { echo "FAIL - no rows parsed from $DEF"; exit 1; }
 
 # 1. exports == table
