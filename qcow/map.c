@@ -93,7 +93,16 @@ static int read_compressed(struct qcow *q, uint64_t l2e)
 	int r = qc_pread(q, &q->data_be, q->zin, len, hoff, false);
 	if (r < 0)
 		return r;
-	if (qc_decompress(q->compression_type, q->zin, len, q->zbuf, cs) < 0)
+	r = qc_decompress(q->compression_type, q->zin, len, q->zbuf, cs);
+	if (r == -ENOTSUP) { /* a build without decoders (QCOW_NO_CODECS) */
+		if (!q->zcodec_logged)
+			qc_log(q, "compressed clusters cannot be read: this build has no %s decoder "
+				  "(built without zlib and zstd, as the musl flavour is)",
+			       q->compression_type ? "zstd" : "deflate");
+		q->zcodec_logged = true;
+		return r;
+	}
+	if (r < 0)
 		return qc_corrupt(q, "compressed cluster at 0x%llx does not decompress",
 				  (unsigned long long)hoff);
 	q->zbuf_l2e = l2e;

@@ -138,6 +138,7 @@ struct qcow {
 	uint8_t *zbuf, *zin;
 	uint64_t zbuf_l2e;
 	bool zbuf_valid;
+	bool zcodec_logged; /* "no decoder in this build" said once */
 
 	bool read_only, broken, unsynced, in_flush;
 	int depth; /* position in a backing chain */
