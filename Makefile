@@ -4,6 +4,7 @@
 #   make test       deps, then unit tests (ASan+UBSan), then integration tests
 #   make demo       deps, then an end-to-end job on a fresh image
 #   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
+#   make musl       build-musl/: the shim for musl-linked programs (musl-gcc)
 #   make deps       install missing Debian packages (or print the command)
 #   make clean
 
@@ -110,6 +111,42 @@ unit: $(UNIT_BIN)
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
 integration: all
 	@sh tests/integration/run.sh
+
+# ---- musl flavour: make musl -> build-musl/ (README "musl") ---------------
+# The same sources compiled by musl-gcc into their own directory, so both
+# flavours coexist; `make CC=musl-gcc B=DIR` is the same thing by hand.
+# qcow/ is built without zlib/zstd (Debian has no musl-linked ones, and a
+# glibc-built libz must not enter a musl process): compressed clusters are
+# refused with ENOTSUP.  musl-gcc sees only musl's headers, so the kernel's
+# UAPI headers (linux/, asm/) are linked into $(B)/kinc.
+MUSL_CC ?= musl-gcc
+MUSL_B  := build-musl
+ifneq ($(findstring musl,$(notdir $(CC))),)
+LIBS    := -lpthread
+BASE    += -DQCOW_NO_CODECS -isystem $(B)/kinc
+$(SHIM_OBJ) $(B)/qcowtool: | $(B)/kinc
+$(B)/qcowtool: CFLAGS += -isystem $(B)/kinc
+$(B)/kinc:
+	@mkdir -p $@
+	ln -sfn /usr/include/linux $@/linux
+	ln -sfn /usr/include/asm-generic $@/asm-generic
+	ln -sfn /usr/include/$$(gcc -print-multiarch)/asm $@/asm
+endif
+$(B)/shim/exports.map: shim/libc.h
+
+.PHONY: musl clean-musl
+musl:
+	@$(MAKE) --no-print-directory CC=$(MUSL_CC) B=$(MUSL_B) \
+		$(MUSL_B)/libqcowshim.so $(MUSL_B)/qcowshim $(MUSL_B)/qcowtool
+
+# make test: the musl flavour's tests (t_musl.sh) need it when musl-gcc exists.
+ifneq ($(shell command -v $(MUSL_CC) 2>/dev/null),)
+integration: musl
+endif
+
+clean: clean-musl
+clean-musl:
+	rm -rf $(MUSL_B)
 
 # ---- set-up and housekeeping ----------------------------------------------
 deps:
