@@ -134,10 +134,17 @@ $(B)/kinc:
 endif
 $(B)/shim/exports.map: shim/libc.h
 
-.PHONY: musl clean-musl
+.PHONY: musl musl-test musl-shim-test clean-musl
 musl:
 	@$(MAKE) --no-print-directory CC=$(MUSL_CC) B=$(MUSL_B) \
 		$(MUSL_B)/libqcowshim.so $(MUSL_B)/qcowshim $(MUSL_B)/qcowtool
+
+# tests/integration/t_musl.sh alone; musl-shim-test: with every snippet row
+# that can run here (about a minute).
+musl-test: musl
+	@sh tests/integration/t_musl.sh
+musl-shim-test: musl
+	@MUSL_ROWS=all sh tests/integration/t_musl.sh
 
 # make test: the musl flavour's tests (t_musl.sh) need it when musl-gcc exists.
 ifneq ($(shell command -v $(MUSL_CC) 2>/dev/null),)

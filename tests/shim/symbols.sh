@@ -8,6 +8,8 @@
 #      the raw twin without it; afterwards the flat disks are identical
 #      (qemu-img compare) and the image is clean (qemu-img check).
 # Usage: symbols.sh [ROW...]  (default: every row).  Exit 0 = all passed.
+# QCS_LIBC=musl (with CC=musl-gcc, QCS_BUILD=build-musl): the musl flavour,
+# whose table is the SYM/SYMV rows only (syms.def).
 set -u
 : "${QCS_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${QCS_BUILD:=$QCS_ROOT/build}"
@@ -23,7 +25,15 @@ pass() { npass=$((npass + 1)); echo "ok   - $*"; }
 fail() { nfail=$((nfail + 1)); echo "FAIL - $*"; }
 
 [ -f "$LIB" ] || { echo "FAIL - $LIB not built"; exit 1; }
-sed -n 's/^SYM\(V\|64\|G\|VG\)\{0,1\}(\([A-Za-z0-9_]*\),.*/\2/p' "$DEF" | sort >"$T/table"
+CC=${CC:-cc}
+if [ "${QCS_LIBC:-glibc}" = musl ]; then
+	kinds='V' libc_re='*/ld-musl-*.so.1' libc_re2='*-linux-musl/libc.so'
+	printf 'int main(void){return 0;}\n' >"$T/true.c" && $CC -o "$T/true" "$T/true.c" || exit 1
+	TRUE=$T/true
+else
+	kinds='V\|64\|G\|VG' libc_re='*/libc.so.6' libc_re2=$libc_re TRUE=/bin/true
+fi
+sed -n "s/^SYM\\($kinds\\)\\{0,1\\}(\\([A-Za-z0-9_]*\\),.*/\\2/p" "$DEF" | sort >"$T/table"
 [ -s "$T/table" ] || { echo "FAIL - no rows parsed from $DEF"; exit 1; }
 
 # 1. exports == table
@@ -36,12 +46,13 @@ else
 fi
 
 # 2. every row resolves to libc, none to the shim, none missing
-QCOWSHIM_DEBUG=resolve LD_PRELOAD=$LIB /bin/true 2>"$T/resolve"
+QCOWSHIM_DEBUG=resolve LD_PRELOAD=$LIB "$TRUE" 2>"$T/resolve"
 bad=0
 while read -r s; do
 	obj=$(awk -v s="$s" '$2 == "resolve" && $3 == s {print $4}' "$T/resolve")
+	# shellcheck disable=SC2254
 	case $obj in
-	*/libc.so.6) ;;
+	$libc_re | $libc_re2) ;;
 	*) echo "#      $s resolved to '${obj:-nothing}'"; bad=1 ;;
 	esac
 done <"$T/table"
@@ -50,7 +61,6 @@ if [ $bad = 0 ]; then pass "resolution: every row's next definition is libc's"; 
 # 3. snippets
 if [ $# -gt 0 ]; then printf '%s\n' "$@" >"$T/rows"; else cp "$T/table" "$T/rows"; fi
 mkdir -p "$T/bin" "$T/run"
-CC=${CC:-cc}
 while read -r s; do
 	src=$SN/$s.c
 	if [ ! -f "$src" ]; then fail "$s: no snippet $src"; continue; fi
@@ -67,7 +77,7 @@ while read -r s; do
 	qemu-io -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
 		-c 'write -q -P 0xcd 4190208 4096' "$d/disk.qcow2" >/dev/null &&
 	qemu-img convert -f qcow2 -O raw "$d/disk.qcow2" "$d/disk.raw" || { fail "$s: making the disk"; continue; }
-	(cd "$d" && QCS_IMAGE=1 LD_PRELOAD=$LIB timeout 60 "$T/bin/$s" "$d/disk.qcow2" >"$d/out.img" 2>"$d/err.img"); rc1=$?
+	(cd "$d" && QCS_IMAGE=1 timeout 60 env LD_PRELOAD="$LIB" "$T/bin/$s" "$d/disk.qcow2" >"$d/out.img" 2>"$d/err.img"); rc1=$?
 	(cd "$d" && timeout 60 "$T/bin/$s" "$d/disk.raw" >"$d/out.raw" 2>"$d/err.raw"); rc2=$?
 	why=""
 	[ $rc1 = 0 ] || why="$why image run exit $rc1;"
