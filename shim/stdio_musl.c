@@ -5,29 +5,45 @@
  * musl's stdin/stdout/stderr are constant pointers to FILEs whose reads and
  * writes are system calls made inside libc: no wrapper sees them, and they
  * cannot be swapped for a cookie FILE as under glibc.  So when fd 0/1/2
- * becomes an image, its standard FILE is detached (its descriptor field set
- * to -1): stdio on it fails with EBADF instead of writing raw bytes into the
- * QCOW2 file, while read(2)/write(2) on the fd go through the shim.  It is
- * attached again when the fd stops being an image.  fopen/fdopen of an
- * image give an fopencookie FILE, as under glibc (wrap_stdio.c).
+ * becomes an image, the shim points that FILE's read/write/seek/close
+ * operations at its own, which go through the fd-level shim functions
+ * (the same contract as musl's __stdio_read/__stdio_write: the FILE's
+ * buffer pointers and error/EOF flags), and puts musl's back when the fd
+ * stops being an image.  fopen/fdopen of an image give an fopencookie FILE,
+ * as under glibc (wrap_stdio.c).
  */
 #include "shim.h"
 
 #if !SHIM_GLIBC
 #include <stdio_ext.h>
 
-/* musl's struct _IO_FILE (src/internal/stdio_impl.h) begins with
- * `unsigned flags` and 14 pointer-sized fields (the 6th is wpos, the
- * write position), then `int fd`.  Checked on the three standard streams
- * before the first use. */
-#define FILE_WPOS_OFF (5 * sizeof(void *))
-#define FILE_FD_OFF (15 * sizeof(void *))
+/* The beginning of musl's struct _IO_FILE (src/internal/stdio_impl.h),
+ * stable since musl 1.0; checked on the three standard streams (their
+ * descriptors must be 0, 1, 2) before the first use. */
+struct mfile {
+	unsigned flags;
+	unsigned char *rpos, *rend;
+	int (*close)(FILE *);
+	unsigned char *wend, *wpos;
+	unsigned char *mustbezero_1;
+	unsigned char *wbase;
+	size_t (*read)(FILE *, unsigned char *, size_t);
+	size_t (*write)(FILE *, const unsigned char *, size_t);
+	off_t (*seek)(FILE *, off_t, int);
+	unsigned char *buf;
+	size_t buf_size;
+	FILE *prev, *next;
+	int fd;
+};
+#define MF_EOF 16
+#define MF_ERR 32
 
-static bool detached[3];
+static struct mfile saved[3]; /* musl's own operations, while hooked */
+static bool hooked[3];
 
-static int *file_fd(FILE *f)
+static struct mfile *mf(FILE *f)
 {
-	return (int *)((char *)f + FILE_FD_OFF);
+	return (struct mfile *)(void *)f;
 }
 
 static FILE *std_file(int fd)
@@ -37,23 +53,86 @@ static FILE *std_file(int fd)
 
 static bool layout_ok(void)
 {
-	static int ok = -1; /* decided before any stream is detached */
+	static int ok = -1;
 	if (ok < 0)
-		ok = *file_fd(stdin) == 0 && *file_fd(stdout) == 1 && *file_fd(stderr) == 2;
+		ok = mf(stdin)->fd == 0 && mf(stdout)->fd == 1 && mf(stderr)->fd == 2 &&
+		     mf(stdout)->write && mf(stdin)->read;
 	return ok;
+}
+
+static ssize_t write_all(int fd, const unsigned char *p, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = shim_write(fd, p + done, n - done);
+		if (w <= 0)
+			return w < 0 ? -1 : (ssize_t)done;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+/* Buffered bytes first, then s; on failure the FILE is in error. */
+static size_t img_write(FILE *f, const unsigned char *s, size_t len)
+{
+	struct mfile *m = mf(f);
+	size_t pend = (size_t)(m->wpos - m->wbase);
+	ssize_t w = 0;
+	if (pend && write_all(m->fd, m->wbase, pend) != (ssize_t)pend)
+		goto fail;
+	if (len && (w = write_all(m->fd, s, len)) != (ssize_t)len)
+		goto fail;
+	m->wend = m->buf + m->buf_size;
+	m->wpos = m->wbase = m->buf;
+	return len;
+fail:
+	m->wpos = m->wbase = m->wend = NULL;
+	m->flags |= MF_ERR;
+	return w > 0 ? (size_t)w : 0;
+}
+
+/* Fills dst (all but its last byte when the FILE has a buffer) and then
+ * the buffer in one read; the buffer's first byte completes dst. */
+static size_t img_read(FILE *f, unsigned char *dst, size_t len)
+{
+	struct mfile *m = mf(f);
+	struct iovec v[2] = {{dst, len - (m->buf_size != 0)}, {m->buf, m->buf_size}};
+	ssize_t n = v[0].iov_len ? shim_preadv(m->fd, v, 2, -1, 0) : shim_preadv(m->fd, v + 1, 1, -1, 0);
+	if (n <= 0) {
+		m->flags |= n < 0 ? MF_ERR : MF_EOF;
+		return 0;
+	}
+	if ((size_t)n <= v[0].iov_len)
+		return (size_t)n;
+	m->rpos = m->buf;
+	m->rend = m->buf + ((size_t)n - v[0].iov_len);
+	if (m->buf_size)
+		dst[len - 1] = *m->rpos++;
+	return len;
+}
+
+static off_t img_seek(FILE *f, off_t off, int whence)
+{
+	return (off_t)shim_lseek(mf(f)->fd, off, whence);
+}
+
+static int img_close(FILE *f)
+{
+	return shim_close(mf(f)->fd);
 }
 
 void stdio_std_before(int fd)
 {
-	if (fd > 0 && !detached[fd])
-		fflush(std_file(fd));
+	if (fd > 0)
+		fflush(std_file(fd)); /* still through the hooks if hooked */
 }
 
 void stdio_std_after(int fd)
 {
 	bool img = shim_fd_special(fd) && !fd_is_private(fd);
 	FILE *f = std_file(fd);
-	if (img == detached[fd])
+	struct mfile *m = mf(f);
+	if (img == hooked[fd])
 		return;
 	if (!layout_ok()) {
 		shim_msg("fd %d is an image but musl's standard FILE for it has an unknown layout: "
@@ -62,21 +141,31 @@ void stdio_std_after(int fd)
 		return;
 	}
 	flockfile(f);
+	if (fd == 0)
+		__fpurge(f); /* input read ahead from the previous file */
 	if (img) {
-		/* Output still buffered for this fd number goes where a raw
-		 * file would have put it, through the translation. */
-		size_t n = fd > 0 ? __fpending(f) : 0;
-		if (n)
-			shim_write(fd, *(unsigned char **)((char *)f + FILE_WPOS_OFF) - n, n);
-		__fpurge(f);
-		*file_fd(f) = -1;
-		shim_debug("std%s detached from image fd %d (musl: use read/write on it)",
-			   fd == 0 ? "in" : fd == 1 ? "out" : "err", fd);
+		saved[fd] = *m;
+		m->read = img_read;
+		m->write = img_write;
+		m->seek = img_seek;
+		m->close = img_close;
 	} else {
-		*file_fd(f) = fd;
+		m->read = saved[fd].read;
+		m->write = saved[fd].write;
+		m->seek = saved[fd].seek;
+		m->close = saved[fd].close;
 	}
-	detached[fd] = img;
+	hooked[fd] = img;
 	funlockfile(f);
+}
+
+/* Exit: output still buffered in a hooked stream goes to its image before
+ * the destructor closes the translators. */
+void stdio_std_flush(void)
+{
+	for (int fd = 1; fd < 3; fd++)
+		if (hooked[fd])
+			fflush(std_file(fd));
 }
 
 /* reopen() refuses standard streams under musl before it gets here. */

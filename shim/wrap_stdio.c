@@ -113,6 +113,9 @@ void stdio_flush_all(void)
 	pthread_mutex_unlock(&ck_mu);
 	for (int i = 0; i < n; i++)
 		fflush(fps[i]);
+#if !SHIM_GLIBC
+	stdio_std_flush(); /* musl: standard streams hooked onto images */
+#endif
 }
 
 static int mode_flags(const char *m)
