@@ -230,6 +230,8 @@ void stdio_std_before(int fd);            /* fd 0..2 about to change */
 void stdio_std_after(int fd);             /* fd 0..2 changed */
 bool stdio_std_replace(FILE *f, FILE *nf); /* f a standard stream: nf replaces it */
 void stdio_std_flush(void);               /* musl: flush standard streams on images */
+FILE *stdio_std_reopen(const char *p, const char *m, int oflags, bool cand, FILE *f,
+		       FILE *(*realfn)(const char *, const char *, FILE *)); /* musl */
 void stdio_flush_all(void);
 
 /* ---- wrap_proc.c */

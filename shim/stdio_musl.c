@@ -35,8 +35,12 @@ struct mfile {
 	FILE *prev, *next;
 	int fd;
 };
+#define MF_PERM 1
+#define MF_NORD 4
+#define MF_NOWR 8
 #define MF_EOF 16
 #define MF_ERR 32
+#define MF_APP 128
 
 static struct mfile saved[3]; /* musl's own operations, while hooked */
 static bool hooked[3];
@@ -168,7 +172,50 @@ void stdio_std_flush(void)
 			fflush(std_file(fd));
 }
 
-/* reopen() refuses standard streams under musl before it gets here. */
+/*
+ * freopen(p, m, a standard stream) when p is a candidate image path or the
+ * stream is now on an image: the new file's fd is moved onto the stream's
+ * descriptor with the dup2 wrapper (which hooks or unhooks the FILE, above;
+ * musl's freopen would use an internal dup3 no wrapper sees) and the FILE
+ * takes the new mode, as musl's freopen does it.  Otherwise musl's freopen.
+ */
+FILE *stdio_std_reopen(const char *p, const char *m, int oflags, bool cand, FILE *f,
+		       FILE *(*realfn)(const char *, const char *, FILE *))
+{
+	int sfd = f == stdin ? 0 : f == stdout ? 1 : 2, acc = oflags & O_ACCMODE;
+	if (!cand && !hooked[sfd])
+		return realfn(p, m, f);
+	fflush(f);
+	int fd = open(p, oflags, 0666);
+	if (fd < 0)
+		return NULL;
+	bool img = shim_fd_special(fd) && !fd_is_private(fd);
+	if (!img && !hooked[sfd]) { /* a matching path that is no image */
+		close(fd);
+		return realfn(p, m, f);
+	}
+	if (fd != sfd) {
+		int r = dup2(fd, sfd), e = errno;
+		close(fd);
+		if (r != sfd) {
+			errno = e;
+			return NULL;
+		}
+	}
+	if (img != hooked[sfd]) {
+		errno = ENOTSUP; /* unknown FILE layout (said by stdio_std_after) */
+		return NULL;
+	}
+	flockfile(f);
+	__fpurge(f);
+	struct mfile *mm = mf(f);
+	mm->flags = (mm->flags & MF_PERM) | (acc == O_RDONLY ? MF_NOWR : 0) |
+		    (acc == O_WRONLY ? MF_NORD : 0) | ((oflags & O_APPEND) ? MF_APP : 0);
+	funlockfile(f);
+	return f;
+}
+
+/* Standard streams never reach reopen()'s replacement step under musl. */
 bool stdio_std_replace(FILE *f, FILE *nf)
 {
 	(void)f;

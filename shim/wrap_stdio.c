@@ -196,14 +196,18 @@ static FILE *reopen(const char *p, const char *m, FILE *f, bool is64)
 			return f;
 		return realfn(p, m, f);
 	}
+#if !SHIM_GLIBC /* musl's standard streams cannot be replaced: stdio_musl.c */
+	if (f == stdin || f == stdout || f == stderr) {
+		int fl = mode_flags(m);
+		if (fl < 0) {
+			errno = EINVAL;
+			return NULL;
+		}
+		return stdio_std_reopen(p, m, fl, path_candidate(p), f, realfn);
+	}
+#endif
 	if (likely(!path_candidate(p)))
 		return realfn(p, m, f);
-	if (!SHIM_GLIBC && (f == stdin || f == stdout || f == stderr)) {
-		shim_msg("freopen of a standard stream onto image %s is not supported with musl "
-			 "(its stdin/stdout/stderr cannot be replaced); use fopen", p);
-		errno = ENOTSUP;
-		return NULL;
-	}
 	/* The new stream takes over the old one's descriptor number, as
 	 * freopen does, and the standard stream variables are redirected. */
 	int oldfd = fileno(f);
