@@ -6,8 +6,9 @@
  *
  * Built with -DQCOW_NO_CODECS (the musl flavour: Debian has no musl-linked
  * zlib or zstd, and a glibc-built one must not be loaded into a musl
- * process) there are no decoders: every compressed cluster is -ENOTSUP,
- * which the reader reports as such (never as corruption).
+ * process), deflate clusters go through the built-in decoder (inflate.c)
+ * and zstd clusters are -ENOTSUP, which the reader reports as such (never
+ * as corruption).
  */
 #include <errno.h>
 
@@ -16,7 +17,8 @@
 #ifdef QCOW_NO_CODECS
 int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen)
 {
-	(void)type, (void)in, (void)inlen, (void)out, (void)outlen;
+	if (type == QC_COMPRESSION_DEFLATE)
+		return qc_inflate_raw(in, inlen, out, outlen);
 	return -ENOTSUP;
 }
 #else

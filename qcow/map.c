@@ -97,7 +97,7 @@ static int read_compressed(struct qcow *q, uint64_t l2e)
 	if (r == -ENOTSUP) { /* a build without decoders (QCOW_NO_CODECS) */
 		if (!q->zcodec_logged)
 			qc_log(q, "compressed clusters cannot be read: this build has no %s decoder "
-				  "(built without zlib and zstd, as the musl flavour is)",
+				  "(built without libzstd, as the musl flavour is)",
 			       q->compression_type ? "zstd" : "deflate");
 		q->zcodec_logged = true;
 		return r;

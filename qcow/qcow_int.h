@@ -233,6 +233,8 @@ QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned
 
 /* compress.c */
 QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
+/* inflate.c: raw deflate without zlib (QCOW_NO_CODECS builds); 0 = out filled */
+QC_HIDDEN int qc_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen);
 
 /* repair.c */
 QC_HIDDEN int qc_repair_refcounts(struct qcow *q);

@@ -7,7 +7,8 @@
 #      flat disk equal to the twin;
 #   2. what only musl shows: the exec guard (a musl child inherits the
 #      image and reads it through stdin, a glibc one is refused), a
-#      compressed cluster (ENOTSUP and one line, image not marked corrupt),
+#      deflate-compressed image (the built-in decoder: == raw twin) and a
+#      zstd one (ENOTSUP and one line, image not marked corrupt),
 #      a glibc program with the musl shim preloaded does not start at all;
 #   3. tests/shim/symbols.sh under musl: exports == the SYM/SYMV rows,
 #      every row resolves to musl's libc, and the snippets of the rows
@@ -85,11 +86,20 @@ out=$(M ./misc exec st.qcow2 /bin/true 2>&1)
 same "exec guard: a glibc child (another loader) with the image fd is refused, one line" "1 1" \
 	"$(printf '%s\n' "$out" | grep -c 'exec /bin/true failed errno 1$') $(printf '%s\n' "$out" | grep -c '^qcowshim: refusing to run /bin/true: it uses another dynamic loader')"
 
-qemu-img convert -q -c -f qcow2 -O qcow2 st.qcow2 z.qcow2
-out=$(M ./misc read z.qcow2 2>&1)
-same "a compressed cluster: ENOTSUP and one line naming the missing decoder" "1 1" \
-	"$(printf '%s\n' "$out" | grep -c '^pread -1 errno 95$') $(printf '%s\n' "$out" | grep -c '^qcowshim: z.qcow2: compressed clusters cannot be read: .*no deflate decoder')"
-same "... and the image is not marked corrupt" "" "$(qemu-img check -q z.qcow2 2>&1; qemu-img info z.qcow2 | grep -i 'corrupt: true')"
+qemu-img convert -q -c -f qcow2 -O qcow2 fdio.qcow2 z.qcow2
+M ./fdio z.qcow2 >z.out.img 2>z.err; ./fdio fdio.raw >z.out.raw 2>&1
+same "a deflate-compressed image (qemu-img convert -c): read, COW over compressed clusters == raw twin" \
+	"$(cat z.out.raw)" "$(cat z.out.img z.err)"
+qemu-img check -q z.qcow2 && qemu-img compare -q -f qcow2 -F raw z.qcow2 fdio.raw &&
+	pass "... qemu-img check clean, flat disk == raw twin" || fail "deflate image: check/compare"
+if qemu-img convert -q -c -o compression_type=zstd -f qcow2 -O qcow2 st.qcow2 zs.qcow2 2>/dev/null; then
+	out=$(M ./misc read zs.qcow2 2>&1)
+	same "a zstd-compressed cluster: ENOTSUP and one line naming the missing decoder" "1 1" \
+		"$(printf '%s\n' "$out" | grep -c '^pread -1 errno 95$') $(printf '%s\n' "$out" | grep -c '^qcowshim: zs.qcow2: compressed clusters cannot be read: .*no zstd decoder')"
+	same "... and the image is not marked corrupt" "" "$(qemu-img check -q zs.qcow2 2>&1; qemu-img info zs.qcow2 | grep -i 'corrupt: true')"
+else
+	fail "qemu-img cannot make a zstd-compressed image"
+fi
 
 out=$(env LD_PRELOAD="$LIB" /bin/cat st.qcow2 2>&1 | wc -c)
 same "a glibc program with the musl shim preloaded does not start (never reads raw bytes)" "127 0" \
