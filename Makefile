@@ -116,8 +116,8 @@ integration: all
 # The same sources compiled by musl-gcc into their own directory, so both
 # flavours coexist; `make CC=musl-gcc B=DIR` is the same thing by hand.
 # qcow/ is built without zlib/zstd (Debian has no musl-linked ones, and a
-# glibc-built libz must not enter a musl process): compressed clusters are
-# refused with ENOTSUP.  musl-gcc sees only musl's headers, so the kernel's
+# glibc-built libz must not enter a musl process): deflate clusters go
+# through qcow/inflate.c, zstd ones are ENOTSUP.  musl-gcc sees only musl's headers, so the kernel's
 # UAPI headers (linux/, asm/) are linked into $(B)/kinc.
 MUSL_CC ?= musl-gcc
 MUSL_B  := build-musl
