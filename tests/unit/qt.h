@@ -87,6 +87,10 @@ struct qcow *qt_open_mem(const void *data, size_t len, unsigned flags, struct qc
 /* A malloc'd copy of the backend's current bytes. */
 uint8_t *qt_mem_copy(struct qcow_backend be, size_t *len);
 void qt_fill_pattern(uint8_t *buf, size_t n, uint64_t seed);
+/* zlib raw deflate (wbits < 0), as qemu writes compressed clusters: the
+ * compressed length, or 0 when zlib fails or cap is too small. */
+size_t qt_deflate_raw(const uint8_t *in, size_t n, uint8_t *out, size_t cap, int level, int wbits,
+		      int strategy);
 
 /* ---- qt_fault.c ------------------------------------------------------- */
 enum qt_op { QT_PREAD, QT_PWRITE, QT_FLUSH, QT_GETSIZE, QT_TRUNCATE, QT_PUNCH, QT_NOPS };

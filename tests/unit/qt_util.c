@@ -2,6 +2,8 @@
  * qt_util.c - handcrafted images (built byte by byte, independent of the
  * library) and memory-backend conveniences.
  */
+#include <zlib.h>
+
 #include "qt.h"
 
 static void refcount_set(uint8_t *rb, unsigned bits, uint64_t i, uint64_t v)
@@ -162,4 +164,20 @@ void qt_fill_pattern(uint8_t *buf, size_t n, uint64_t seed)
 		uint64_t v = qt_rng(&s);
 		memcpy(buf + i, &v, n - i);
 	}
+}
+
+size_t qt_deflate_raw(const uint8_t *in, size_t n, uint8_t *out, size_t cap, int level, int wbits,
+		      int strategy)
+{
+	z_stream z = {0};
+	if (deflateInit2(&z, level, Z_DEFLATED, wbits, 9, strategy) != Z_OK)
+		return 0;
+	z.next_in = (uint8_t *)in;
+	z.avail_in = (unsigned)n;
+	z.next_out = out;
+	z.avail_out = (unsigned)cap;
+	int r = deflate(&z, Z_FINISH);
+	size_t len = r == Z_STREAM_END ? z.total_out : 0;
+	deflateEnd(&z);
+	return len;
 }
