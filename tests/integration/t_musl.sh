@@ -8,8 +8,9 @@
 #   2. what only musl shows: the exec guard (a musl child inherits the
 #      image and reads it through stdin, a glibc one is refused), a
 #      deflate-compressed image (the built-in decoder: == raw twin) and a
-#      zstd one (ENOTSUP and one line, image not marked corrupt),
-#      a glibc program with the musl shim preloaded does not start at all;
+#      zstd one (ENOTSUP and one line, image not marked corrupt), a glibc
+#      program with the musl shim preloaded does not start at all, nor a
+#      musl program with the glibc shim;
 #   3. tests/shim/symbols.sh under musl: exports == the SYM/SYMV rows,
 #      every row resolves to musl's libc, and the snippets of the rows
 #      below (MUSL_ROWS=all: every row that can run here; make musl-shim-test).
@@ -101,9 +102,13 @@ else
 	fail "qemu-img cannot make a zstd-compressed image"
 fi
 
-out=$(env LD_PRELOAD="$LIB" /bin/cat st.qcow2 2>&1 | wc -c)
 same "a glibc program with the musl shim preloaded does not start (never reads raw bytes)" "127 0" \
 	"$(env LD_PRELOAD="$LIB" /bin/cat st.qcow2 >/dev/null 2>&1; echo $?) $(env LD_PRELOAD="$LIB" /bin/cat st.qcow2 2>/dev/null | wc -c)"
+GLIB=${QCS_BUILD:-$QCS_ROOT/build}/libqcowshim.so
+if [ -f "$GLIB" ]; then
+	same "and a musl program with the glibc shim preloaded does not start either" "127 0" \
+		"$(env LD_PRELOAD="$GLIB" ./misc read st.qcow2 >/dev/null 2>&1; echo $?) $(env LD_PRELOAD="$GLIB" ./misc read st.qcow2 2>/dev/null | wc -c)"
+fi
 
 # ---- 3. symbols.sh under musl.  Not here: rows whose snippet runs
 # /bin/sh (glibc on this host, so it cannot load the musl shim: creat
