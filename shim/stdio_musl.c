@@ -120,9 +120,35 @@ static off_t img_seek(FILE *f, off_t off, int whence)
 	return (off_t)shim_lseek(mf(f)->fd, off, whence);
 }
 
+/* Caller holds f's lock: put musl's operations back here (re-locking
+ * from stdio_std_after would release musl's own hold), then close. */
+static void set_hooks(int fd, bool on);
 static int img_close(FILE *f)
 {
-	return shim_close(mf(f)->fd);
+	int fd = mf(f)->fd;
+	set_hooks(fd, false);
+	return shim_close(fd);
+}
+
+/* fd's standard FILE does its I/O through the shim (on) or musl (off). */
+static void set_hooks(int fd, bool on)
+{
+	struct mfile *m = mf(std_file(fd));
+	if (fd == 0)
+		__fpurge(std_file(0)); /* input read ahead from the previous file */
+	if (on) {
+		saved[fd] = *m;
+		m->read = img_read;
+		m->write = img_write;
+		m->seek = img_seek;
+		m->close = img_close;
+	} else {
+		m->read = saved[fd].read;
+		m->write = saved[fd].write;
+		m->seek = saved[fd].seek;
+		m->close = saved[fd].close;
+	}
+	hooked[fd] = on;
 }
 
 void stdio_std_before(int fd)
@@ -135,7 +161,6 @@ void stdio_std_after(int fd)
 {
 	bool img = shim_fd_special(fd) && !fd_is_private(fd);
 	FILE *f = std_file(fd);
-	struct mfile *m = mf(f);
 	if (img == hooked[fd])
 		return;
 	if (!layout_ok()) {
@@ -145,21 +170,7 @@ void stdio_std_after(int fd)
 		return;
 	}
 	flockfile(f);
-	if (fd == 0)
-		__fpurge(f); /* input read ahead from the previous file */
-	if (img) {
-		saved[fd] = *m;
-		m->read = img_read;
-		m->write = img_write;
-		m->seek = img_seek;
-		m->close = img_close;
-	} else {
-		m->read = saved[fd].read;
-		m->write = saved[fd].write;
-		m->seek = saved[fd].seek;
-		m->close = saved[fd].close;
-	}
-	hooked[fd] = img;
+	set_hooks(fd, img);
 	funlockfile(f);
 }
 
