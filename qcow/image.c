@@ -247,10 +247,15 @@ static int open_writable(struct qcow *q)
 	if ((q->incompat & QC_INCOMPAT_DIRTY) &&
 	    ((r = qc_repair_refcounts(q)) < 0 || (unload(q), r = load(q)) < 0))
 		return r;
-	/* Autoclear bits announce structures we do not maintain (bitmaps...);
-	 * a raw external data file we do maintain (data at guest offsets,
-	 * zeros written). */
+	/* Autoclear bits announce structures we do not maintain; a raw
+	 * external data file we do maintain (data at guest offsets, zeros
+	 * written), and bitmaps flagged IN_USE stay valid (bitmaps.c). */
 	uint64_t keep = q->has_data_file ? QC_AUTOCLEAR_DATA_FILE_RAW : 0;
+	int bm = q->version >= 3 ? qc_bitmaps_mark_in_use(q) : 0;
+	if (bm < 0)
+		return bm;
+	if (bm == 1)
+		keep |= QC_AUTOCLEAR_BITMAPS;
 	if (q->version >= 3 && (q->autoclear & ~keep)) {
 		q->autoclear &= keep;
 		be64_put(q->hdr + QH_AUTOCLEAR, q->autoclear);

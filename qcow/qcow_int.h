@@ -96,6 +96,8 @@ struct qcow {
 	char backing_name[QC_MAX_BACKING_NAME + 1];
 	char backing_fmt[32];
 	char *data_file_name;
+	uint32_t bm_nb; /* bitmaps extension: number of bitmaps, directory */
+	uint64_t bm_dir_bytes, bm_dir_offset;
 
 	/* derived geometry */
 	bool extl2;
@@ -232,6 +234,11 @@ QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned
 
 /* compress.c */
 QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
+
+/* bitmaps.c */
+QC_HIDDEN int qc_bitmaps_count(struct qcow *q, int (*count)(void *, uint64_t, uint64_t),
+			       void *arg);
+QC_HIDDEN int qc_bitmaps_mark_in_use(struct qcow *q);
 
 /* repair.c */
 QC_HIDDEN int qc_repair_refcounts(struct qcow *q);
