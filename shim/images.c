@@ -19,8 +19,9 @@ struct shim_image {
 	ino_t ino;
 	int nref; /* ofds + temporary users; under reg_mu */
 	pthread_mutex_t mu;
-	char *path;  /* absolute, for reopening and backing-file resolution */
+	char *path;  /* absolute, symlinks resolved, for reopening */
 	char *shown; /* as the program first named it, for messages */
+	char *named; /* absolute, symlinks kept: relative backing names resolve here */
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
 	bool rw, writer, pending, opening, unpublished;
@@ -96,6 +97,25 @@ bool shim_probe_magic(int fd)
 
 /* ---- registry */
 
+/* The image as the program named it, made absolute but with symlinks kept:
+ * qemu resolves a relative backing or data-file name against that name's
+ * directory (a symlink's, not its target's).  Only when the name still
+ * designates this very file (not an fd alias, not relative to some other
+ * dirfd); otherwise the real path. */
+static char *naming_path(const char *shown, const struct stat *st, const char *real)
+{
+	struct stat s2;
+	char cwd[PATH_MAX], *r;
+	if (!shown || !strncmp(shown, "/dev/", 5) || !strncmp(shown, "/proc/", 6) ||
+	    real_stat(shown, &s2) < 0 || s2.st_dev != st->st_dev || s2.st_ino != st->st_ino)
+		return strdup(real);
+	if (shown[0] == '/')
+		return strdup(shown);
+	if (!getcwd(cwd, sizeof cwd))
+		return strdup(real);
+	return asprintf(&r, "%s/%s", cwd, shown) < 0 ? NULL : r;
+}
+
 struct shim_image *img_register(int fd, const char *shown, bool pending, int *err)
 {
 	struct stat st;
@@ -118,11 +138,12 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	if (img) {
 		img->path = strdup(path);
 		img->shown = strdup(shown ? shown : path);
+		img->named = naming_path(shown, &st, path);
 	}
-	if (!img || !img->path || !img->shown) {
+	if (!img || !img->path || !img->shown || !img->named) {
 		pthread_mutex_unlock(&reg_mu);
 		if (img)
-			free(img->path), free(img->shown), free(img);
+			free(img->path), free(img->shown), free(img->named), free(img);
 		*err = -ENOMEM;
 		return NULL;
 	}
@@ -159,6 +180,7 @@ void img_unref(struct shim_image *img)
 	pthread_mutex_destroy(&img->mu);
 	free(img->path);
 	free(img->shown);
+	free(img->named);
 	free(img);
 }
 
@@ -220,6 +242,23 @@ static void log_cb(void *arg, const char *msg)
 	}
 }
 
+static bool special_path(const char *p)
+{
+	return !strncmp(p, "/dev/", 5) || !strncmp(p, "/proc/", 6) || !strncmp(p, "/sys/", 5);
+}
+
+/* Does the open file live under /dev, /proc or /sys, whatever its name? */
+static bool special_target(int fd)
+{
+	char link[64], target[PATH_MAX];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	if (n <= 0)
+		return true;
+	target[n] = 0;
+	return special_path(target);
+}
+
 /* struct qcow_opts.open_file: the backing/data file policy (issue 4). */
 static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
 			  bool writable, struct qcow_backend *out)
@@ -231,8 +270,7 @@ static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
 		log_cb(img, "image needs a backing or data file, refused (QCOWSHIM_NO_BACKING=1)");
 		return -EPERM;
 	}
-	if (!strncmp(name, "/dev/", 5) || !strncmp(name, "/proc/", 6) ||
-	    !strncmp(name, "/sys/", 5)) {
+	if (special_path(name)) {
 		char m[PATH_MAX + 64];
 		snprintf(m, sizeof m, "%s %s refused: device or /proc path", what, name);
 		log_cb(img, m);
@@ -253,6 +291,13 @@ static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
 		log_cb(img, m);
 		return -EPERM;
 	}
+	if (special_target(fd)) { /* reached through symlinks or ".." */
+		real_close(fd);
+		char m[PATH_MAX + 64];
+		snprintf(m, sizeof m, "%s %s refused: device or /proc path", what, name);
+		log_cb(img, m);
+		return -EPERM;
+	}
 	real_fcntl(fd, F_SETFL, (void *)(long)(writable ? O_RDWR : O_RDONLY));
 	fd = fd_make_private(fd);
 	int r = qcow_backend_fd(out, fd, &shim_sysio, QCOW_FD_OWN);
@@ -267,7 +312,7 @@ static void fill_opts(struct shim_image *img, struct qcow_opts *o, bool rw)
 	o->flags = rw ? 0 : QCOW_RDONLY;
 	if (policy_no_backing())
 		o->flags |= QCOW_NO_BACKING;
-	o->path = img->path;
+	o->path = img->named;
 	o->open_file = open_side_file;
 	o->log = log_cb;
 	o->arg = img;
