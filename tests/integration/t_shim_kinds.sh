@@ -230,6 +230,17 @@ if mkimg bitmaps qemu-img create -q -f qcow2 bm.qcow2 8M && mkimg bitmaps qio bm
 			{ fail "bitmaps: unexpected qemu-img bitmap message"; show_log "$T/bm.log" 3; }; }
 fi
 
+# dirty with a stored bitmap: the refcount rebuild must count its clusters
+if mkimg lazy-bitmap qemu-img create -q -f qcow2 -o lazy_refcounts=on,cluster_size=4096 lbm.qcow2 8M &&
+	mkimg lazy-bitmap qemu-img bitmap --add -g 512 lbm.qcow2 b0 &&
+	mkimg lazy-bitmap qio lbm.qcow2 "write -P 0x93 1M 1M" "write -P 0x94 5M 64k"; then
+	qemu-io -f qcow2 -c 'write -P 0x95 3M 64k' -c abort lbm.qcow2 >/dev/null 2>&1
+	same "lazy-bitmap: the dirty bit is set before the shim opens it" 1 $(( $(hdr_u64 lbm.qcow2 72) & 1 ))
+	kind lazy-dirty-bitmap lbm.qcow2 4096 300
+	same "lazy-bitmap: the bitmap is kept, flagged in-use" 1 \
+		"$(qemu-img info -U --output=json lbm.qcow2 | grep -c '"in-use"')"
+fi
+
 section "preallocation, host file longer than the metadata"
 for p in metadata falloc full; do
 	mkimg "prealloc-$p" qemu-img create -q -f qcow2 -o preallocation=$p pre-$p.qcow2 8M &&
