@@ -214,6 +214,8 @@ static int load(struct qcow *q)
 	    (r = qc_reftable_load(q, fsize)) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
 	    (r = check_layout(q)) < 0)
 		return r;
+	if (q->opts.snapshot && (r = qc_l1_load_snapshot(q, q->opts.snapshot, fsize)) < 0)
+		return r;
 	size_t l2b = q->opts.l2_cache_bytes ? q->opts.l2_cache_bytes : DEFAULT_L2_CACHE;
 	size_t rbb = q->opts.refblock_cache_bytes ? q->opts.refblock_cache_bytes : DEFAULT_RB_CACHE;
 	if ((r = qc_cache_init(&q->l2_cache, "L2", QC_META_L2, q->l2_slice_bytes, l2b)) < 0 ||
@@ -296,6 +298,11 @@ int qc_open_depth(struct qcow **out, struct qcow_backend be, const struct qcow_o
 	q->read_only = true; /* nothing is written before everything is validated */
 	bool want_rw = !(q->opts.flags & QCOW_RDONLY);
 	int r = -ENOMEM;
+	if (want_rw && q->opts.snapshot) {
+		qc_log(q, "internal snapshot '%s' opens read-only", q->opts.snapshot);
+		r = -EROFS;
+		goto fail;
+	}
 	if (o && o->path && !(q->path = strdup(o->path)))
 		goto fail;
 	if ((r = load(q)) < 0 || (r = qc_data_file_open(q, want_rw)) < 0 ||

@@ -109,6 +109,11 @@ struct qcow_opts {
 	/* Receives one line (no newline) per failure reason.  May be NULL. */
 	void (*log)(void *arg, const char *msg);
 	void *arg;
+	/* Non-NULL: present the internal snapshot with this name (or, when no
+	 * name matches, this id) instead of the active image; read-only (a
+	 * writable open fails with -EROFS).  Not applied to backing files.
+	 * The string must stay valid while the image is open. */
+	const char *snapshot;
 };
 
 struct qcow_create_opts {

@@ -207,6 +207,7 @@ QC_HIDDEN int qc_frees_apply(struct qcow *q);
 
 /* l2.c */
 QC_HIDDEN int qc_l1_load(struct qcow *q, uint64_t file_size);
+QC_HIDDEN int qc_l1_load_snapshot(struct qcow *q, const char *name, uint64_t file_size);
 QC_HIDDEN int qc_l1_sync(struct qcow *q);
 QC_HIDDEN int qc_l1_grow(struct qcow *q, uint64_t entries);
 QC_HIDDEN int qc_l2_slice(struct qcow *q, uint64_t cluster, bool alloc, struct qc_cent **e,

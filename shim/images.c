@@ -313,6 +313,7 @@ static void fill_opts(struct shim_image *img, struct qcow_opts *o, bool rw)
 	if (policy_no_backing())
 		o->flags |= QCOW_NO_BACKING;
 	o->path = img->named;
+	o->snapshot = policy_snapshot();
 	o->open_file = open_side_file;
 	o->log = log_cb;
 	o->arg = img;

@@ -15,6 +15,9 @@
  *                          QCOWSHIM_DEBUG=resolve also lists, at start-up,
  *                          which object each interposed symbol resolved to.
  *   QCOWSHIM_NO_BACKING=1  refuse images that need a backing/data file.
+ *   QCOWSHIM_SNAPSHOT=NAME (added) present every image read-only as its
+ *                          internal snapshot NAME (or id); writes fail with
+ *                          EROFS, an image without it is refused.
  *   QCOWSHIM_WAIT_MS=N     (added) how long an open or I/O waits for another
  *                          qcowshim process that is writing the same image
  *                          before failing with EBUSY; default 10000.
@@ -41,6 +44,7 @@
 static bool enabled;
 static bool debug, debug_resolve, no_backing;
 static int wait_ms = 10000;
+static const char *snapshot;
 static char *patterns[32];
 static int npatterns;
 static char self_path[PATH_MAX];
@@ -60,6 +64,10 @@ bool policy_debug_resolve(void)
 bool policy_no_backing(void)
 {
 	return no_backing;
+}
+const char *policy_snapshot(void)
+{
+	return snapshot;
 }
 int policy_wait_ms(void)
 {
@@ -95,6 +103,8 @@ void policy_init(void)
 	debug_resolve = e && strcmp(e, "resolve") == 0;
 	e = getenv("QCOWSHIM_NO_BACKING");
 	no_backing = e && *e && strcmp(e, "0") != 0;
+	e = getenv("QCOWSHIM_SNAPSHOT");
+	snapshot = e && *e ? e : NULL;
 	e = getenv("QCOWSHIM_WAIT_MS");
 	if (e && *e)
 		wait_ms = atoi(e);

@@ -100,6 +100,7 @@ void policy_init(void);
 enum shim_path_kind policy_classify(const char *path, int *fdref);
 bool policy_match(const char *path);
 bool policy_no_backing(void);
+const char *policy_snapshot(void);
 int policy_wait_ms(void);
 bool policy_debug(void);
 bool policy_debug_resolve(void);

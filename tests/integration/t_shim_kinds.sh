@@ -175,7 +175,8 @@ fi
 section "internal snapshots"
 if mkimg snaps qemu-img create -q -f qcow2 snaps.qcow2 8M && mkimg snaps qio snaps.qcow2 "write -P 0x51 0 3M" &&
 	mkimg snaps qemu-img snapshot -c one snaps.qcow2 && mkimg snaps qio snaps.qcow2 "write -P 0x52 1M 2M" "write -z 2500k 100k" &&
-	mkimg snaps qemu-img snapshot -c two snaps.qcow2 && mkimg snaps qio snaps.qcow2 "discard 0 1M" "write -P 0x53 6M 1M" &&
+	mkimg snaps qemu-img snapshot -c two snaps.qcow2 && mkimg snaps qemu-img resize -q snaps.qcow2 12M &&
+	mkimg snaps qio snaps.qcow2 "discard 0 1M" "write -P 0x53 6M 1M" "write -P 0x55 10M 1M" &&
 	mkimg snaps qemu-img snapshot -c three snaps.qcow2; then
 	kind snapshots snaps.qcow2 65536 300 "" "one two three"
 	same "snapshots: all three still listed" 3 "$(qemu-img snapshot -l snaps.qcow2 | grep -c -w 'one\|two\|three')"
@@ -183,6 +184,32 @@ fi
 if mkimg snap-ov ov snapov.qcow2 base.qcow2 qcow2 && mkimg snap-ov qio snapov.qcow2 "write -P 0x54 1M 1M" &&
 	mkimg snap-ov qemu-img snapshot -c s snapov.qcow2; then
 	kind snapshot-on-overlay snapov.qcow2 65536 300 base.qcow2 s
+fi
+
+# QCOWSHIM_SNAPSHOT=NAME: the image read-only as that snapshot, exactly as
+# qemu-img convert -l shows it (qemu keeps the current virtual size).
+snap_open() { # IMG SELECTOR=VALUE...
+	_i=$1; shift
+	for _sel in "$@"; do
+		rm -f "$T/snap.q"
+		qemu-img convert -U -f qcow2 -l "snapshot.$_sel" -O raw "$_i" "$T/snap.q" >"$T/s.log" 2>&1 ||
+			{ fail "qemu-img convert -l snapshot.$_sel $_i"; show_log "$T/s.log" 3; continue; }
+		QCOWSHIM_SNAPSHOT=${_sel#*=} S cmp "$_i" "$T/snap.q" >"$T/s.log" 2>&1 &&
+			pass "QCOWSHIM_SNAPSHOT=${_sel#*=} $_i reads as qemu-img convert -l snapshot.$_sel" ||
+			{ fail "QCOWSHIM_SNAPSHOT=${_sel#*=} $_i"; show_log "$T/s.log" 3; }
+	done
+}
+if [ -f snaps.qcow2 ]; then
+	snap_open snaps.qcow2 name=one name=two name=three id=2
+	snap_open snapov.qcow2 name=s
+	sum=$(sha256sum <snaps.qcow2)
+	out=$(QCOWSHIM_SNAPSHOT=one S dd if=/dev/zero of=snaps.qcow2 bs=512 count=1 conv=notrunc status=none 2>&1); rc=$?
+	same "QCOWSHIM_SNAPSHOT: a write is refused with one line" "1 1" \
+		"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c "^qcowshim: snaps.qcow2: internal snapshot 'one' opens read-only$")"
+	out=$(QCOWSHIM_SNAPSHOT=nope S cat snaps.qcow2 2>&1 >/dev/null); rc=$?
+	same "QCOWSHIM_SNAPSHOT: an unknown name is refused with one line" "1 1" \
+		"$([ $rc -ne 0 ] && echo 1) $(printf '%s\n' "$out" | grep -c "^qcowshim: snaps.qcow2: no internal snapshot named 'nope'$")"
+	same "QCOWSHIM_SNAPSHOT: the image is untouched" "$sum" "$(sha256sum <snaps.qcow2)"
 fi
 
 section "extended L2 entries (subclusters), every cluster size"
