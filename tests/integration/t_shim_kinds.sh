@@ -17,16 +17,17 @@
 # reads as before (qemu-img convert -l snapshot.name=...).
 . "$(dirname "$0")/lib_tools.sh"
 require_shim
-require cc sha256sum od
+require cc sha256sum od gzip
 cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/kindsrw" "$QCS_ROOT/tests/shim/progs/kindsrw.c" ||
 	{ fail "compile kindsrw"; finish; }
 M=1048576
 SEED=1
 
-# content.raw: 8 MiB of text (compresses well), random bytes and holes.
+# content.raw: 8 MiB of text (compresses well), incompressible (gzip) bytes and
+# holes; deterministic, like the seeded workload, so a failure reproduces.
 truncate -s 8M content.raw
 seq 1 300000 | dd of=content.raw conv=notrunc status=none
-head -c 700000 /dev/urandom | dd of=content.raw bs=1M seek=5 conv=notrunc status=none
+seq 1 900000 | gzip -1 -n | head -c 700000 | dd of=content.raw bs=1M seek=5 conv=notrunc status=none
 seq 1 50000 | dd of=content.raw bs=1M seek=7 conv=notrunc status=none
 
 qio() { # IMG CMD...: qemu-io writes into a fresh image
@@ -274,7 +275,7 @@ for p in metadata falloc full; do
 		kind prealloc-$p pre-$p.qcow2 65536 300
 done
 if mkimg hostlong qemu-img create -q -f qcow2 long.qcow2 8M && mkimg hostlong qio long.qcow2 "write -P 0xa1 0 1M"; then
-	head -c 3M /dev/urandom >>long.qcow2
+	seq 1 1500000 | gzip -1 -n | head -c 3000000 >>long.qcow2
 	kind host-file-longer long.qcow2 65536 300
 fi
 
