@@ -31,7 +31,9 @@
 #define BM_FLAG_IN_USE 1u
 #define BM_TABLE_OFFSET_MASK 0x00fffffffffffe00ull
 
-/* Walk the directory in `dir`: each entry's offset, or -EINVAL. */
+/* Advance *pos past the directory entry at *pos; -EINVAL when the entry
+ * runs past the directory.  (load_dir checked every entry, so later walks
+ * ignore the result.) */
 static int next_entry(struct qcow *q, const uint8_t *dir, uint64_t *pos)
 {
 	uint64_t p = *pos;

@@ -19,9 +19,9 @@
 
 #include "qcow_int.h"
 
-/* Load the active L1 table and register every L2 table it references. */
-/* Read and validate the L1 table at q->l1_offset, q->l1_size entries; an
- * active L1 must cover the virtual size. */
+/* Read and validate the L1 table at q->l1_offset, q->l1_size entries, and
+ * register every L2 table it references; an active L1 must cover the
+ * virtual size. */
 static int l1_read(struct qcow *q, uint64_t file_size, bool active)
 {
 	uint64_t per_l1 = q->cluster_bits + q->l2_bits;
@@ -63,6 +63,7 @@ static int l1_read(struct qcow *q, uint64_t file_size, bool active)
 	return 0;
 }
 
+/* Load the active L1 table (the header's). */
 int qc_l1_load(struct qcow *q, uint64_t file_size)
 {
 	q->l1_size = be32_get(q->hdr + QH_L1_SIZE);

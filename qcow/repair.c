@@ -4,9 +4,10 @@
  *
  * Every cluster is counted from what references it: header, active and
  * snapshot L1 tables, their L2 tables and data clusters, the snapshot
- * table, the bitmap directory, tables and data (bitmaps.c).  New refcount blocks and a new refcount table are written past
- * everything in use, describing themselves; then the header is switched to
- * them in one write and the dirty bit cleared.  Until the switch the old
+ * table, the bitmap directory, tables and data (bitmaps.c).  New refcount
+ * blocks and a new refcount table are written past everything in use,
+ * describing themselves; then the header is switched to them in one write
+ * and the dirty bit cleared.  Until the switch the old
  * (stale, dirty-flagged) structures stay in place, so a crash during repair
  * leaves an image that still says it needs repair.
  */
