@@ -109,11 +109,10 @@ INSTALLED := $(LIBDIR)/libqcowshim.so $(BINDIR)/qcowshim $(MANDIR)/man1/qcowshim
 	$(MANDIR)/man7/libqcowshim.7 $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
 	$(EXAMPLES:%=$(DOCDIR)/%)
 
-$(B)/install/qcowshim: shim/qcowshim.in
-	@mkdir -p $(@D)
-	sed 's|@LIBDIR@|$(LIBDIR)|g' $< > $@
-
-install: $(B)/libqcowshim.so $(B)/install/qcowshim
+# The wrapper is generated at every install: PREFIX may differ from the last.
+install: $(B)/libqcowshim.so
+	@mkdir -p $(B)/install
+	sed 's|@LIBDIR@|$(LIBDIR)|g' shim/qcowshim.in > $(B)/install/qcowshim
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(B)/libqcowshim.so $(DESTDIR)$(LIBDIR)/libqcowshim.so
