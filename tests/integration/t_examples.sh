@@ -25,6 +25,7 @@ seq 1 40000 >tree/usr/share/demo/numbers.txt
 head -c 300000 /dev/urandom >tree/usr/bin/tool && chmod 0755 tree/usr/bin/tool
 ln -s usr/bin tree/bin
 (cd tree && find . | sort) >tree.list
+export ESP_MIB=32 # tree-to-image.sh's ESP size: small keeps the test fast
 run "tree-to-image.sh tree disk.qcow2 (re-executes itself under qcowshim)" sh "$EX/tree-to-image.sh" tree disk.qcow2
 summary=$(tail -n 1 "$T/last.log")
 note "$summary"
@@ -115,12 +116,34 @@ fi
 run_fails "grow-image.sh refuses to shrink" sh "$EX/grow-image.sh" vm.qcow2 50M
 same "the refused shrink changed nothing" $((old + 67108864)) "$(vsize vm.qcow2)"
 
+section "grow-image.sh grows the partition that ends last (Debian's cloud layout: p1 after p14, p15)"
+S truncate -s 48M deb.qcow2
+printf 'label: gpt\n%s\n%s\n%s\n' "deb.qcow2p15 : start=2048, size=8192, type=uefi" \
+	"deb.qcow2p14 : start=10240, size=2048, type=21686148-6449-6E6F-744E-656564454649" \
+	"deb.qcow2p1 : start=12288, type=linux" >deb.sfdisk
+run "sfdisk: p15 ESP, p14 BIOS boot, p1 root last" S sfdisk -q --no-reread --no-tell-kernel deb.qcow2 <deb.sfdisk
+p1=$(S sfdisk -d deb.qcow2 2>/dev/null | sed -n 's/^deb.qcow2p1 : start= *12288, size= *\([0-9]*\).*/\1/p')
+run "mkfs.ext4 on p1" S mkfs.ext4 -q -E offset=$((12288 * 512)) deb.qcow2 $((p1 / 2))k
+qemu-img create -q -f qcow2 -b deb.qcow2 -F qcow2 debvm.qcow2
+run "grow-image.sh debvm.qcow2 +16M" sh "$EX/grow-image.sh" debvm.qcow2 +16M
+grep -q '^== partition 1: now' "$T/last.log" && pass "it picked p1" || { fail "wrong partition"; show_log "$T/last.log" 4; }
+qcheck debvm.qcow2
+flatten debvm.qcow2 debvm.flat
+sfdisk -d debvm.flat >debvm.d 2>&1
+last=$(sed -n 's/^last-lba: *//p' debvm.d)
+p1=$(sed -n 's/^[^ ]*1 : start= *12288, size= *\([0-9]*\).*/\1/p' debvm.d)
+same "p1 ends at the new last usable sector" "$last" $((12288 + ${p1:-0} - 1))
+same "p14 and p15 unchanged" "10240 2048 2048 8192" \
+	"$(sed -n 's/^[^ ]*1[45] : start= *\([0-9]*\), size= *\([0-9]*\).*/\1 \2/p' debvm.d | tr '\n' ' ' | sed 's/ $//')"
+extract debvm.flat 12288 "${p1:-0}" debroot.img
+run "e2fsck -fn on the grown p1" e2fsck -fn debroot.img
+
 section "examples/raw2qcow2.c (make examples): the library alone"
 bin=$QCS_BUILD/examples/raw2qcow2
 if [ -x "$bin" ]; then
 	truncate -s 24M r.raw
-	head -c 3000000 /dev/urandom | dd of=r.raw bs=1 seek=5000000 conv=notrunc status=none
-	seq 1 1000 | dd of=r.raw bs=1 seek=20971000 conv=notrunc status=none
+	head -c 3000000 /dev/urandom | dd of=r.raw bs=1M seek=5000000 oflag=seek_bytes iflag=fullblock conv=notrunc status=none
+	seq 1 1000 | dd of=r.raw bs=1M seek=20971000 oflag=seek_bytes iflag=fullblock conv=notrunc status=none
 	run "raw2qcow2 r.raw r.qcow2" "$bin" r.raw r.qcow2
 	grep -q '^r.qcow2: QCOW2 v3, 25165824 bytes virtual, 65536-byte clusters' "$T/last.log" &&
 		pass "raw2qcow2 reports: $(cat "$T/last.log")" || { fail "raw2qcow2 report"; show_log "$T/last.log" 3; }
