@@ -119,6 +119,10 @@ int qc_sync(struct qcow *q)
 	int r = 0;
 	if (!q->unsynced)
 		return 0;
+	if (q->extend_pending && q->be.ops->truncate &&
+	    (r = q->be.ops->truncate(q->be.h, q->file_end)) < 0)
+		return r;
+	q->extend_pending = false;
 	if (q->has_data_file && (r = q->data_be.ops->flush(q->data_be.h)) < 0)
 		return r;
 	if ((r = q->be.ops->flush(q->be.h)) < 0)
