@@ -119,11 +119,15 @@ int qc_sync(struct qcow *q)
 	int r = 0;
 	if (!q->unsynced)
 		return 0;
+	if (q->extend_pending && q->be.ops->truncate &&
+	    (r = q->be.ops->truncate(q->be.h, q->file_end)) < 0)
+		return r;
+	q->extend_pending = false;
 	if (q->has_data_file && (r = q->data_be.ops->flush(q->data_be.h)) < 0)
 		return r;
 	if ((r = q->be.ops->flush(q->be.h)) < 0)
 		return r;
-	q->unsynced = false;
+	q->unsynced = q->l2_new_unsynced = false;
 	return 0;
 }
 
@@ -135,7 +139,8 @@ static int l2_before_write(struct qcow *q)
 
 /*
  * Everything written so far becomes durable, in the order
- * data + refcount increments -> L2 -> L1 -> deferred frees.
+ * data + refcount increments + new L2 tables -> L2 updates and L1 -> deferred
+ * frees (see qc_l1_sync for why L2 updates and L1 share one sync).
  */
 int qc_flush_locked(struct qcow *q)
 {
@@ -147,7 +152,7 @@ int qc_flush_locked(struct qcow *q)
 	if ((r = qc_cache_flush(q, &q->l2_cache)) < 0)
 		return r;
 	if (q->l1_dirty_lo < q->l1_dirty_hi &&
-	    ((r = qc_refblocks_sync(q)) < 0 || (r = qc_l1_sync(q)) < 0))
+	    ((q->l2_new_unsynced && (r = qc_refblocks_sync(q)) < 0) || (r = qc_l1_sync(q)) < 0))
 		return r;
 	if (q->nfrees && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
 		return r;

@@ -104,7 +104,12 @@ static void l1_mark(struct qcow *q, uint32_t i)
 	qc_range_mark(&q->l1_dirty_lo, &q->l1_dirty_hi, i);
 }
 
-/* Write the dirty part of L1.  Call only after every dirty L2 slice is durable. */
+/*
+ * Write the dirty part of L1.  Call only once every L2 table it points to
+ * has its first contents (zeros or the copy) and its refcount durable;
+ * later updates of its slices need not be, as each entry alone only points
+ * at durable data and refcounts.
+ */
 int qc_l1_sync(struct qcow *q)
 {
 	return qc_table_write(q, q->l1, &q->l1_dirty_lo, &q->l1_dirty_hi, q->l1_offset, QC_META_L1);
@@ -193,6 +198,7 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 	}
 	q->l1[l1_index] = hoff | QC_COPIED;
 	l1_mark(q, l1_index);
+	q->l2_new_unsynced = true;
 	return 0;
 }
 

@@ -133,6 +133,8 @@ struct qcow {
 	size_t nfrees, frees_cap;
 	uint64_t free_hint; /* no free cluster below this index */
 	uint64_t file_end;  /* size of the image file as far as we know */
+	bool extend_pending; /* file_end not yet applied to the file (qc_sync does) */
+	bool l2_new_unsynced; /* a new L2 table's first contents are not yet durable */
 
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 

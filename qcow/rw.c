@@ -162,8 +162,9 @@ static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t
 /*
  * A partial write into a cluster that reads as zeros and that we do not
  * own: a fresh host cluster past the end of the file already reads as
- * zeros, so only the new bytes are written (then the file is extended to
- * cover the cluster).  Returns bytes consumed, 0 if not applicable (*hoff
+ * zeros, so only the new bytes are written; the file is extended to cover
+ * the cluster at the next sync, before any L2 entry can point to it (reads
+ * past the end of the file meanwhile are zeros).  Returns bytes consumed, 0 if not applicable (*hoff
  * then holds a cluster already allocated for the caller), or -errno.
  */
 static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint64_t len,
@@ -178,10 +179,9 @@ static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint
 		return 0; /* a reused cluster may hold stale bytes */
 	if ((r = data_write(q, buf, len, *hoff + in)) < 0)
 		return r;
-	if (q->file_end < *hoff + cs) {
-		if (q->be.ops->truncate && (r = q->be.ops->truncate(q->be.h, *hoff + cs)) < 0)
-			return r;
+	if (q->file_end < *hoff + cs) { /* one truncate per sync, not per cluster */
 		q->file_end = *hoff + cs;
+		q->extend_pending = true;
 	}
 	if ((r = qc_l2_release(q, l2e)) < 0)
 		return r;

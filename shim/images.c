@@ -26,6 +26,7 @@ struct shim_image {
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
 	bool rw, writer, pending, opening, unpublished;
 	struct shim_stamp stamp;
+	struct coh_state coh;
 	char why[512]; /* first log line of the current open */
 };
 
@@ -151,6 +152,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	img->ino = st.st_ino;
 	img->nref = 1;
 	img->trfd = -1;
+	img->coh.fd = -1;
 	img->pending = pending;
 	pthread_mutex_init(&img->mu, NULL);
 	img->next = images;
@@ -377,6 +379,7 @@ static int become_writer(struct shim_image *img)
 		qcow_close(img->q);
 		img->q = NULL;
 		img->trfd = -1;
+		coh_detach(&img->coh);
 	}
 	r = open_host(img, O_RDWR);
 	if (r < 0)
@@ -387,8 +390,11 @@ static int become_writer(struct shim_image *img)
 		img->trfd = -1;
 		return r;
 	}
-	if ((r = open_translator(img, true)) < 0)
+	coh_attach(&img->coh, img->trfd);
+	if ((r = open_translator(img, true)) < 0) {
+		coh_detach(&img->coh);
 		return r;
+	}
 	img->writer = true;
 	return 0;
 }
@@ -420,15 +426,18 @@ int img_ready(struct shim_image *img, bool write)
 			img->trfd = -1;
 			return r;
 		}
-		if ((r = open_translator(img, false)) < 0)
+		coh_attach(&img->coh, img->trfd);
+		coh_reader_register(&img->coh, img->trfd); /* before reading metadata */
+		if ((r = open_translator(img, false)) < 0) {
+			coh_detach(&img->coh);
 			return r;
-		coh_reader_register(img->trfd);
+		}
 		coh_stamp_record(img->trfd, &img->stamp);
 		return 0;
 	}
-	if ((r = coh_check_no_writer(img->shown, img->trfd)) < 0)
+	if ((r = coh_reader_check(&img->coh, img->shown, img->trfd, &img->stamp)) < 0)
 		return r;
-	if (coh_stamp_changed(img->trfd, &img->stamp)) {
+	if (r) {
 		if ((r = qcow_invalidate(img->q)) < 0) {
 			shim_msg("%s: re-reading the image after another process changed it: %s",
 				 img->shown, strerror(-r));
@@ -447,6 +456,9 @@ static void img_release(struct shim_image *img)
 	int r = qcow_close(img->q);
 	if (r < 0)
 		shim_msg("%s: flushing the image failed: %s", img->shown, strerror(-r));
+	if (img->writer)
+		coh_published(&img->coh);
+	coh_detach(&img->coh);
 	img->q = NULL;
 	img->trfd = -1;
 	img->writer = img->rw = false;
@@ -458,12 +470,13 @@ void img_op_done(struct shim_image *img)
 		img_release(img);
 		return;
 	}
-	if (img->unpublished && img->writer && coh_readers_elsewhere(img->trfd)) {
+	if (img->unpublished && img->writer && coh_readers_elsewhere(&img->coh, img->trfd)) {
 		nosync++;
 		int r = qcow_flush(img->q);
 		nosync--;
 		if (r < 0)
 			shim_msg("%s: writing metadata failed: %s", img->shown, strerror(-r));
+		coh_published(&img->coh);
 	}
 	img->unpublished = false;
 }
@@ -556,9 +569,11 @@ int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap)
 
 int img_flush(struct shim_image *img)
 {
-	if (img->q && img->writer)
-		return qcow_flush(img->q);
-	return 0;
+	if (!img->q || !img->writer)
+		return 0;
+	int r = qcow_flush(img->q);
+	coh_published(&img->coh);
+	return r;
 }
 
 int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e)
@@ -640,6 +655,7 @@ void img_atfork_child(void)
 		 * translator state or its lock-owning descriptor. */
 		if (i->q) {
 			real_close(shim_priv_real(i->trfd));
+			coh_forget(&i->coh);
 			i->q = NULL; /* leaked on purpose: its fds are the parent's */
 			i->trfd = -1;
 			i->writer = i->rw = false;

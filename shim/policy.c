@@ -21,6 +21,10 @@
  *   QCOWSHIM_WAIT_MS=N     (added) how long an open or I/O waits for another
  *                          qcowshim process that is writing the same image
  *                          before failing with EBUSY; default 10000.
+ *   QCOWSHIM_RECHECK_MS=N  (added) how often a process reading an image asks
+ *                          the kernel whether a program outside the shim (or
+ *                          of another user) changed it; shim writers of the
+ *                          same user are seen at once.  Default 10.
  *   QCOWSHIM_FDS           (added, internal) set by the exec and spawn
  *                          wrappers for the new program: emulated O_APPEND/
  *                          O_DIRECT flags and private positions of inherited
@@ -45,6 +49,7 @@ static bool enabled;
 static bool debug, debug_resolve, no_backing;
 static int wait_ms = 10000;
 static const char *snapshot;
+static int recheck_ms = 10;
 static char *patterns[32];
 static int npatterns;
 static char self_path[PATH_MAX];
@@ -72,6 +77,10 @@ const char *policy_snapshot(void)
 int policy_wait_ms(void)
 {
 	return wait_ms;
+}
+int policy_recheck_ms(void)
+{
+	return recheck_ms;
 }
 const char *policy_self_path(void)
 {
@@ -108,6 +117,9 @@ void policy_init(void)
 	e = getenv("QCOWSHIM_WAIT_MS");
 	if (e && *e)
 		wait_ms = atoi(e);
+	e = getenv("QCOWSHIM_RECHECK_MS");
+	if (e && *e && atoi(e) >= 0)
+		recheck_ms = atoi(e);
 	e = getenv("QCOWSHIM_DISABLE");
 	enabled = !(e && *e && strcmp(e, "0") != 0) && !program_knows_qcow2();
 

@@ -102,6 +102,7 @@ bool policy_match(const char *path);
 bool policy_no_backing(void);
 const char *policy_snapshot(void);
 int policy_wait_ms(void);
+int policy_recheck_ms(void);
 bool policy_debug(void);
 bool policy_debug_resolve(void);
 void shim_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -156,12 +157,27 @@ struct shim_stamp {
 	off_t size;
 	bool unsure; /* taken within one coarse tick of a change: re-read anyway */
 };
+/* One process's view of an image's shared change page (see coherence.c). */
+struct coh_state {
+	struct coh_page *page; /* NULL: no shared page, check with syscalls */
+	int fd;                /* private handle holding the page's shared lock */
+	bool counted;          /* we added ourselves to page->readers */
+	uint64_t seen;         /* page->gen when our metadata was last current */
+	int64_t next_full;     /* CLOCK_MONOTONIC_COARSE ns of the next full check */
+	char name[64];
+};
 void coh_stamp_record(int trfd, struct shim_stamp *sp);
 bool coh_stamp_changed(int trfd, const struct shim_stamp *sp);
 int coh_check_no_writer(const char *shown, int fd);
 int coh_lock_writer(const char *shown, int fd);
-void coh_reader_register(int fd);
-bool coh_readers_elsewhere(int fd);
+void coh_attach(struct coh_state *c, int trfd);
+void coh_detach(struct coh_state *c);
+void coh_forget(struct coh_state *c);
+void coh_reader_register(struct coh_state *c, int fd);
+int coh_reader_check(struct coh_state *c, const char *shown, int fd,
+		     const struct shim_stamp *sp);
+bool coh_readers_elsewhere(struct coh_state *c, int fd);
+void coh_published(struct coh_state *c);
 int coh_qemu_refuses_writer(const char *shown, int fd);
 
 /* ---- images.c: one translator per image per process */
