@@ -43,8 +43,13 @@ static int plain_fd(int fd, int flags)
 /* open(2) for a path policy_classify() flagged.  Returns fd or -1/errno. */
 int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 {
-	int saved = errno, r = 0, err = 0;
+	int saved = errno, r = 0, err = 0, ref;
 	struct stat st;
+	if (policy_classify(path, &ref) == SHIM_PATH_PART) {
+		/* IMAGE/pN: a real path (IMAGE a directory) wins */
+		int fd = real_openat_any(dirfd, path, flags, mode, is64);
+		return fd < 0 && errno == ENOTDIR ? part_open(dirfd, path, flags, mode, is64) : fd;
+	}
 	int fd = real_openat_any(dirfd, path, flags & ~STRIPPED, mode, is64);
 	if (fd < 0)
 		return fd;
@@ -92,6 +97,7 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		errno = r < 0 ? -r : ENOMEM;
 		return -1;
 	}
+	part_copy_window(o, path);
 	fd_attach(fd, o);
 	if (fd < 3)
 		stdio_std_after(fd);
