@@ -11,6 +11,8 @@
  *                          absolute path /proc/self/fd shows).  A matching file is an image only if it
  *                          starts with the QCOW2 magic, or is empty and opened
  *                          for writing (it becomes an image when written).
+ *                          IMAGE/pN, where IMAGE matches, names partition N
+ *                          of IMAGE's disk (parts.c).
  *   QCOWSHIM_DEBUG=1       one stderr line per image open, creation, refusal.
  *                          QCOWSHIM_DEBUG=resolve also lists, at start-up,
  *                          which object each interposed symbol resolved to.

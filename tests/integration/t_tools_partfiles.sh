@@ -189,6 +189,9 @@ run_fails "other.img/p1 is not an image path with the default globs" S cat other
 same "QCOWSHIM_MATCH='*.img' makes other.img/p2 a partition file" "$N2" \
 	"$(QCOWSHIM_MATCH='*.img' S stat -c %s other.img/p2 2>&1)"
 
+"$QCOWSHIM" --help 2>&1 | grep -q 'IMAGE/pN' && pass "qcowshim --help mentions IMAGE/pN" ||
+	fail "qcowshim --help does not mention IMAGE/pN"
+
 section "MBR with an extended partition: logical partitions p5, p6"
 cat >dos.sfdisk <<'EOF'
 label: dos
