@@ -295,6 +295,10 @@ int pt_find(pt_read_fn rd, void *arg, uint64_t disk_size, unsigned num, struct p
 	r = protective ? scan_gpt(&s) : scan_mbr(&s, sec);
 	if (r < 0)
 		return r;
+	if (!s.found && !s.list[0] && s.problem[0] && whylen) { /* the table itself failed */
+		snprintf(why, whylen, "no partition %u: %s", num, s.problem);
+		return -ENOENT;
+	}
 	if (!s.found)
 		return not_found(&s, why, whylen, "no partition %u (%s partitions:%s)", num, s.scheme,
 				 s.list[0] ? s.list : " none");

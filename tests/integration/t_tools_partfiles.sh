@@ -189,6 +189,24 @@ run_fails "other.img/p1 is not an image path with the default globs" S cat other
 same "QCOWSHIM_MATCH='*.img' makes other.img/p2 a partition file" "$N2" \
 	"$(QCOWSHIM_MATCH='*.img' S stat -c %s other.img/p2 2>&1)"
 
+S cp --sparse=always "$IMG/p3" p3.sparse >/dev/null 2>&1
+same_file "cp --sparse=always (SEEK_DATA/SEEK_HOLE) of p3 = the extracted p3" p3.img p3.sparse
+[ "$(du -k p3.sparse | cut -f1)" -lt $((N3 / 1024 / 2)) ] && pass "... and the copy is sparse" ||
+	fail "cp --sparse=always of p3: not sparse ($(du -k p3.sparse | cut -f1) KiB)"
+
+section "the table is read at each open (a broken GPT)"
+printf 'X' >x.bin
+run "break the primary GPT header's CRC through the whole disk" \
+	S dd if=x.bin of="$IMG" bs=1 seek=528 conv=notrunc
+same "p2 is still found (backup GPT)" "$N2" "$(S stat -c %s "$IMG/p2" 2>&1)"
+run "break the backup GPT header's CRC too" \
+	S dd if=x.bin of="$IMG" bs=1 seek=$((480 * MiB - 512 + 16)) conv=notrunc
+S cat "$IMG/p2" >miss.out 2>miss.err
+grep -q "^qcowshim: $IMG: no partition 2: the GPT is invalid (primary: header CRC mismatch; backup: header CRC mismatch)\$" miss.err &&
+	grep -q 'No such file or directory' miss.err && pass "p2: ENOENT, the message says why" ||
+	{ fail "p2 with both GPT headers broken"; show_log miss.err; }
+qcheck "$IMG"
+
 "$QCOWSHIM" --help 2>&1 | grep -q 'IMAGE/pN' && pass "qcowshim --help mentions IMAGE/pN" ||
 	fail "qcowshim --help does not mention IMAGE/pN"
 

@@ -331,7 +331,7 @@ Test(parttab, gpt_backup_used_when_primary_broken)
 	expect(k, 2, 4096, 36864);
 	uint64_t last = k->size / SEC - 1;
 	k->d[last * SEC + 16] ^= 1; /* and the backup header */
-	expect_none(k, 2, "the GPT is invalid (primary: header CRC mismatch; backup: header CRC mismatch)");
+	expect_none(k, 2, "no partition 2: the GPT is invalid (primary: header CRC mismatch; backup: header CRC mismatch)");
 	disk_free(k);
 }
 
