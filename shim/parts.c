@@ -38,6 +38,13 @@ uint64_t ofd_size(struct shim_ofd *o)
 	return o->len < disk - o->base ? o->len : disk - o->base;
 }
 
+/* How much of [off, off + n) lies inside the window. */
+static uint64_t room(struct shim_ofd *o, uint64_t off, uint64_t n)
+{
+	uint64_t size = ofd_size(o);
+	return off >= size ? 0 : n < size - off ? n : size - off;
+}
+
 ssize_t ofd_pread(struct shim_ofd *o, void *buf, size_t n, uint64_t off)
 {
 	if (!o->part)
@@ -45,12 +52,8 @@ ssize_t ofd_pread(struct shim_ofd *o, void *buf, size_t n, uint64_t off)
 	int r = img_ready(o->img, false);
 	if (r < 0)
 		return r;
-	uint64_t size = ofd_size(o);
-	if (off >= size)
-		return 0;
-	if (n > size - off)
-		n = (size_t)(size - off);
-	return img_pread(o->img, buf, n, o->base + off);
+	n = (size_t)room(o, off, n);
+	return n ? img_pread(o->img, buf, n, o->base + off) : 0;
 }
 
 ssize_t ofd_pwrite(struct shim_ofd *o, const void *buf, size_t n, uint64_t off)
@@ -62,12 +65,9 @@ ssize_t ofd_pwrite(struct shim_ofd *o, const void *buf, size_t n, uint64_t off)
 	int r = img_ready(o->img, true);
 	if (r < 0)
 		return r;
-	uint64_t size = ofd_size(o);
-	if (off >= size)
-		return -ENOSPC; /* as a block device */
-	if (n > size - off)
-		n = (size_t)(size - off);
-	return img_pwrite(o->img, buf, n, o->base + off);
+	n = (size_t)room(o, off, n);
+	/* at or past the end: ENOSPC, as a block device */
+	return n ? img_pwrite(o->img, buf, n, o->base + off) : -ENOSPC;
 }
 
 int ofd_resize(struct shim_ofd *o, uint64_t size)
@@ -88,12 +88,8 @@ int ofd_zero(struct shim_ofd *o, uint64_t off, uint64_t n, bool unmap)
 	int r = img_ready(o->img, true);
 	if (r < 0)
 		return r;
-	uint64_t size = ofd_size(o);
-	if (off >= size || n == 0)
-		return 0;
-	if (n > size - off)
-		n = size - off;
-	return img_zero(o->img, o->base + off, n, unmap);
+	n = room(o, off, n);
+	return n ? img_zero(o->img, o->base + off, n, unmap) : 0;
 }
 
 int ofd_map(struct shim_ofd *o, uint64_t off, struct qcow_extent *e)
@@ -103,13 +99,12 @@ int ofd_map(struct shim_ofd *o, uint64_t off, struct qcow_extent *e)
 	int r = img_ready(o->img, false);
 	if (r < 0)
 		return r;
-	uint64_t size = ofd_size(o);
-	if (off >= size) {
+	if (!room(o, off, 1)) {
 		*e = (struct qcow_extent){.len = 0, .kind = QCOW_EXT_ZERO};
 		return 0;
 	}
-	if ((r = img_map(o->img, o->base + off, e)) == 0 && e->len > size - off)
-		e->len = size - off;
+	if ((r = img_map(o->img, o->base + off, e)) == 0)
+		e->len = room(o, off, e->len);
 	return r;
 }
 

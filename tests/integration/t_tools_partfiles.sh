@@ -27,6 +27,21 @@ part_bytes() {
 		{ read -r s n && echo "$((s * 512)) $((n * 512))"; }
 }
 
+# partition IMG SIZE LAYOUT DESC N...: a new qemu-made image partitioned by
+# sfdisk under the shim; $IMG.flat0 is its flat view, and P<N>/N<N> the
+# start/size in bytes of each partition N listed.
+partition() {
+	_img=$1 _size=$2 _layout=$3 _desc=$4
+	shift 4
+	qemu-img create -q -f qcow2 "$_img" "$_size"
+	run "$_desc" S sfdisk -q --no-reread --no-tell-kernel "$_img" <"$_layout"
+	flatten "$_img" "$_img.flat0"
+	for _n; do
+		set -- $(part_bytes "$_img.flat0" "$_n") 0 0
+		eval "P$_n=\$1 N$_n=\$2"
+	done
+}
+
 # err_lines FILE: the number of qcowshim: lines a command printed.
 err_lines() { grep -c '^qcowshim: ' "$1"; }
 
@@ -39,13 +54,7 @@ size=32MiB, type=uefi, uuid=6D0DE2C8-5F0D-4A4B-8C2B-1B8B8C1E0003
 size=320MiB, type=linux, uuid=6D0DE2C8-5F0D-4A4B-8C2B-1B8B8C1E0004
 EOF
 IMG=$T/gpt.qcow2
-qemu-img create -q -f qcow2 "$IMG" 480M
-run "sfdisk writes a GPT with 3 partitions under the shim" \
-	S sfdisk -q --no-reread --no-tell-kernel "$IMG" <gpt.sfdisk
-flatten "$IMG" "$T/gpt.flat0"
-set -- $(part_bytes "$T/gpt.flat0" 1); P1=$1 N1=$2
-set -- $(part_bytes "$T/gpt.flat0" 2); P2=$1 N2=$2
-set -- $(part_bytes "$T/gpt.flat0" 3); P3=$1 N3=$2
+partition "$IMG" 480M gpt.sfdisk "sfdisk writes a GPT with 3 partitions under the shim" 1 2 3
 same "partition layout read back from the flat disk" \
 	"$MiB $((64 * MiB)) $((65 * MiB)) $((32 * MiB)) $((97 * MiB)) $((320 * MiB))" \
 	"$P1 $N1 $P2 $N2 $P3 $N3"
@@ -220,13 +229,7 @@ size=40MiB, type=83
 size=24MiB, type=c
 EOF
 IMG=$T/dos.qcow2
-qemu-img create -q -f qcow2 "$IMG" 128M
-run "sfdisk writes an MBR with logical partitions under the shim" \
-	S sfdisk -q --no-reread --no-tell-kernel "$IMG" <dos.sfdisk
-flatten "$IMG" "$T/dos.flat0"
-set -- $(part_bytes "$T/dos.flat0" 1); P1=$1 N1=$2
-set -- $(part_bytes "$T/dos.flat0" 5); P5=$1 N5=$2
-set -- $(part_bytes "$T/dos.flat0" 6); P6=$1 N6=$2
+partition "$IMG" 128M dos.sfdisk "sfdisk writes an MBR with logical partitions under the shim" 1 5 6
 same "stat -c %s of p1, p5, p6" "$N1 $N5 $N6" \
 	"$(S stat -c %s "$IMG/p1" "$IMG/p5" "$IMG/p6" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 run "mkfs.vfat on p1" S mkfs.vfat --invariant "$IMG/p1"
@@ -252,7 +255,7 @@ run "fsck.vfat -n on the extracted p6" fsck.vfat -n d6.img
 same "mtype through @@offset of p6 (no shim) = the file" "$(cat hello.txt)" \
 	"$(mtype -i "$T/dos.flat@@$P6" ::hello.txt 2>&1)"
 dump_norm() { sfdisk -d "$1" 2>&1 | sed -e '/^device:/d' -e 's/^[^ :]*[^0-9]\([0-9][0-9]*\) :/p\1 :/'; }
-dump_norm "$T/dos.flat0" >d0.dump
+dump_norm "$IMG.flat0" >d0.dump
 dump_norm "$T/dos.flat" >d1.dump
 same_file "the MBR table is intact (sfdisk -d before = after)" d0.dump d1.dump
 
