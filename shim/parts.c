@@ -276,10 +276,9 @@ static bool part_candidate(const char *path)
 	return !shim_depth && path && policy_classify(path, &ref) == SHIM_PATH_PART;
 }
 
-int part_statat(int dirfd, const char *path, int atflags, struct stat *st)
+int part_statat(int dirfd, const char *path, int atflags, struct stat *st, int saved)
 {
 	(void)atflags; /* AT_SYMLINK_NOFOLLOW: pN is never a symlink */
-	int saved = errno;
 	uint64_t size, blocks;
 	unsigned num;
 	struct stat tmp;
@@ -297,9 +296,28 @@ int part_statat(int dirfd, const char *path, int atflags, struct stat *st)
 	return 0;
 }
 
-int part_statx(int dirfd, const char *path, int atflags, unsigned mask, struct statx *sx)
+bool part_image(int dirfd, const char *path, char *image)
 {
-	int saved = errno;
+	uint64_t size, blocks;
+	unsigned num;
+	struct stat st;
+	size_t len;
+	if (!part_candidate(path) || !policy_part(path, &len))
+		return false;
+	int r = part_view(dirfd, path, &st, &num, &size, &blocks);
+	if (r == -ENOENT || r == -ENOTDIR) {
+		errno = -r;
+		return false;
+	}
+	/* other failures (an image we may not read): the image file answers */
+	memcpy(image, path, len);
+	image[len] = 0;
+	return true;
+}
+
+int part_statx(int dirfd, const char *path, int atflags, unsigned mask, struct statx *sx,
+	       int saved)
+{
 	uint64_t size, blocks;
 	unsigned num;
 	struct stat st;

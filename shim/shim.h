@@ -35,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/xattr.h>
 
 #include "qcow.h"
 
@@ -211,10 +212,16 @@ int ofd_blocks(struct shim_ofd *o, uint64_t *blocks);
  * with errno (ENOTDIR again when the path is not a partition of an image). */
 int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64);
 void part_copy_window(struct shim_ofd *o, const char *path); /* /dev/fd/N of a partition */
-/* stat/statx of IMAGE/pN after the real call failed with ENOTDIR. */
-int part_statat(int dirfd, const char *path, int atflags, struct stat *st);
-int part_statx(int dirfd, const char *path, int atflags, unsigned mask, struct statx *sx);
+/* stat/statx of IMAGE/pN after the real call failed with ENOTDIR; saved:
+ * errno before that call (restored on success). */
+int part_statat(int dirfd, const char *path, int atflags, struct stat *st, int saved);
+int part_statx(int dirfd, const char *path, int atflags, unsigned mask, struct statx *sx,
+	       int saved);
 uint64_t part_ino(uint64_t ino, unsigned part); /* a partition's own st_ino */
+/* After a path call failed with ENOTDIR: is path an existing IMAGE/pN?
+ * Then image = IMAGE (PATH_MAX bytes); else false with errno ENOTDIR or
+ * ENOENT (no such partition). */
+bool part_image(int dirfd, const char *path, char *image);
 
 /* ---- fd-level operations shared by wrappers and stdio cookies */
 ssize_t shim_read(int fd, void *buf, size_t n);

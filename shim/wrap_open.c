@@ -48,7 +48,10 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 	if (policy_classify(path, &ref) == SHIM_PATH_PART) {
 		/* IMAGE/pN: a real path (IMAGE a directory) wins */
 		int fd = real_openat_any(dirfd, path, flags, mode, is64);
-		return fd < 0 && errno == ENOTDIR ? part_open(dirfd, path, flags, mode, is64) : fd;
+		if (fd >= 0 || errno != ENOTDIR)
+			return fd;
+		errno = saved;
+		return part_open(dirfd, path, flags, mode, is64);
 	}
 	int fd = real_openat_any(dirfd, path, flags & ~STRIPPED, mode, is64);
 	if (fd < 0)

@@ -7,6 +7,7 @@
  */
 #include "shim.h"
 
+#include <limits.h>
 #include <string.h>
 
 
@@ -72,18 +73,25 @@ int shim_fstat(int fd, struct stat *st)
 	return fix(r, st, ok, size, blocks, part, err, saved);
 }
 
-static int statat(int dirfd, const char *p, struct stat *st, int fl, int r)
+/* r: the real call's result; saved: errno before it. */
+static int statat_r(int dirfd, const char *p, struct stat *st, int fl, int r, int saved)
 {
-	int saved = errno, err;
+	int err;
 	uint64_t size, blocks;
 	unsigned part;
 	if (unlikely(r < 0) && errno == ENOTDIR) /* maybe IMAGE/pN */
-		return part_statat(dirfd, p, fl, st);
+		return part_statat(dirfd, p, fl, st, saved);
 	if (r < 0 || !S_ISREG(st->st_mode))
 		return r;
 	bool ok = path_view(dirfd, p, fl, &size, &blocks, &part, &err);
 	return fix(r, st, ok, size, blocks, part, err, saved);
 }
+
+#define statat(d, p, st, fl, call)                                             \
+	({                                                                     \
+		int e_ = errno, r_ = (call);                                   \
+		statat_r(d, p, st, fl, r_, e_);                                \
+	})
 
 int stat(const char *p, struct stat *st)
 {
@@ -131,11 +139,11 @@ int fstatat64(int d, const char *p, struct stat64 *st, int fl)
 
 int statx(int d, const char *p, int fl, unsigned mask, struct statx *sx)
 {
-	int r = real_statx(d, p, fl, mask, sx), saved = errno, err;
+	int saved = errno, r = real_statx(d, p, fl, mask, sx), err;
 	uint64_t size, blocks;
 	unsigned part;
 	if (r < 0 && errno == ENOTDIR) /* maybe IMAGE/pN */
-		return part_statx(d, p, fl, mask, sx);
+		return part_statx(d, p, fl, mask, sx, saved);
 	if (r < 0 || !(sx->stx_mask & STATX_TYPE) || !S_ISREG(sx->stx_mode))
 		return r;
 	if (!path_view(d, p, fl, &size, &blocks, &part, &err)) {
@@ -196,4 +204,49 @@ int __fxstatat(int v, int d, const char *p, struct stat *st, int fl)
 int __fxstatat64(int v, int d, const char *p, struct stat64 *st, int fl)
 {
 	return statat(d, p, (struct stat *)st, fl, real___fxstatat64(v, d, p, st, fl));
+}
+
+/* ---- access and attributes: only IMAGE/pN needs help (the real call said
+ * ENOTDIR); then the image file answers for its partitions. */
+
+#define PART_RETRY(r, dirfd, p, call_on_image)                                 \
+	({                                                                     \
+		int e_ = errno;                                                \
+		__typeof__(r) r_ = (r);                                        \
+		char image[PATH_MAX];                                          \
+		if (unlikely(r_ < 0) && errno == ENOTDIR && part_image(dirfd, p, image) && \
+		    (r_ = (call_on_image)) >= 0)                               \
+			errno = e_;                                            \
+		r_;                                                            \
+	})
+
+int access(const char *p, int m)
+{
+	return PART_RETRY(real_access(p, m), AT_FDCWD, p, real_access(image, m));
+}
+
+int faccessat(int d, const char *p, int m, int fl)
+{
+	return PART_RETRY(real_faccessat(d, p, m, fl), d, p,
+			  real_faccessat(d, image, m, fl & ~AT_SYMLINK_NOFOLLOW));
+}
+
+int euidaccess(const char *p, int m)
+{
+	return PART_RETRY(real_euidaccess(p, m), AT_FDCWD, p, real_euidaccess(image, m));
+}
+
+int eaccess(const char *p, int m)
+{
+	return PART_RETRY(real_eaccess(p, m), AT_FDCWD, p, real_eaccess(image, m));
+}
+
+ssize_t getxattr(const char *p, const char *n, void *v, size_t s)
+{
+	return PART_RETRY(real_getxattr(p, n, v, s), AT_FDCWD, p, real_getxattr(image, n, v, s));
+}
+
+ssize_t lgetxattr(const char *p, const char *n, void *v, size_t s)
+{
+	return PART_RETRY(real_lgetxattr(p, n, v, s), AT_FDCWD, p, real_getxattr(image, n, v, s));
 }

@@ -152,6 +152,12 @@ run "cmp of p2 with the extracted p2 under the shim" S cmp "$IMG/p2" p2.before
 run "cp (copy_file_range) of p2 to a plain file" S cp "$IMG/p2" p2.cp
 same_file "... the copy = the extracted p2" p2.before p2.cp
 
+run "ls -l p2 (lgetxattr) exits 0" S ls -l "$IMG/p2"
+[ "$(wc -l <"$T/last.log")" = 1 ] && pass "... and prints just the entry" || show_log "$T/last.log"
+run "test -r -a -w p1 in sh (faccessat)" S sh -c '[ -r "$1" ] && [ -w "$1" ] && [ -f "$1" ]' sh "$IMG/p1"
+run "test -r p1 in bash (access/eaccess)" S bash -c '[ -r "$1" ] && [ -w "$1" ]' sh "$IMG/p1"
+run_fails "test -e of a missing partition is false" S sh -c '[ -e "$1" ]' sh "$IMG/p9"
+
 section "one process: the whole disk and a partition share the image"
 # dd reads p2 and writes it into the free space after p3 of the same disk.
 FREE=$((420 * MiB))

@@ -89,6 +89,23 @@ static const char *sibling(const char *tag)
 	return buf;
 }
 
+/* Writes an MBR whose partition 1 is sectors 1-8 (to image and twin alike)
+ * and returns "P/p1" (a file only under the shim) or, with n, "P/p<n>". */
+static const char *part_path(unsigned n)
+{
+	static char buf[4200];
+	unsigned char s[512] = {0};
+	s[446 + 4] = 0x83;
+	s[446 + 8] = 1;
+	s[446 + 12] = 8;
+	s[510] = 0x55;
+	s[511] = 0xaa;
+	int fd = open(P, O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, s, sizeof s, 0) == (ssize_t)sizeof s && close(fd) == 0);
+	snprintf(buf, sizeof buf, "%s/p%u", P, n);
+	return buf;
+}
+
 static char *xbuf(size_t n, int c)
 {
 	char *b = malloc(n);
