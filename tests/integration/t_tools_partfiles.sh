@@ -145,6 +145,24 @@ same_file "the punched 1 KiB at p1's end reads as zeros (no shim)" zero.1k flat.
 extract "$T/gpt.flat" $((P2 / 512)) $((N2 / 512)) p2.after
 same_file "p2 untouched by the punch" p2.before p2.after
 
+section "system calls on a partition fd (tests/shim/progs/partio.c)"
+if cc -std=gnu11 -O1 -Wall -Wextra -Werror -o partio "$QCS_ROOT/tests/shim/progs/partio.c" >cc.log 2>&1; then
+	run "partio: sizes, vectored I/O, EOF/ENOSPC, discard/zero/fallocate, ftruncate, sendfile, copy_file_range, O_APPEND/O_EXCL/O_TRUNC, stdio, whole disk in the same process" \
+		S ./partio "$IMG" "$IMG/p1" "$N1" "$P1"
+else
+	fail "compile tests/shim/progs/partio.c"; show_log cc.log
+fi
+qcheck "$IMG"
+flatten "$IMG" "$T/gpt.flat"
+extract "$T/gpt.flat" $((P2 / 512)) $((N2 / 512)) p2.after
+same_file "p2 untouched by partio" p2.before p2.after
+head -c 4096 /dev/zero | tr '\0' '\132' >x5a.4k
+head -c 4096 /dev/zero | tr '\0' '\245' >xa5.4k
+dd if="$T/gpt.flat" bs=4096 skip=$(((P1 + N1) / 4096 - 1)) count=1 status=none >flat.4k
+same_file "p1's last 4 KiB written through the partition fd (no shim)" x5a.4k flat.4k
+dd if="$T/gpt.flat" bs=4096 skip=$((P1 / 4096)) count=1 status=none >flat.4k
+same_file "p1's first 4 KiB written through the whole-disk fd (no shim)" xa5.4k flat.4k
+
 section "other ways in: stdio, cmp, copy_file_range"
 same "sha256sum (stdio) of p2 = that of the extracted p2" "$(sha256sum <p2.before | cut -c1-64)" \
 	"$(S sha256sum "$IMG/p2" 2>&1 | cut -c1-64)"
