@@ -188,6 +188,8 @@ same_file "the copy in the whole disk = p2 (no shim)" p2.after copy.img
 # a partition fd crosses exec: size and reads from the window
 same "fstat of an inherited p2 fd in a child program" "$N2" \
 	"$(S sh -c 'exec 4<"$1"; stat -L -c %s /dev/fd/4' sh "$IMG/p2" 2>&1)"
+same "cat /dev/fd/N of a p2 fd reads p2 (the reopen keeps the window)" "$N2" \
+	"$(S sh -c 'exec 4<"$1"; cat /dev/fd/4 | wc -c' sh "$IMG/p2" 2>&1)"
 S sh -c 'exec 4<"$1"; exec head -c 512 <&4' sh "$IMG/p2" >boot.inh 2>&1
 head -c 512 p2.after >boot.want
 same_file "reads on an inherited p2 fd come from p2" boot.want boot.inh
@@ -210,6 +212,7 @@ grep -q 'Not a directory' "$T/last.log" && pass "... Not a directory" || show_lo
 
 mkdir dir.qcow2 && printf 'real file\n' >dir.qcow2/p1
 same "a real directory x.qcow2 keeps its real file p1" "real file" "$(S cat dir.qcow2/p1 2>&1)"
+same "... and its real size" 10 "$(S stat -c %s dir.qcow2/p1 2>&1)"
 run "and a new real file p2 can be created in it" S sh -c 'echo new >dir.qcow2/p2'
 same "... as a plain file" "new" "$(cat dir.qcow2/p2)"
 printf 'not an image\n' >raw.qcow2
