@@ -106,6 +106,32 @@ static const char *part_path(unsigned n)
 	return buf;
 }
 
+/* access-like fn on the disk, and (image only) on its partition 1: the
+ * image file answers, errno kept; a missing partition is ENOENT. */
+static void part_access_checks(int (*fn)(const char *, int))
+{
+	CHECK(fn(P, R_OK | W_OK) == 0);
+	say("disk rw ok");
+	errno = 1234;
+	int r = fn(part_path(1), R_OK | W_OK);
+	EXPECT(r == 0 && errno == 1234);
+	r = fn(part_path(9), F_OK);
+	EXPECT(r < 0 && errno == ENOENT);
+}
+
+/* getxattr-like fn: partition 1 (image only) answers as the disk does. */
+static void part_xattr_checks(ssize_t (*fn)(const char *, const char *, void *, size_t))
+{
+	char v[64];
+	errno = 0;
+	ssize_t r = fn(P, "user.qcowshim.none", v, sizeof v);
+	int e = errno;
+	say("disk: %zd errno %d", r, e);
+	errno = 0;
+	ssize_t rp = fn(part_path(1), "user.qcowshim.none", v, sizeof v);
+	EXPECT(rp == r && errno == e);
+}
+
 static char *xbuf(size_t n, int c)
 {
 	char *b = malloc(n);

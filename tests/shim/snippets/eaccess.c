@@ -1,5 +1,4 @@
-/* eaccess: see ../snip.h.  On IMAGE/pN (only a file under the shim) it answers
- * for the image file; a missing partition is ENOENT; errno kept on success. */
+/* eaccess: see ../snip.h; IMAGE/pN answers for the image file. */
 #define _GNU_SOURCE
 #include "../snip.h"
 
@@ -7,11 +6,5 @@ static void child(void) {}
 
 static void snippet(void)
 {
-	CHECK(eaccess(P, R_OK | W_OK) == 0);
-	say("disk rw %d", eaccess(P, R_OK | W_OK));
-	errno = 1234;
-	int r = eaccess(part_path(1), R_OK | W_OK);
-	EXPECT(r == 0 && errno == 1234);
-	r = eaccess(part_path(9), F_OK);
-	EXPECT(r < 0 && errno == ENOENT);
+	part_access_checks(eaccess);
 }
