@@ -194,6 +194,16 @@ S sh -c 'exec 4<"$1"; exec head -c 512 <&4' sh "$IMG/p2" >boot.inh 2>&1
 head -c 512 p2.after >boot.want
 same_file "reads on an inherited p2 fd come from p2" boot.want boot.inh
 
+# sh (dash) opens /dev/fd/4 with O_TRUNC: the partition again, never the disk
+printf 'label: dos\nstart=2048, size=8MiB, type=83\n' >small.sfdisk
+partition "$T/small.qcow2" 16M small.sfdisk "sfdisk: a small MBR disk" 1
+run "echo >/dev/fd/4 on a p1 fd (O_TRUNC through /dev/fd)" \
+	S sh -c 'exec 4<>"$1"; echo reopened >/dev/fd/4' sh "$T/small.qcow2/p1"
+same "... the disk keeps its size" $((16 * MiB)) "$(vsize "$T/small.qcow2")"
+same "... p1 keeps its size and got the line" "$N1 reopened" \
+	"$(S sh -c 'stat -c %s "$1"; head -n 1 "$1"' sh "$T/small.qcow2/p1" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+qcheck "$T/small.qcow2"
+
 section "missing partitions, precedence and policy"
 S cat "$IMG/p9" >miss.out 2>miss.err
 rc=$?
