@@ -103,30 +103,30 @@ static void expect_none(struct disk *k, unsigned num, const char *reason)
 
 /* ---- MBR */
 
-/* 1: 2048+4096, 2: extended 8192+8192 holding 5: +63..+1063, 6, 7; 4 empty. */
+/* 1: 64+256, 2: extended 512+2048 holding 5, 6, 7, 3: 3000+500; 4 empty. */
 static struct disk *dos_layout(void)
 {
-	struct disk *k = disk_new(32768);
-	mbr_set(k, 0, 0, 0x83, 2048, 4096);
-	mbr_set(k, 0, 1, 0x05, 8192, 8192);
-	mbr_set(k, 0, 2, 0x0c, 20000, 1000);
-	/* EBR chain: 8192 -> 10000 -> 12000 */
-	mbr_set(k, 8192, 0, 0x83, 63, 1000);
-	mbr_set(k, 8192, 1, 0x05, 10000 - 8192, 1500);
-	mbr_set(k, 10000, 0, 0x82, 100, 1200);
-	mbr_set(k, 10000, 1, 0x05, 12000 - 8192, 2000);
-	mbr_set(k, 12000, 0, 0x83, 2048, 2000);
+	struct disk *k = disk_new(4096);
+	mbr_set(k, 0, 0, 0x83, 64, 256);
+	mbr_set(k, 0, 1, 0x05, 512, 2048);
+	mbr_set(k, 0, 2, 0x0c, 3000, 500);
+	/* EBR chain: 512 -> 1000 -> 1500 */
+	mbr_set(k, 512, 0, 0x83, 63, 100);
+	mbr_set(k, 512, 1, 0x05, 1000 - 512, 300);
+	mbr_set(k, 1000, 0, 0x82, 100, 200);
+	mbr_set(k, 1000, 1, 0x05, 1500 - 512, 500);
+	mbr_set(k, 1500, 0, 0x83, 50, 400);
 	return k;
 }
 
 Test(parttab, mbr_primary_and_logical)
 {
 	struct disk *k = dos_layout();
-	expect(k, 1, 2048, 4096);
-	expect(k, 3, 20000, 1000);
-	expect(k, 5, 8192 + 63, 1000);
-	expect(k, 6, 10000 + 100, 1200);
-	expect(k, 7, 12000 + 2048, 2000);
+	expect(k, 1, 64, 256);
+	expect(k, 3, 3000, 500);
+	expect(k, 5, 512 + 63, 100);
+	expect(k, 6, 1000 + 100, 200);
+	expect(k, 7, 1500 + 50, 400);
 	expect_none(k, 2, "extended partition");
 	expect_none(k, 4, "MBR partitions: 1 3 5 6 7");
 	expect_none(k, 8, "no partition 8");
@@ -291,11 +291,11 @@ static void gpt_entry(struct disk *k, int slot, uint64_t first, uint64_t last)
 
 static struct disk *gpt_layout(void)
 {
-	struct disk *k = disk_new(65536);
-	mbr_set(k, 0, 0, 0xee, 1, 65535);
-	gpt_entry(k, 0, 2048, 4095);
-	gpt_entry(k, 1, 4096, 40959);
-	gpt_entry(k, 3, 50000, 50999); /* slot 3 (p3) empty */
+	struct disk *k = disk_new(2048);
+	mbr_set(k, 0, 0, 0xee, 1, 2047);
+	gpt_entry(k, 0, 40, 99);
+	gpt_entry(k, 1, 100, 999);
+	gpt_entry(k, 3, 1500, 1599); /* slot 3 (p3) empty */
 	gpt_seal(k);
 	return k;
 }
@@ -303,9 +303,9 @@ static struct disk *gpt_layout(void)
 Test(parttab, gpt_slots)
 {
 	struct disk *k = gpt_layout();
-	expect(k, 1, 2048, 2048);
-	expect(k, 2, 4096, 36864);
-	expect(k, 4, 50000, 1000);
+	expect(k, 1, 40, 60);
+	expect(k, 2, 100, 900);
+	expect(k, 4, 1500, 100);
 	expect_none(k, 3, "GPT partitions: 1 2 4)");
 	expect_none(k, 129, "no partition 129");
 	disk_free(k);
@@ -315,7 +315,7 @@ Test(parttab, gpt_needs_protective_mbr)
 {
 	struct disk *k = gpt_layout();
 	k->d[446 + 4] = 0x83; /* the 0xEE entry becomes an MBR partition */
-	expect(k, 1, 1, 65535);
+	expect(k, 1, 1, 2047);
 	expect_none(k, 2, "MBR partitions: 1)");
 	disk_free(k);
 }
@@ -324,11 +324,11 @@ Test(parttab, gpt_backup_used_when_primary_broken)
 {
 	struct disk *k = gpt_layout();
 	k->d[SEC + 100] ^= 1; /* outside the CRC'd 92 bytes: still valid */
-	expect(k, 2, 4096, 36864);
+	expect(k, 2, 100, 900);
 	k->d[SEC + 40] ^= 1; /* first_usable: header CRC breaks */
-	expect(k, 2, 4096, 36864);
+	expect(k, 2, 100, 900);
 	k->d[2 * SEC + 128 + 32] ^= 1; /* primary array: CRC breaks too */
-	expect(k, 2, 4096, 36864);
+	expect(k, 2, 100, 900);
 	uint64_t last = k->size / SEC - 1;
 	k->d[last * SEC + 16] ^= 1; /* and the backup header */
 	expect_none(k, 2, "no partition 2: the GPT is invalid (primary: header CRC mismatch; backup: header CRC mismatch)");
@@ -383,7 +383,7 @@ Test(parttab, gpt_hostile_header_fields)
 		{80, 4, PT_GPT_ARRAY_MAX / 128 + 1, "entry array too large"},
 		{72, 8, UINT64_MAX, "past the end of the disk"},
 		{72, 8, UINT64_MAX / SEC + 1, "past the end of the disk"},
-		{72, 8, 65535, "past the end of the disk"},
+		{72, 8, 2047, "past the end of the disk"},
 		{24, 8, 7, "names another sector"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -407,8 +407,8 @@ Test(parttab, gpt_zero_entries_and_hostile_entries)
 	gpt_entry(k, 0, 5000, 4000);                  /* first > last */
 	gpt_entry(k, 1, 0, UINT64_MAX);               /* whole 64-bit range */
 	gpt_entry(k, 3, UINT64_MAX / 2, UINT64_MAX);  /* start * 512 overflows */
-	gpt_entry(k, 4, 65536, 70000);                /* starts at the end */
-	gpt_entry(k, 5, 60000, 1ull << 62);           /* clamped */
+	gpt_entry(k, 4, 2048, 3000);                  /* starts at the end */
+	gpt_entry(k, 5, 1800, 1ull << 62);            /* clamped */
 	gpt_seal(k);
 	expect_none(k, 1, "GPT partitions: 2 6)");
 	struct pt_part p;
@@ -418,7 +418,7 @@ Test(parttab, gpt_zero_entries_and_hostile_entries)
 	expect_none(k, 4, "past the end of the disk");
 	expect_none(k, 5, "past the end of the disk");
 	cr_assert_eq(find(k, 6, &p, why), 0);
-	cr_assert(p.start == 60000ull * SEC && p.len == 5536ull * SEC && p.clamped);
+	cr_assert(p.start == 1800ull * SEC && p.len == 248ull * SEC && p.clamped);
 	disk_free(k);
 }
 
@@ -462,7 +462,7 @@ Test(parttab, mutated_tables)
 			/* mostly the table sectors, sometimes anywhere */
 			uint64_t where = rnd() % 4 ? rnd() % (36 * SEC) : rnd() % k->size;
 			if (!(round & 1) && rnd() % 2)
-				where = (uint64_t[]){8192, 10000, 12000}[rnd() % 3] * SEC + 446 + rnd() % 66;
+				where = (uint64_t[]){512, 1000, 1500}[rnd() % 3] * SEC + 446 + rnd() % 66;
 			k->d[where] = (uint8_t)rnd();
 		}
 		if ((round & 1) && rnd() % 2)
