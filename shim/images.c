@@ -591,14 +591,17 @@ int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e)
 	return qcow_map(img->q, off, size - off, e);
 }
 
-int img_blocks(struct shim_image *img, uint64_t *blocks)
+/* 512-byte units allocated in the image file for [off, off + len) of the disk. */
+int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blocks)
 {
-	uint64_t off = 0, alloc = 0;
+	uint64_t alloc = 0;
 	struct qcow_extent e;
 	int r = img_ready(img, false);
 	if (r < 0)
 		return r;
 	uint64_t size = img_size(img);
+	if (off < size && len < size - off)
+		size = off + len;
 	while (off < size) {
 		if ((r = qcow_map(img->q, off, size - off, &e)) < 0)
 			return r;
@@ -667,7 +670,7 @@ void img_atfork_child(void)
 
 /* ---- stat helpers */
 
-int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks)
+int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part)
 {
 	struct shim_ofd *o = fd_get(fd);
 	if (!o)
@@ -676,8 +679,9 @@ int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks)
 	int r = 0;
 	if (o->img->pending && (r = img_ready(o->img, false)) == 0 && !o->img->q) {
 		r = -ENOENT; /* still empty: the host file's stat is right */
-	} else if (r == 0 && (r = img_blocks(o->img, blocks)) == 0) {
-		*size = img_size(o->img);
+	} else if (r == 0 && (r = ofd_blocks(o, blocks)) == 0) {
+		*size = ofd_size(o);
+		*part = o->part;
 	}
 	img_op_done(o->img);
 	img_unlock(o->img);
@@ -705,7 +709,7 @@ int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint
 			img_lock(img);
 			if (img->pending)
 				img->pending = false;
-			if ((r = img_blocks(img, blocks)) == 0)
+			if ((r = img_blocks(img, 0, UINT64_MAX, blocks)) == 0)
 				*size = img_size(img);
 			img_unlock(img);
 			img_unref(img);

@@ -11,6 +11,8 @@
  *                          absolute path /proc/self/fd shows).  A matching file is an image only if it
  *                          starts with the QCOW2 magic, or is empty and opened
  *                          for writing (it becomes an image when written).
+ *                          IMAGE/pN, where IMAGE matches, names partition N
+ *                          of IMAGE's disk (parts.c).
  *   QCOWSHIM_DEBUG=1       one stderr line per image open, creation, refusal.
  *                          QCOWSHIM_DEBUG=resolve also lists, at start-up,
  *                          which object each interposed symbol resolved to.
@@ -144,6 +146,34 @@ bool policy_match(const char *path)
 	return false;
 }
 
+/*
+ * "IMAGE/pN" (N a decimal >= 1 without leading zero) whose IMAGE matches the
+ * globs: N, and *image_len = strlen(IMAGE); else 0.  Only the name is
+ * checked: the caller decides (a real directory IMAGE wins, see parts.c).
+ */
+unsigned policy_part(const char *path, size_t *image_len)
+{
+	const char *slash = strrchr(path, '/');
+	unsigned long n = 0;
+	if (!slash || slash == path || slash[1] != 'p' || slash[2] < '1' || slash[2] > '9')
+		return 0;
+	for (const char *c = slash + 2; *c; c++) {
+		if (*c < '0' || *c > '9' || n > 1000000)
+			return 0;
+		n = n * 10 + (unsigned long)(*c - '0');
+	}
+	char image[PATH_MAX];
+	size_t len = (size_t)(slash - path);
+	if (n > 1000000 || len >= sizeof image)
+		return 0;
+	memcpy(image, path, len);
+	image[len] = 0;
+	if (!policy_match(image))
+		return 0;
+	*image_len = len;
+	return (unsigned)n;
+}
+
 /* "/dev/fd/N" and friends: the number, or -1. */
 static int fd_alias(const char *path)
 {
@@ -176,7 +206,8 @@ static int fd_alias(const char *path)
 /*
  * Is `path` (as a program passed it) something the shim must look at?
  * SHIM_PATH_FDREF: it names an open image fd (*fdref); SHIM_PATH_MATCH: the
- * name matches the image globs (the caller still checks the content).
+ * name matches the image globs (the caller still checks the content);
+ * SHIM_PATH_PART: it is IMAGE/pN for such a name (policy_part).
  */
 enum shim_path_kind policy_classify(const char *path, int *fdref)
 {
@@ -193,7 +224,10 @@ enum shim_path_kind policy_classify(const char *path, int *fdref)
 			return SHIM_PATH_NO;
 		}
 	}
-	return policy_match(path) ? SHIM_PATH_MATCH : SHIM_PATH_NO;
+	if (policy_match(path))
+		return SHIM_PATH_MATCH;
+	size_t len;
+	return policy_part(path, &len) ? SHIM_PATH_PART : SHIM_PATH_NO;
 }
 
 static void emit(const char *fmt, va_list ap)
