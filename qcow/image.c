@@ -88,6 +88,8 @@ int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n
 /* Write metadata of `kind` to the image file, after the overlap check. */
 int qc_meta_pwrite(struct qcow *q, const void *buf, size_t n, uint64_t off, unsigned kind)
 {
+	if (kind == QC_META_REFBLOCK || kind == QC_META_REFTABLE)
+		q->ord_unsynced = true;
 	int r = qc_check_write(q, off, n, kind);
 	return r < 0 ? r : qc_pwrite(q, &q->be, buf, n, off);
 }
@@ -123,11 +125,13 @@ int qc_sync(struct qcow *q)
 	    (r = q->be.ops->truncate(q->be.h, q->file_end)) < 0)
 		return r;
 	q->extend_pending = false;
+	if (q->publishing && !q->ord_unsynced && !q->l2_new_unsynced)
+		return 0; /* only data pending: references to it may reach the file first */
 	if (q->has_data_file && (r = q->data_be.ops->flush(q->data_be.h)) < 0)
 		return r;
 	if ((r = q->be.ops->flush(q->be.h)) < 0)
 		return r;
-	q->unsynced = q->l2_new_unsynced = false;
+	q->unsynced = q->l2_new_unsynced = q->ord_unsynced = false;
 	return 0;
 }
 
@@ -154,9 +158,27 @@ int qc_flush_locked(struct qcow *q)
 	if (q->l1_dirty_lo < q->l1_dirty_hi &&
 	    ((q->l2_new_unsynced && (r = qc_refblocks_sync(q)) < 0) || (r = qc_l1_sync(q)) < 0))
 		return r;
-	if (q->nfrees && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
+	if (q->nfrees && !q->publishing && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
 		return r;
 	return qc_refblocks_sync(q);
+}
+
+/*
+ * Make every completed write visible to other readers of the file, crash-
+ * safely but without waiting for durability: refcounts (and new L2 tables)
+ * are synced before anything that references them reaches the file, as in
+ * a flush; guest data is not, so after a power loss (not a process kill) a
+ * write that was never fsynced may read back as older contents, as with
+ * qemu.  Frees stay deferred to the next flush.
+ */
+int qcow_publish(struct qcow *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->publishing = true;
+	int r = qc_flush_locked(q);
+	q->publishing = false;
+	pthread_mutex_unlock(&q->lock);
+	return r;
 }
 
 static bool overlaps(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)

@@ -148,6 +148,10 @@ ssize_t qcow_write(struct qcow *q, const void *buf, size_t n, uint64_t voff);
 int qcow_zero(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags);
 /* Make everything written so far durable, in crash-safe order. */
 int qcow_flush(struct qcow *q);
+/* Write cached metadata so that other readers of the file see every
+ * completed write; crash-safe (refcounts reach the disk before references
+ * to them) but guest data is not made durable, so cheaper than a flush. */
+int qcow_publish(struct qcow *q);
 /* Grow or shrink the virtual size.  Bytes beyond the old size read as zeros. */
 int qcow_resize(struct qcow *q, uint64_t size);
 uint64_t qcow_size(struct qcow *q);

@@ -135,6 +135,8 @@ struct qcow {
 	uint64_t file_end;  /* size of the image file as far as we know */
 	bool extend_pending; /* file_end not yet applied to the file (qc_sync does) */
 	bool l2_new_unsynced; /* a new L2 table's first contents are not yet durable */
+	bool ord_unsynced;    /* refcount blocks or table written since the last sync */
+	bool publishing;      /* inside qcow_publish: sync only what ordering needs */
 
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 

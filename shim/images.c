@@ -43,11 +43,8 @@ static ssize_t sys_pwrite(int fd, const void *b, size_t n, off_t o)
 {
 	return real_pwrite64(shim_priv_real(fd), b, n, o);
 }
-static __thread int nosync; /* coherence flushes: page cache only */
 static int sys_fdatasync(int fd)
 {
-	if (nosync)
-		return 0;
 	return real_fdatasync(shim_priv_real(fd));
 }
 static int sys_fstat(int fd, struct stat *st)
@@ -471,9 +468,7 @@ void img_op_done(struct shim_image *img)
 		return;
 	}
 	if (img->unpublished && img->writer && coh_readers_elsewhere(&img->coh, img->trfd)) {
-		nosync++;
-		int r = qcow_flush(img->q);
-		nosync--;
+		int r = qcow_publish(img->q);
 		if (r < 0)
 			shim_msg("%s: writing metadata failed: %s", img->shown, strerror(-r));
 		coh_published(&img->coh);
