@@ -5,7 +5,8 @@
 #      under the musl shim print the same as on the raw twin without it;
 #      afterwards qemu-img check is clean and qemu-img compare finds the
 #      flat disk equal to the twin;
-#   2. what only musl shows: the exec guard (a musl child inherits the
+#   2. what only musl shows (and what needs zlib elsewhere): a GPT
+#      partition as its own file; the exec guard (a musl child inherits the
 #      image and reads it through stdin, a glibc one is refused), a
 #      deflate-compressed image (the built-in decoder: == raw twin) and a
 #      zstd one (ENOTSUP and one line, image not marked corrupt), a glibc
@@ -101,6 +102,15 @@ if qemu-img convert -q -c -o compression_type=zstd -f qcow2 -O qcow2 st.qcow2 zs
 else
 	fail "qemu-img cannot make a zstd-compressed image"
 fi
+
+# partitions as files (IMAGE.qcow2/pN): GPT checksums without zlib (crc32.c)
+truncate -s 8M pt.raw && printf 'label: gpt\nstart=2048, size=4096\nstart=6144, size=8192\n' |
+	sfdisk -q pt.raw >/dev/null 2>&1 &&
+	dd if=fdio.raw of=pt.raw bs=512 seek=6144 count=8192 conv=notrunc status=none &&
+	dd if=pt.raw of=p2.raw bs=512 skip=6144 count=8192 status=none &&
+	qemu-img convert -q -f raw -O qcow2 pt.raw pt.qcow2 || fail "making a GPT disk"
+same "a musl program reads partition 2 of a GPT image as its own file (pt.qcow2/p2)" \
+	"$(./misc read p2.raw 2>&1)" "$(M ./misc read pt.qcow2/p2 2>&1)"
 
 same "a glibc program with the musl shim preloaded does not start (never reads raw bytes)" "127 0" \
 	"$(env LD_PRELOAD="$LIB" /bin/cat st.qcow2 >/dev/null 2>&1; echo $?) $(env LD_PRELOAD="$LIB" /bin/cat st.qcow2 2>/dev/null | wc -c)"
