@@ -17,7 +17,7 @@ BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS    := -lz -lzstd -lpthread
 
-.PHONY: all test unit integration deps demo clean shim-test shim-san bench
+.PHONY: all test unit integration deps demo clean shim-test shim-san bench stress
 all: $(B)/libqcow.a $(B)/libqcowshim.so $(B)/qcowshim $(B)/qcowtool
 
 # ---- qcow/: the translator library ---------------------------------------
@@ -108,8 +108,26 @@ unit: $(UNIT_BIN)
 		done; exit $$fail
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
-integration: all
+integration: all $(B)/stress/stresskill $(B)/stress/crashpoints
 	@sh tests/integration/run.sh
+
+# ---- tests/stress: make stress (long runs; short runs are in make test) ----
+# STRESS_TRIALS (kill -9 trials, default 400), STRESS_POINTS (power cuts, 5000).
+$(B)/stress/stresskill: tests/stress/stresskill.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -o $@ $<
+
+# Optimized, not sanitized: thousands of points (the unit tests run the same
+# crash model under ASan+UBSan).
+$(B)/stress/crashpoints: tests/stress/crashpoints.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(B)/libqcow.a
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(CFLAGS) \
+		-Iqcow -Itests/unit -o $@ $< $(UNIT_HELP) $(B)/libqcow.a $(LIBS)
+
+STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints
+
+stress: all $(STRESS_BIN)
+	@sh tests/stress/run.sh
 
 # ---- set-up and housekeeping ----------------------------------------------
 deps:
