@@ -108,7 +108,8 @@ unit: $(UNIT_BIN)
 		done; exit $$fail
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
-integration: all $(B)/stress/stresskill $(B)/stress/crashpoints
+integration: all $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/tsan/libqcowshim.so \
+	$(B)/tsan/threads_tsan
 	@sh tests/integration/run.sh
 
 # ---- tests/stress: make stress (long runs; short runs are in make test) ----
@@ -124,7 +125,29 @@ $(B)/stress/crashpoints: tests/stress/crashpoints.c $(UNIT_HELP) $(wildcard test
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(CFLAGS) \
 		-Iqcow -Itests/unit -o $@ $< $(UNIT_HELP) $(B)/libqcow.a $(LIBS)
 
-STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints
+# ThreadSanitizer builds of the library and the shim, and the threads driver.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+$(B)/tsan/qcow/%.o: qcow/%.c $(QCOW_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -D_FILE_OFFSET_BITS=64 -O1 -g $(TSAN) -c -o $@ $<
+
+$(B)/tsan/libqcow.a: $(QCOW_SRC:%.c=$(B)/tsan/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/tsan/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) qcow/qcow.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -U_FORTIFY_SOURCE -Iqcow -O1 -g $(TSAN) -c -o $@ $<
+
+$(B)/tsan/libqcowshim.so: $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a $(B)/shim/exports.map
+	$(CC) -shared $(TSAN) -o $@ $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a -ldl $(LIBS) \
+		-Wl,--version-script=$(B)/shim/exports.map
+
+$(B)/tsan/threads_tsan: tests/stress/threads_tsan.c $(B)/tsan/libqcow.a qcow/qcow.h
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g $(TSAN) -Iqcow \
+		-o $@ $< $(B)/tsan/libqcow.a $(LIBS)
+
+STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/tsan/libqcowshim.so \
+	$(B)/tsan/threads_tsan
 
 stress: all $(STRESS_BIN)
 	@sh tests/stress/run.sh

@@ -20,4 +20,5 @@ mkdir -p "$B/stress/failed"
 part "power cuts (tests/stress/crashpoints.c)" \
 	"$B/stress/crashpoints" -n "${STRESS_POINTS:-3000}" -q "${STRESS_QEMU:-3}" -s "$SEED" -d "$B/stress/failed"
 part "kill -9 through the shim (tests/stress/kill.sh)" env STRESS_SEED="$SEED" sh tests/stress/kill.sh
+part "threads under ThreadSanitizer (tests/stress/threads.sh)" sh tests/stress/threads.sh 16 1500
 exit $rc
