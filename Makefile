@@ -108,13 +108,18 @@ unit: $(UNIT_BIN)
 		done; exit $$fail
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
-integration: all $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/tsan/libqcowshim.so \
+integration: all $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
+	$(B)/tsan/libqcowshim.so \
 	$(B)/tsan/threads_tsan
 	@sh tests/integration/run.sh
 
 # ---- tests/stress: make stress (long runs; short runs are in make test) ----
 # STRESS_TRIALS (kill -9 trials, default 400), STRESS_POINTS (power cuts, 5000).
 $(B)/stress/stresskill: tests/stress/stresskill.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -o $@ $<
+
+$(B)/stress/multiproc: tests/stress/multiproc.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -o $@ $<
 
@@ -146,7 +151,8 @@ $(B)/tsan/threads_tsan: tests/stress/threads_tsan.c $(B)/tsan/libqcow.a qcow/qco
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g $(TSAN) -Iqcow \
 		-o $@ $< $(B)/tsan/libqcow.a $(LIBS)
 
-STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/tsan/libqcowshim.so \
+STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
+	$(B)/tsan/libqcowshim.so \
 	$(B)/tsan/threads_tsan
 
 stress: all $(STRESS_BIN)

@@ -21,4 +21,5 @@ part "power cuts (tests/stress/crashpoints.c)" \
 	"$B/stress/crashpoints" -n "${STRESS_POINTS:-3000}" -q "${STRESS_QEMU:-3}" -s "$SEED" -d "$B/stress/failed"
 part "kill -9 through the shim (tests/stress/kill.sh)" env STRESS_SEED="$SEED" sh tests/stress/kill.sh
 part "threads under ThreadSanitizer (tests/stress/threads.sh)" sh tests/stress/threads.sh 16 1500
+part "several processes on one image (tests/stress/multiproc.sh)" sh tests/stress/multiproc.sh 6 4 30
 exit $rc
