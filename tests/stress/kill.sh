@@ -11,6 +11,8 @@
 #   - qemu-img check exits 0 or 3 (leaked clusters allowed, never corruption)
 #   - every byte last written or discarded by an op that a returned sync point
 #     covers reads back (qemu-img convert -O raw, compared by stresskill check).
+# In every third trial another process keeps reading the image through the
+# shim meanwhile, so the writer publishes its metadata after every write.
 # STRESS_TRIALS (default 400, ~10 min on 2 shared cores), STRESS_SEED,
 # STRESS_MAX_MS (longest delay before the kill, default 1200).
 set -eu
@@ -112,9 +114,19 @@ while [ "$i" -lt "$TRIALS" ]; do
 	s=$((SEED + i)) _rc=0
 	prepare
 	ms=$((20 + $(rnd "$MAXMS")))
+	rpid=""
+	if [ $((i % 3)) = 0 ]; then
+		LD_PRELOAD="$SHIM" sh -c 'while :; do cat "$1" >/dev/null 2>&1; done' reader "$T/img.qcow2" &
+		rpid=$!
+		desc="$desc, with a reader process"
+	fi
 	LD_PRELOAD="$SHIM" "$SK" write "$T/img.qcow2" "$T/log" "$s" 2>"$T/err" &
 	pid=$!
 	sleep "$(awk -v d="$ms" 'BEGIN{printf "%.3f", d/1000}')"
+	if [ -n "$rpid" ]; then
+		kill -9 "$rpid" 2>/dev/null || true
+		wait "$rpid" 2>/dev/null || true
+	fi
 	if ! kill -9 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null || true
 		fail "the writer ended before the kill: $(tail -n 2 "$T/err")"
