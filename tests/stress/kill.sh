@@ -6,7 +6,8 @@
 # extended L2, or a qemu-made image with an internal snapshot, a backing
 # file or compressed clusters), runs `stresskill write` under
 # LD_PRELOAD=libqcowshim.so (random pwrite / punch-hole discard / fsync /
-# fdatasync / sync_file_range+fsync / close+reopen, each op logged), kills
+# fdatasync / sync_file_range+fsync / sync_file_range / close+reopen, each op
+# logged), kills
 # it with SIGKILL after a random delay, and then requires, without the shim:
 #   - qemu-img check exits 0 or 3 (leaked clusters allowed, never corruption)
 #   - every byte last written or discarded by an op that a returned sync point

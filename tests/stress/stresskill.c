@@ -4,7 +4,7 @@
  *   stresskill write IMG LOG SEED
  *       Run under LD_PRELOAD=libqcowshim.so until killed: random pwrite,
  *       fallocate(PUNCH_HOLE) and sync points (fsync, fdatasync,
- *       sync_file_range + fsync, close + reopen) on IMG.  Before each op
+ *       sync_file_range + fsync, sync_file_range alone, close + reopen) on IMG.  Before each op
  *       it appends an intent record to LOG (a plain file); after each sync
  *       point returns it appends a commit record and fdatasyncs LOG.  A
  *       kill -9 cannot lose a completed write(2) to LOG, so LOG names every
@@ -79,7 +79,7 @@ static int open_img(const char *img)
 static int sync_point(int fd, int lfd, const char *img, uint64_t size)
 {
 	int r;
-	switch (below(4)) {
+	switch (below(5)) {
 	case 0:
 		r = fsync(fd);
 		break;
@@ -91,6 +91,9 @@ static int sync_point(int fd, int lfd, const char *img, uint64_t size)
 				    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
 		if (r == 0)
 			r = fsync(fd);
+		break;
+	case 3: /* alone: the shim flushes the translator for it too */
+		r = sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
 		break;
 	default:
 		r = close(fd);
