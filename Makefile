@@ -4,6 +4,7 @@
 #   make test       deps, then unit tests (ASan+UBSan), then integration tests
 #   make demo       deps, then an end-to-end job on a fresh image
 #   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
+#   make stress     long crash, power-cut, thread and multi-process runs (tests/stress/run.sh)
 #   make deps       install missing Debian packages (or print the command)
 #   make clean
 
