@@ -86,12 +86,15 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 ParameterizedTestParameters(crash, seeds)
 {
 	static struct crash_geo g[] = {
-		{ 9, 4, 3, false, false, false }, { 9, 0, 3, false, false, false }, { 9, 6, 3, false, false, false },
-		{ 12, 4, 3, false, false, false }, { 12, 1, 3, false, false, false }, { 12, 4, 2, false, false, false },
-		{ 16, 4, 3, false, false, false }, { 16, 3, 3, false, false, false }, { 16, 4, 2, false, false, false },
-		{ 18, 2, 3, false, false, false }, { 9, 4, 3, true, false, false }, { 12, 0, 3, true, false, false },
-		{ 12, 4, 2, true, false, false }, { 12, 4, 3, false, true, false }, { 9, 6, 3, false, true, false },
-		{ 16, 4, 3, true, true, false }, { 14, 4, 3, false, false, true }, { 17, 2, 3, true, false, true },
+		{ 9, 4, 3, false, false, false }, { 9, 0, 3, false, false, false },
+		{ 9, 6, 3, false, false, false }, { 12, 4, 3, false, false, false },
+		{ 12, 1, 3, false, false, false }, { 12, 4, 2, false, false, false },
+		{ 16, 4, 3, false, false, false }, { 16, 3, 3, false, false, false },
+		{ 16, 4, 2, false, false, false }, { 18, 2, 3, false, false, false },
+		{ 9, 4, 3, true, false, false }, { 12, 0, 3, true, false, false },
+		{ 12, 4, 2, true, false, false }, { 12, 4, 3, false, true, false },
+		{ 9, 6, 3, false, true, false }, { 16, 4, 3, true, true, false },
+		{ 14, 4, 3, false, false, true }, { 17, 2, 3, true, false, true },
 	};
 	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
 }
@@ -323,8 +326,9 @@ static void mid_op_crash(const struct crash_geo *g, uint64_t seed)
 ParameterizedTestParameters(crash, mid_op)
 {
 	static struct crash_geo g[] = {
-		{ 9, 4, 3, false, false, false }, { 9, 6, 3, true, false, false }, { 12, 0, 3, false, false, false },
-		{ 12, 4, 2, false, false, false }, { 12, 4, 3, true, false, false }, { 16, 4, 3, false, false, false },
+		{ 9, 4, 3, false, false, false }, { 9, 6, 3, true, false, false },
+		{ 12, 0, 3, false, false, false }, { 12, 4, 2, false, false, false },
+		{ 12, 4, 3, true, false, false }, { 16, 4, 3, false, false, false },
 		{ 12, 4, 3, false, true, false }, { 15, 4, 3, true, false, true },
 	};
 	return cr_make_param_array(struct crash_geo, g, sizeof g / sizeof *g);
