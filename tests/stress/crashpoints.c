@@ -9,9 +9,11 @@
  * 1..64, v2/v3, extended L2, lazy refcounts, minimal caches) and a workload:
  *   mix       random writes / zero writes / discards / reads / flushes
  *   resize    the same, interleaved with shrink-and-grow-back cycles
- *   l1grow    the image starts at 1 MiB and grows (L1 relocation) first
- *   reftable  512 B clusters, 64-bit refcounts: growth past what the refcount
- *             table covers
+ *   l1grow    the image starts at 1 MiB and first grows past what one L1
+ *             cluster covers (the L1 table is relocated)
+ *   reftable  512 B clusters, 64-bit refcounts, a host file just under the
+ *             2 MiB one refcount table cluster covers: 384 KiB of fresh
+ *             writes first (the refcount table grows), then the mix
  * on the crash backend (tests/unit/qt_crash.c: the durable bytes plus a
  * random in-order subset of the writes since the last flush, torn at 512 B
  * sectors).  The cut is either armed at a random mutating backend call (inside
@@ -45,6 +47,7 @@ struct geo {
 struct stats {
 	unsigned long points, armed, at_end, qemu_checked, qemu_leaks, leaks, dirty, fails;
 	unsigned long by_cb[22], by_work[W_N], by_order[7], v2, ext;
+	unsigned long rt_grew, l1_grew; /* the surviving header shows the growth */
 	uint64_t stable_bytes;
 };
 
@@ -67,11 +70,11 @@ static struct geo draw_geo(uint64_t *rng)
 	if (g.size > (16u << 20))
 		g.size = 16u << 20;
 	g.start = g.size;
-	if (g.work == W_L1GROW) {
-		g.cb = 9 + (unsigned)qt_below(rng, 4);
+	if (g.work == W_L1GROW) { /* one L1 cluster covers 2 MiB (512 B), 16 MiB (1 KiB) */
+		g.cb = 9 + (unsigned)qt_below(rng, 2);
 		g.ext = false;
 		g.start = 1 << 20;
-		g.size = 12 << 20;
+		g.size = g.cb == 9 ? 12 << 20 : 24 << 20;
 	} else if (g.work == W_REFTABLE) {
 		g.cb = 9;
 		g.version = 3;
@@ -100,7 +103,8 @@ static uint8_t *base_image(const struct geo *g, uint64_t seed, struct qt_track *
 	if (!q)
 		return NULL;
 	qt_track_init(t, g->size);
-	uint64_t fill = g->start / (g->work == W_REFTABLE ? 8 : 3);
+	/* reftable: the host file ends just below the 2 MiB one reftable cluster covers */
+	uint64_t fill = g->work == W_REFTABLE ? (2u << 20) - (240u << 10) : g->start / 3;
 	qt_fill_pattern(t->flat, fill, seed);
 	uint8_t *img = NULL;
 	if (qcow_write(q, t->flat, fill, 0) == (ssize_t)fill && qcow_flush(q) == 0)
@@ -151,6 +155,16 @@ static int workload(const struct geo *g, struct qcow *q, struct qt_track *t, uin
 				return 0;
 		}
 		return 0;
+	case W_REFTABLE: { /* 384 KiB into fresh clusters: past the reftable's coverage */
+		uint64_t off = t->size / 2, n = 384u << 10;
+		qt_fill_pattern(t->flat + off, n, seed + 3);
+		memset(t->stable + off, 0, n);
+		if (qcow_write(q, t->flat + off, n, off) != (ssize_t)n) {
+			t->errors++;
+			memset(t->known + off, 0, n);
+		}
+		return qt_track_run(t, q, cs, seed, nops);
+	}
 	default:
 		return qt_track_run(t, q, cs, seed, nops);
 	}
@@ -322,6 +336,8 @@ static void one_point(unsigned long point, uint64_t seed, bool with_qemu, struct
 		st->qemu_checked++;
 		st->qemu_leaks += leaked;
 	}
+	st->rt_grew += qt_be32(after + QH_RT_CLUSTERS) > qt_be32(img + QH_RT_CLUSTERS);
+	st->l1_grew += qt_be64(after + QH_L1_OFF) != qt_be64(img + QH_L1_OFF);
 	st->points++;
 	st->by_cb[g.cb]++;
 	st->by_work[g.work]++;
@@ -376,6 +392,7 @@ int main(int argc, char **argv)
 	printf("\n  by workload:");
 	for (unsigned w = 0; w < W_N; w++)
 		printf(" %s:%lu", work_name[w], st.by_work[w]);
-	printf("\n  v2: %lu, extended L2: %lu\n", st.v2, st.ext);
+	printf("\n  v2: %lu, extended L2: %lu; the surviving image has a grown refcount table: %lu,"
+	       " a relocated L1 table: %lu\n", st.v2, st.ext, st.rt_grew, st.l1_grew);
 	return st.fails ? 1 : 0;
 }
