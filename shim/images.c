@@ -393,14 +393,18 @@ int img_ready(struct shim_image *img, bool write)
 	return 0;
 }
 
+__thread int img_release_err;
+
 /* Flush and close the translator, releasing the locks.  img->mu held. */
 static void img_release(struct shim_image *img)
 {
 	if (!img->q)
 		return;
 	int r = qcow_close(img->q);
-	if (r < 0)
+	if (r < 0) {
 		shim_msg("%s: flushing the image failed: %s", img->shown, strerror(-r));
+		img_release_err = r;
+	}
 	img->q = NULL;
 	img->trfd = -1;
 	img->writer = img->rw = false;
