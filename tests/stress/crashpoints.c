@@ -373,8 +373,11 @@ int main(int argc, char **argv)
 	snprintf(tmp_img, sizeof tmp_img, "%s/crashpoints-%d.qcow2", tmpd, (int)getpid());
 	snprintf(tmp_raw, sizeof tmp_raw, "%s/crashpoints-%d.raw", tmpd, (int)getpid());
 	struct stats st = { 0 };
-	for (unsigned long i = 1; i <= n; i++)
+	for (unsigned long i = 1; i <= n; i++) {
 		one_point(i, seed * 1000003 + i, every && i % every == 0, &st);
+		if (i % 500 == 0 && i < n)
+			fprintf(stderr, "crashpoints: %lu of %lu points, %lu failed\n", i, n, st.fails);
+	}
 	unlink(tmp_img);
 	unlink(tmp_raw);
 	printf("crashpoints: %lu points (seed %llu): %lu failed; %lu cut inside an operation, %lu "
