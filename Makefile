@@ -6,6 +6,8 @@
 #   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
 #   make stress     long crash, power-cut, thread and multi-process runs (tests/stress/run.sh)
 #   make deps       install missing Debian packages (or print the command)
+#   make examples   build/examples/raw2qcow2 (examples/raw2qcow2.c on libqcow.a)
+#   make install    PREFIX (default /usr/local) and DESTDIR honoured; make uninstall
 #   make clean
 
 CC      ?= cc
@@ -18,7 +20,8 @@ BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS    := -lz -lzstd -lpthread
 
-.PHONY: all test unit integration deps demo clean shim-test shim-san bench stress
+.PHONY: all test unit integration deps demo clean shim-test shim-san bench examples install uninstall \
+	stress
 all: $(B)/libqcow.a $(B)/libqcowshim.so $(B)/qcowshim $(B)/qcowtool
 
 # ---- qcow/: the translator library ---------------------------------------
@@ -89,6 +92,44 @@ $(B)/qcowtool: tests/tools/qcowtool.c $(B)/libqcow.a qcow/qcow.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(CFLAGS) -Iqcow -o $@ $< $(B)/libqcow.a $(LIBS)
 
+# ---- examples/: the C example uses qcow/ directly as a library -----------
+examples: $(B)/examples/raw2qcow2
+$(B)/examples/raw2qcow2: examples/raw2qcow2.c $(B)/libqcow.a qcow/qcow.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_FILE_OFFSET_BITS=64 $(CFLAGS) -Iqcow -o $@ $< $(B)/libqcow.a $(LIBS)
+
+# ---- make install / uninstall ---------------------------------------------
+# The installed wrapper names the installed library directory (without
+# DESTDIR: that is only a staging root), never the build directory.
+LIBDIR   := $(PREFIX)/lib/qcowshim
+BINDIR   := $(PREFIX)/bin
+MANDIR   := $(PREFIX)/share/man
+DOCDIR   := $(PREFIX)/share/doc/qcowshim
+EX_SH    := $(wildcard examples/*.sh)
+EXAMPLES := $(EX_SH) $(wildcard examples/*.c)
+INSTALLED := $(LIBDIR)/libqcowshim.so $(BINDIR)/qcowshim $(MANDIR)/man1/qcowshim.1 \
+	$(MANDIR)/man7/libqcowshim.7 $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
+	$(EXAMPLES:%=$(DOCDIR)/%)
+
+# The wrapper is generated at every install: PREFIX may differ from the last.
+install: $(B)/libqcowshim.so
+	@mkdir -p $(B)/install
+	sed 's|@LIBDIR@|$(LIBDIR)|g' shim/qcowshim.in > $(B)/install/qcowshim
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(B)/libqcowshim.so $(DESTDIR)$(LIBDIR)/libqcowshim.so
+	install -m 0755 $(B)/install/qcowshim $(DESTDIR)$(BINDIR)/qcowshim
+	install -m 0644 man/qcowshim.1 $(DESTDIR)$(MANDIR)/man1/qcowshim.1
+	install -m 0644 man/libqcowshim.7 $(DESTDIR)$(MANDIR)/man7/libqcowshim.7
+	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	install -m 0755 $(EX_SH) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 $(filter %.c,$(EXAMPLES)) $(DESTDIR)$(DOCDIR)/examples/
+
+# Exactly what install put there, then the qcowshim directories if empty.
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR) 2>/dev/null || :
+
 # ---- tests/unit: criterion, built with ASan + UBSan ----------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_HELP := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
@@ -98,6 +139,12 @@ $(B)/unit/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(B)/san/lib
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DQC_TEST -O1 -g $(SAN) \
 		-Iqcow -Itests/unit -o $@ $< $(UNIT_HELP) $(B)/san/libqcow.a -lcriterion $(LIBS)
+
+# test_parttab tests shim/parttab.c, which is pure (no interposition): built in.
+$(B)/unit/test_parttab: tests/unit/test_parttab.c shim/parttab.c shim/parttab.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O1 -g $(SAN) -Ishim -o $@ $< shim/parttab.c \
+		-lcriterion -lz
 
 # A binary that runs no test (a criterion start-up failure) fails too.
 unit: $(UNIT_BIN)
@@ -109,9 +156,8 @@ unit: $(UNIT_BIN)
 		done; exit $$fail
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
-integration: all $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
-	$(B)/tsan/libqcowshim.so \
-	$(B)/tsan/threads_tsan
+integration: all examples $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
+	$(B)/tsan/libqcowshim.so $(B)/tsan/threads_tsan
 	@sh tests/integration/run.sh
 
 # ---- tests/stress: make stress (long runs; short runs are in make test) ----

@@ -77,6 +77,7 @@ int qc_backing_open(struct qcow *q)
 		struct qcow *base;
 		o.flags |= QCOW_RDONLY;
 		o.path = name;
+		o.snapshot = NULL; /* a snapshot is the top image's */
 		if ((r = qc_open_depth(&base, be, &o, q->depth + 1)) < 0) {
 			be.ops->close(be.h);
 			goto out;

@@ -106,6 +106,13 @@ static int parse_extensions(struct qcow *q, uint64_t end)
 			if (!(q->data_file_name = strndup((const char *)h + off, len)))
 				return -ENOMEM;
 			break;
+		case QC_EXT_BITMAPS: /* checked before use (bitmaps.c) */
+			if (len >= 24) {
+				q->bm_nb = be32_get(h + off);
+				q->bm_dir_bytes = be64_get(h + off + 8);
+				q->bm_dir_offset = be64_get(h + off + 16);
+			}
+			break;
 		case QC_EXT_CRYPTO:
 			qc_log(q, "encrypted images are not supported");
 			return -ENOTSUP;

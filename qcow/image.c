@@ -88,6 +88,8 @@ int qc_pwrite(struct qcow *q, struct qcow_backend *be, const void *buf, size_t n
 /* Write metadata of `kind` to the image file, after the overlap check. */
 int qc_meta_pwrite(struct qcow *q, const void *buf, size_t n, uint64_t off, unsigned kind)
 {
+	if (kind == QC_META_REFBLOCK || kind == QC_META_REFTABLE)
+		q->ord_unsynced = true;
 	int r = qc_check_write(q, off, n, kind);
 	return r < 0 ? r : qc_pwrite(q, &q->be, buf, n, off);
 }
@@ -119,11 +121,17 @@ int qc_sync(struct qcow *q)
 	int r = 0;
 	if (!q->unsynced)
 		return 0;
+	if (q->extend_pending && q->be.ops->truncate &&
+	    (r = q->be.ops->truncate(q->be.h, q->file_end)) < 0)
+		return r;
+	q->extend_pending = false;
+	if (q->publishing && !q->ord_unsynced && !q->l2_new_unsynced)
+		return 0; /* only data pending: references to it may reach the file first */
 	if (q->has_data_file && (r = q->data_be.ops->flush(q->data_be.h)) < 0)
 		return r;
 	if ((r = q->be.ops->flush(q->be.h)) < 0)
 		return r;
-	q->unsynced = false;
+	q->unsynced = q->l2_new_unsynced = q->ord_unsynced = false;
 	return 0;
 }
 
@@ -135,7 +143,8 @@ static int l2_before_write(struct qcow *q)
 
 /*
  * Everything written so far becomes durable, in the order
- * data + refcount increments -> L2 -> L1 -> deferred frees.
+ * data + refcount increments + new L2 tables -> L2 updates and L1 -> deferred
+ * frees (see qc_l1_sync for why L2 updates and L1 share one sync).
  */
 int qc_flush_locked(struct qcow *q)
 {
@@ -147,11 +156,29 @@ int qc_flush_locked(struct qcow *q)
 	if ((r = qc_cache_flush(q, &q->l2_cache)) < 0)
 		return r;
 	if (q->l1_dirty_lo < q->l1_dirty_hi &&
-	    ((r = qc_refblocks_sync(q)) < 0 || (r = qc_l1_sync(q)) < 0))
+	    ((q->l2_new_unsynced && (r = qc_refblocks_sync(q)) < 0) || (r = qc_l1_sync(q)) < 0))
 		return r;
-	if (q->nfrees && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
+	if (q->nfrees && !q->publishing && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
 		return r;
 	return qc_refblocks_sync(q);
+}
+
+/*
+ * Make every completed write visible to other readers of the file, crash-
+ * safely but without waiting for durability: refcounts (and new L2 tables)
+ * are synced before anything that references them reaches the file, as in
+ * a flush; guest data is not, so after a power loss (not a process kill) a
+ * write that was never fsynced may read back as older contents, as with
+ * qemu.  Frees stay deferred to the next flush.
+ */
+int qcow_publish(struct qcow *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->publishing = true;
+	int r = qc_flush_locked(q);
+	q->publishing = false;
+	pthread_mutex_unlock(&q->lock);
+	return r;
 }
 
 static bool overlaps(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
@@ -214,6 +241,8 @@ static int load(struct qcow *q)
 	    (r = qc_reftable_load(q, fsize)) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
 	    (r = check_layout(q)) < 0)
 		return r;
+	if (q->opts.snapshot && (r = qc_l1_load_snapshot(q, q->opts.snapshot, fsize)) < 0)
+		return r;
 	size_t l2b = q->opts.l2_cache_bytes ? q->opts.l2_cache_bytes : DEFAULT_L2_CACHE;
 	size_t rbb = q->opts.refblock_cache_bytes ? q->opts.refblock_cache_bytes : DEFAULT_RB_CACHE;
 	if ((r = qc_cache_init(&q->l2_cache, "L2", QC_META_L2, q->l2_slice_bytes, l2b)) < 0 ||
@@ -247,10 +276,15 @@ static int open_writable(struct qcow *q)
 	if ((q->incompat & QC_INCOMPAT_DIRTY) &&
 	    ((r = qc_repair_refcounts(q)) < 0 || (unload(q), r = load(q)) < 0))
 		return r;
-	/* Autoclear bits announce structures we do not maintain (bitmaps...);
-	 * a raw external data file we do maintain (data at guest offsets,
-	 * zeros written). */
+	/* Autoclear bits announce structures we do not maintain; a raw
+	 * external data file we do maintain (data at guest offsets, zeros
+	 * written), and bitmaps flagged IN_USE stay valid (bitmaps.c). */
 	uint64_t keep = q->has_data_file ? QC_AUTOCLEAR_DATA_FILE_RAW : 0;
+	int bm = q->version >= 3 ? qc_bitmaps_mark_in_use(q) : 0;
+	if (bm < 0)
+		return bm;
+	if (bm == 1)
+		keep |= QC_AUTOCLEAR_BITMAPS;
 	if (q->version >= 3 && (q->autoclear & ~keep)) {
 		q->autoclear &= keep;
 		be64_put(q->hdr + QH_AUTOCLEAR, q->autoclear);
@@ -291,6 +325,11 @@ int qc_open_depth(struct qcow **out, struct qcow_backend be, const struct qcow_o
 	q->read_only = true; /* nothing is written before everything is validated */
 	bool want_rw = !(q->opts.flags & QCOW_RDONLY);
 	int r = -ENOMEM;
+	if (want_rw && q->opts.snapshot) {
+		qc_log(q, "internal snapshot '%s' opens read-only", q->opts.snapshot);
+		r = -EROFS;
+		goto fail;
+	}
 	if (o && o->path && !(q->path = strdup(o->path)))
 		goto fail;
 	if ((r = load(q)) < 0 || (r = qc_data_file_open(q, want_rw)) < 0 ||

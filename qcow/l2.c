@@ -19,14 +19,14 @@
 
 #include "qcow_int.h"
 
-/* Load the active L1 table and register every L2 table it references. */
-int qc_l1_load(struct qcow *q, uint64_t file_size)
+/* Read and validate the L1 table at q->l1_offset, q->l1_size entries, and
+ * register every L2 table it references; an active L1 must cover the
+ * virtual size. */
+static int l1_read(struct qcow *q, uint64_t file_size, bool active)
 {
-	q->l1_size = be32_get(q->hdr + QH_L1_SIZE);
-	q->l1_offset = be64_get(q->hdr + QH_L1_OFFSET);
 	uint64_t per_l1 = q->cluster_bits + q->l2_bits;
 	uint64_t need = (q->size + (1ull << per_l1) - 1) >> per_l1;
-	if (need > q->l1_size) {
+	if (active && need > q->l1_size) {
 		qc_log(q, "L1 table too small (%u entries) for the virtual size %llu", q->l1_size,
 		       (unsigned long long)q->size);
 		return need * 8 > QC_MAX_L1_BYTES ? -EFBIG : -EINVAL;
@@ -63,12 +63,53 @@ int qc_l1_load(struct qcow *q, uint64_t file_size)
 	return 0;
 }
 
+/* Load the active L1 table (the header's). */
+int qc_l1_load(struct qcow *q, uint64_t file_size)
+{
+	q->l1_size = be32_get(q->hdr + QH_L1_SIZE);
+	q->l1_offset = be64_get(q->hdr + QH_L1_OFFSET);
+	return l1_read(q, file_size, true);
+}
+
+/*
+ * Present internal snapshot `name` (else the one whose id is `name`)
+ * instead of the active image: its L1 table replaces the active one in
+ * memory.  The virtual size stays the active one and clusters beyond the
+ * snapshot's L1 read as unallocated, exactly what qemu's temporary
+ * snapshot load (qemu-img convert -l) shows.  Read-only opens only.
+ */
+int qc_l1_load_snapshot(struct qcow *q, const char *name, uint64_t file_size)
+{
+	const struct qc_snapshot *s = NULL;
+	for (unsigned i = 0; i < q->nb_snapshots && !s; i++)
+		if (!strcmp(q->snaps[i].name, name))
+			s = &q->snaps[i];
+	for (unsigned i = 0; i < q->nb_snapshots && !s; i++)
+		if (!strcmp(q->snaps[i].id, name))
+			s = &q->snaps[i];
+	if (!s) {
+		qc_log(q, "no internal snapshot named '%s'", name);
+		return -ENOENT;
+	}
+	free(q->l1);
+	q->l1 = NULL;
+	qc_metaset_free(&q->meta); /* the active L2 tables may be the snapshot's */
+	q->l1_size = s->l1_size;
+	q->l1_offset = s->l1_offset;
+	return l1_read(q, file_size, false);
+}
+
 static void l1_mark(struct qcow *q, uint32_t i)
 {
 	qc_range_mark(&q->l1_dirty_lo, &q->l1_dirty_hi, i);
 }
 
-/* Write the dirty part of L1.  Call only after every dirty L2 slice is durable. */
+/*
+ * Write the dirty part of L1.  Call only once every L2 table it points to
+ * has its first contents (zeros or the copy) and its refcount durable;
+ * later updates of its slices need not be, as each entry alone only points
+ * at durable data and refcounts.
+ */
 int qc_l1_sync(struct qcow *q)
 {
 	return qc_table_write(q, q->l1, &q->l1_dirty_lo, &q->l1_dirty_hi, q->l1_offset, QC_META_L1);
@@ -157,6 +198,7 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 	}
 	q->l1[l1_index] = hoff | QC_COPIED;
 	l1_mark(q, l1_index);
+	q->l2_new_unsynced = true;
 	return 0;
 }
 

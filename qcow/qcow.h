@@ -109,6 +109,11 @@ struct qcow_opts {
 	/* Receives one line (no newline) per failure reason.  May be NULL. */
 	void (*log)(void *arg, const char *msg);
 	void *arg;
+	/* Non-NULL: present the internal snapshot with this name (or, when no
+	 * name matches, this id) instead of the active image; read-only (a
+	 * writable open fails with -EROFS).  Not applied to backing files.
+	 * The string must stay valid while the image is open. */
+	const char *snapshot;
 };
 
 struct qcow_create_opts {
@@ -143,6 +148,10 @@ ssize_t qcow_write(struct qcow *q, const void *buf, size_t n, uint64_t voff);
 int qcow_zero(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags);
 /* Make everything written so far durable, in crash-safe order. */
 int qcow_flush(struct qcow *q);
+/* Write cached metadata so that other readers of the file see every
+ * completed write; crash-safe (refcounts reach the disk before references
+ * to them) but guest data is not made durable, so cheaper than a flush. */
+int qcow_publish(struct qcow *q);
 /* Grow or shrink the virtual size.  Bytes beyond the old size read as zeros. */
 int qcow_resize(struct qcow *q, uint64_t size);
 uint64_t qcow_size(struct qcow *q);

@@ -96,6 +96,8 @@ struct qcow {
 	char backing_name[QC_MAX_BACKING_NAME + 1];
 	char backing_fmt[32];
 	char *data_file_name;
+	uint32_t bm_nb; /* bitmaps extension: number of bitmaps, directory */
+	uint64_t bm_dir_bytes, bm_dir_offset;
 
 	/* derived geometry */
 	bool extl2;
@@ -131,6 +133,10 @@ struct qcow {
 	size_t nfrees, frees_cap;
 	uint64_t free_hint; /* no free cluster below this index */
 	uint64_t file_end;  /* size of the image file as far as we know */
+	bool extend_pending; /* file_end not yet applied to the file (qc_sync does) */
+	bool l2_new_unsynced; /* a new L2 table's first contents are not yet durable */
+	bool ord_unsynced;    /* refcount blocks or table written since the last sync */
+	bool publishing;      /* inside qcow_publish: sync only what ordering needs */
 
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 
@@ -205,6 +211,7 @@ QC_HIDDEN int qc_frees_apply(struct qcow *q);
 
 /* l2.c */
 QC_HIDDEN int qc_l1_load(struct qcow *q, uint64_t file_size);
+QC_HIDDEN int qc_l1_load_snapshot(struct qcow *q, const char *name, uint64_t file_size);
 QC_HIDDEN int qc_l1_sync(struct qcow *q);
 QC_HIDDEN int qc_l1_grow(struct qcow *q, uint64_t entries);
 QC_HIDDEN int qc_l2_slice(struct qcow *q, uint64_t cluster, bool alloc, struct qc_cent **e,
@@ -232,6 +239,11 @@ QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned
 
 /* compress.c */
 QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
+
+/* bitmaps.c */
+QC_HIDDEN int qc_bitmaps_count(struct qcow *q, int (*count)(void *, uint64_t, uint64_t),
+			       void *arg);
+QC_HIDDEN int qc_bitmaps_mark_in_use(struct qcow *q);
 
 /* repair.c */
 QC_HIDDEN int qc_repair_refcounts(struct qcow *q);

@@ -4,9 +4,10 @@
  *
  * Every cluster is counted from what references it: header, active and
  * snapshot L1 tables, their L2 tables and data clusters, the snapshot
- * table.  New refcount blocks and a new refcount table are written past
- * everything in use, describing themselves; then the header is switched to
- * them in one write and the dirty bit cleared.  Until the switch the old
+ * table, the bitmap directory, tables and data (bitmaps.c).  New refcount
+ * blocks and a new refcount table are written past everything in use,
+ * describing themselves; then the header is switched to them in one write
+ * and the dirty bit cleared.  Until the switch the old
  * (stale, dirty-flagged) structures stay in place, so a crash during repair
  * leaves an image that still says it needs repair.
  */
@@ -19,6 +20,7 @@
 #define MAX_REPAIR_CLUSTERS (1ull << 26) /* 256 MiB of counters */
 
 struct counts {
+	struct qcow *q;
 	uint32_t *rc;
 	uint64_t n; /* clusters counted (array size) */
 };
@@ -37,6 +39,12 @@ static int count(struct qcow *q, struct counts *c, uint64_t hoff, uint64_t len)
 		if (++c->rc[i] == 0)
 			return -ERANGE;
 	return 0;
+}
+
+static int count_cb(void *c, uint64_t hoff, uint64_t len)
+{
+	struct counts *cc = c;
+	return count(cc->q, cc, hoff, len);
 }
 
 static int count_l2(struct qcow *q, struct counts *c, uint64_t l2off, uint8_t *buf)
@@ -144,7 +152,7 @@ int qc_repair_refcounts(struct qcow *q)
 	int r = q->be.ops->getsize(q->be.h, &fsize);
 	if (r < 0)
 		return r;
-	struct counts c = {.n = (fsize + q->cluster_size - 1) >> q->cluster_bits};
+	struct counts c = {.q = q, .n = (fsize + q->cluster_size - 1) >> q->cluster_bits};
 	if (c.n > MAX_REPAIR_CLUSTERS) {
 		qc_log(q, "repair: image too large to rebuild refcounts in memory");
 		return -EFBIG;
@@ -160,13 +168,18 @@ int qc_repair_refcounts(struct qcow *q)
 	for (unsigned i = 0; i < q->nb_snapshots; i++)
 		if ((r = count_tree(q, &c, q->snaps[i].l1_offset, q->snaps[i].l1_size)) < 0)
 			goto out;
+	if ((r = qc_bitmaps_count(q, count_cb, &c)) < 0)
+		goto out;
 	uint64_t P = c.n;
 	c.n += extra;
 	if ((r = write_structures(q, &c, P)) < 0)
 		goto out;
+	/* One write clears the dirty bit and, when the bitmaps could not be
+	 * counted, their autoclear bit (qemu then ignores them). */
 	q->incompat &= ~QC_INCOMPAT_DIRTY;
 	be64_put(q->hdr + QH_INCOMPAT, q->incompat);
-	if ((r = qc_pwrite(q, &q->be, q->hdr + QH_INCOMPAT, 8, QH_INCOMPAT)) == 0)
+	be64_put(q->hdr + QH_AUTOCLEAR, q->autoclear);
+	if ((r = qc_pwrite(q, &q->be, q->hdr + QH_INCOMPAT, 24, QH_INCOMPAT)) == 0)
 		r = qc_sync(q);
 out:
 	if (r < 0)

@@ -162,8 +162,9 @@ static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t
 /*
  * A partial write into a cluster that reads as zeros and that we do not
  * own: a fresh host cluster past the end of the file already reads as
- * zeros, so only the new bytes are written (then the file is extended to
- * cover the cluster).  Returns bytes consumed, 0 if not applicable (*hoff
+ * zeros, so only the new bytes are written; the file is extended to cover
+ * the cluster at the next sync, before any L2 entry can point to it (reads
+ * past the end of the file meanwhile are zeros).  Returns bytes consumed, 0 if not applicable (*hoff
  * then holds a cluster already allocated for the caller), or -errno.
  */
 static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint64_t len,
@@ -178,10 +179,9 @@ static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint
 		return 0; /* a reused cluster may hold stale bytes */
 	if ((r = data_write(q, buf, len, *hoff + in)) < 0)
 		return r;
-	if (q->file_end < *hoff + cs) {
-		if (q->be.ops->truncate && (r = q->be.ops->truncate(q->be.h, *hoff + cs)) < 0)
-			return r;
+	if (q->file_end < *hoff + cs) { /* one truncate per sync, not per cluster */
 		q->file_end = *hoff + cs;
+		q->extend_pending = true;
 	}
 	if ((r = qc_l2_release(q, l2e)) < 0)
 		return r;
@@ -266,11 +266,35 @@ static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t
 	return true;
 }
 
+/*
+ * Zeros over the range of an L2 table that does not exist (and no backing
+ * file whose data they would have to hide) need no table: mkfs zeroing the
+ * end of the disk must not cost one.  Returns the bytes to skip, or 0.
+ */
+static uint64_t zeros_without_table(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t voff)
+{
+	unsigned shift = q->l2_bits + q->cluster_bits;
+	uint64_t l1i = voff >> shift;
+	if (q->backing.ops || q->has_data_file || l1i >= q->l1_size || q->l1[l1i])
+		return 0;
+	uint64_t span = ((l1i + 1) << shift) - voff;
+	if (span > n)
+		span = n;
+	return all_zero(buf, span) ? span : 0;
+}
+
 int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t voff)
 {
 	uint64_t cs = q->cluster_size;
 	struct wctx w = {.q = q, .per_slice = (unsigned)(q->l2_slice_bytes / q->l2_entry_bytes)};
 	while (n) {
+		uint64_t skip = zeros_without_table(q, buf, n, voff);
+		if (skip) {
+			buf += skip;
+			voff += skip;
+			n -= skip;
+			continue;
+		}
 		int r = qc_l2_slice(q, voff >> q->cluster_bits, true, &w.e, &w.idx);
 		if (r < 0)
 			return r;

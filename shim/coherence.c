@@ -10,21 +10,34 @@
  *     flushes (qcow_close) before the fd, and so the locks, go away.  qemu
  *     therefore refuses the image meanwhile, and a second shim writer waits
  *     (QCOWSHIM_WAIT_MS) for the exclusive byte.
- *   - a process that only reads holds a shared lock on SHIM_READER_BYTE
- *     while its translator is open (never conflicting with anyone); before
- *     every operation it checks that qemu is not writing (byte 101 held
- *     without SHIM_LOCK_BYTE) and compares the host file's (mtime, ctime,
- *     size) with what it saw last; on a change (or when the last stamp was
- *     taken within one coarse clock tick, which a later write could leave
- *     unchanged) it re-reads the metadata (qcow_invalidate).
- *   - a writer that sees SHIM_READER_BYTE held by someone else pushes its
- *     cached metadata to the file after every write operation (without
- *     fdatasync: visibility, not durability), so concurrent readers (a
- *     pipeline) see every completed write, as with a raw file.  Data is
- *     written before the L2 entry that maps it and L2 tables before L1
- *     entries, so a reader racing a write sees the old or the new mapping.
- * A process that only has the image open, or only reads it, therefore never
- * blocks another; a writer stops blocking at its next fork, exec or close.
+ *   - a process that only reads holds shared locks on SHIM_READER_BYTE and on
+ *     qemu's byte 201 ("does not share write") while its translator is open,
+ *     like a qemu reader: qemu cannot start writing under it.  Shim writers
+ *     tell shim readers from qemu readers by byte 100 (consistent read),
+ *     which every qemu reader holds and a shim reader does not.
+ *   - a writer that sees shim readers pushes its cached metadata to the file
+ *     after every write operation (without fdatasync: visibility, not
+ *     durability), so concurrent readers (a pipeline) see every completed
+ *     write, as with a raw file.  Data is written before the L2 entry that
+ *     maps it and L2 tables before L1 entries, so a reader racing a write
+ *     sees the old or the new mapping.
+ *
+ * The shared change page.  Asking the kernel on every read whether someone
+ * wrote (a lock query and an fstat) would triple the system calls of a
+ * cached 4 KiB read, so processes of one user share a small page per image,
+ * /dev/shm/qcowshim.DEV.INO (mode 0600, never trusted when owned by someone
+ * else): `gen` counts publications by writers, `readers` tells writers
+ * whether anyone needs them.  A reader's check is then one memory load;
+ * the full system-call check (qemu writer? host file changed by a program
+ * outside the shim?) still runs every QCOWSHIM_RECHECK_MS, which bounds how
+ * long a change by a writer that cannot reach the page (another user, a
+ * program without the shim) goes unnoticed.  `readers` is a hint: a reader
+ * killed with -9 leaves it high, and a writer that finds no reader lock
+ * resets it.  Without /dev/shm every operation does the full check.
+ * Every user of the page holds a shared lock on its byte 0; the last one
+ * out (the one that can take it exclusively) unlinks it; a newcomer that
+ * locked a page just unlinked sees the name gone and retries.
+ *
  * Known limit: a reader that starts while another process is in the middle
  * of writing sees that writer's earlier writes once the writer does its
  * next write, fsync or close (it publishes only while it sees a reader).
@@ -35,12 +48,33 @@
 #include "shim.h"
 
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define SHIM_LOCK_BYTE (1LL << 60) /* shim writers' exclusive byte */
 #define SHIM_READER_BYTE (SHIM_LOCK_BYTE + 1) /* shared: a shim reader has it open */
 #define QEMU_PERM_BASE 100         /* "uses permission i" */
 #define QEMU_SHARE_BASE 200        /* "does not share permission i" */
+#define COH_PAGE_MAGIC 0x71637368636f6831ull /* "qcshcoh1" */
+#define COH_PAGE_SIZE 4096
+
+struct coh_page {
+	uint64_t magic;
+	_Atomic uint64_t gen;     /* publications by shim writers */
+	_Atomic uint64_t readers; /* shim readers registered (a hint, see above) */
+};
+
+static int64_t recheck_ns(void)
+{
+	return policy_recheck_ms() * 1000000LL;
+}
+
+static int64_t coarse_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 void coh_stamp_record(int trfd, struct shim_stamp *sp)
 {
@@ -85,6 +119,13 @@ static bool held_elsewhere(int fd, off_t byte)
 	if (real_fcntl(shim_priv_real(fd), F_OFD_GETLK, &fl) < 0)
 		return false;
 	return fl.l_type != F_UNLCK;
+}
+
+/* A qemu reader refuses to share write (201) and reads consistently (100);
+ * shim readers hold only 201. */
+static bool qemu_reader_elsewhere(int fd)
+{
+	return held_elsewhere(fd, QEMU_SHARE_BASE + 1) && held_elsewhere(fd, QEMU_PERM_BASE + 0);
 }
 
 static void sleep_ms(int ms)
@@ -140,7 +181,7 @@ int coh_lock_writer(const char *shown, int fd)
 			goto conflict;
 	/* Someone using write/resize, or refusing to share them: qemu. */
 	if (held_elsewhere(fd, QEMU_PERM_BASE + 1) || held_elsewhere(fd, QEMU_PERM_BASE + 3) ||
-	    held_elsewhere(fd, QEMU_SHARE_BASE + 1) || held_elsewhere(fd, QEMU_SHARE_BASE + 3))
+	    qemu_reader_elsewhere(fd) || held_elsewhere(fd, QEMU_SHARE_BASE + 3))
 		goto conflict;
 	return 0;
 conflict:
@@ -151,27 +192,181 @@ conflict:
 }
 
 
-/* A reader announces itself (shared lock, conflicts with nobody). */
-void coh_reader_register(int fd)
-{
-	lock_byte(fd, F_OFD_SETLK, F_RDLCK, SHIM_READER_BYTE);
-}
-
-/* Does another process read this image (so a writer must publish)? */
-bool coh_readers_elsewhere(int fd)
-{
-	return held_elsewhere(fd, SHIM_READER_BYTE);
-}
-
 /* Opening for writing: qemu holding the image, even read-only, refuses to
  * share writing.  0 or -EBUSY (after a message). */
 int coh_qemu_refuses_writer(const char *shown, int fd)
 {
-	if ((held_elsewhere(fd, QEMU_SHARE_BASE + 1) || held_elsewhere(fd, QEMU_PERM_BASE + 1)) &&
+	if ((qemu_reader_elsewhere(fd) || held_elsewhere(fd, QEMU_PERM_BASE + 1)) &&
 	    !held_elsewhere(fd, SHIM_LOCK_BYTE)) {
 		shim_msg("%s: image is in use by another program (qemu?): cannot get the write lock",
 			 shown);
 		return -EBUSY;
 	}
 	return 0;
+}
+
+/* ---- the shared change page */
+
+/* Open, lock and verify the page; the fd or -1 (then: no page). */
+static int page_open(const char *name)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		struct stat st, cur;
+		struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		int fd = real_open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+				   0600);
+		if (fd < 0)
+			return -1;
+		/* Someone else's page, or not a plain private file: do not trust it. */
+		if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+		    (st.st_mode & 077) || st.st_nlink != 1) {
+			real_close(fd);
+			return -1;
+		}
+		if (real_fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+			real_close(fd); /* the last user is unlinking it */
+			sleep_ms(1);
+			continue;
+		}
+		/* Unlinked between our open and our lock: take the new one. */
+		if (real_lstat(name, &cur) < 0 || cur.st_ino != st.st_ino || cur.st_dev != st.st_dev) {
+			real_close(fd);
+			continue;
+		}
+		if (st.st_size < COH_PAGE_SIZE && real_ftruncate64(fd, COH_PAGE_SIZE) < 0) {
+			real_close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	return -1;
+}
+
+void coh_attach(struct coh_state *c, int trfd)
+{
+	struct stat st;
+	int saved = errno;
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	if (real_fstat(shim_priv_real(trfd), &st) < 0)
+		goto out;
+	snprintf(c->name, sizeof c->name, "/dev/shm/qcowshim.%llx.%llx",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	int fd = page_open(c->name);
+	if (fd < 0)
+		goto out;
+	void *p = real_mmap(NULL, COH_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		real_close(fd);
+		goto out;
+	}
+	c->page = p;
+	uint64_t zero = 0; /* a fresh page: stamp it; a foreign format: ignore it */
+	__atomic_compare_exchange_n(&c->page->magic, &zero, COH_PAGE_MAGIC, false, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&c->page->magic, __ATOMIC_SEQ_CST) != COH_PAGE_MAGIC) {
+		munmap(p, COH_PAGE_SIZE);
+		real_close(fd);
+		c->page = NULL;
+		goto out;
+	}
+	c->fd = fd_make_private(fd);
+out:
+	errno = saved;
+}
+
+void coh_detach(struct coh_state *c)
+{
+	if (!c->page)
+		return;
+	int saved = errno;
+	if (c->counted) { /* saturating: a writer may have reset a stale count */
+		uint64_t n = atomic_load(&c->page->readers);
+		while (n && !atomic_compare_exchange_weak(&c->page->readers, &n, n - 1))
+			;
+	}
+	munmap(c->page, COH_PAGE_SIZE);
+	int fd = shim_priv_real(c->fd);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (real_fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		unlink(c->name); /* nobody else uses it */
+	fd_private_closed(c->fd);
+	real_close(fd);
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	errno = saved;
+}
+
+/* After fork, in the child: the parent's page state is not ours. */
+void coh_forget(struct coh_state *c)
+{
+	if (c->page) {
+		munmap(c->page, COH_PAGE_SIZE);
+		real_close(shim_priv_real(c->fd));
+	}
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+}
+
+/* A reader announces itself before it reads any metadata, like a qemu
+ * reader (never conflicting with another reader or a shim writer). */
+void coh_reader_register(struct coh_state *c, int fd)
+{
+	lock_byte(fd, F_OFD_SETLK, F_RDLCK, SHIM_READER_BYTE);
+	lock_byte(fd, F_OFD_SETLK, F_RDLCK, QEMU_SHARE_BASE + 1);
+	if (c->page) {
+		atomic_fetch_add(&c->page->readers, 1);
+		c->counted = true;
+		c->seen = atomic_load(&c->page->gen);
+	}
+	c->next_full = coarse_now() + recheck_ns();
+}
+
+/* Before a reader's operation: 1 if its metadata must be re-read, 0 if
+ * current, -EBUSY if qemu writes the image. */
+int coh_reader_check(struct coh_state *c, const char *shown, int fd, const struct shim_stamp *sp)
+{
+	bool changed = false;
+	if (likely(c->page != NULL)) {
+		uint64_t g = atomic_load_explicit(&c->page->gen, memory_order_acquire);
+		if (g != c->seen) {
+			c->seen = g;
+			changed = true;
+		}
+		int64_t now = coarse_now();
+		if (likely(now < c->next_full))
+			return changed;
+		c->next_full = now + recheck_ns();
+	}
+	int r = coh_check_no_writer(shown, fd);
+	if (r < 0)
+		return r;
+	return changed || coh_stamp_changed(fd, sp);
+}
+
+/* Does another process read this image (so a writer must publish)? */
+bool coh_readers_elsewhere(struct coh_state *c, int fd)
+{
+	if (!c->page)
+		return held_elsewhere(fd, SHIM_READER_BYTE);
+	uint64_t n = atomic_load(&c->page->readers);
+	if (likely(n == 0))
+		return false;
+	int64_t now = coarse_now();
+	if (now < c->next_full)
+		return true;
+	c->next_full = now + recheck_ns();
+	if (held_elsewhere(fd, SHIM_READER_BYTE))
+		return true;
+	/* Only readers killed before they could sign off: forget them, unless
+	 * a new one registered meanwhile (it locks before it counts). */
+	atomic_compare_exchange_strong(&c->page->readers, &n, 0);
+	return false;
+}
+
+/* A writer made its changes visible in the host file. */
+void coh_published(struct coh_state *c)
+{
+	if (c->page)
+		atomic_fetch_add_explicit(&c->page->gen, 1, memory_order_release);
 }

@@ -269,8 +269,9 @@ int fd_evacuate(int fd)
 
 /* ---- adoption of inherited image fds (constructor) */
 
-/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS;... from the exec/spawn wrappers. */
-static void handoff_flags(int fd, int *eflags, int64_t *pos)
+/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN;... from the exec/spawn
+ * wrappers; o gets the emulated flags, position and partition window. */
+static void handoff_flags(int fd, struct shim_ofd *o)
 {
 	static char *fds;
 	static bool parsed;
@@ -291,9 +292,18 @@ static void handoff_flags(int fd, int *eflags, int64_t *pos)
 	for (char *s = fds; s && *s;) {
 		int f, fl;
 		long long p;
-		if (sscanf(s, "%d,%d,%lld", &f, &fl, &p) == 3 && f == fd) {
-			*eflags = fl & (O_APPEND | O_DIRECT);
-			*pos = p;
+		unsigned part;
+		unsigned long long base, len;
+		if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu", &f, &fl, &p, &part, &base, &len) == 6 &&
+		    f == fd) {
+			o->eflags = fl & (O_APPEND | O_DIRECT);
+			if (p >= 0) {
+				o->upos = true;
+				o->pos = (uint64_t)p;
+			}
+			o->part = part;
+			o->base = base;
+			o->len = len;
 			return;
 		}
 		s = strchr(s, ';');
@@ -328,18 +338,12 @@ static void adopt_one(int fd)
 	struct shim_image *img = img_register(fd, path, pending, &err);
 	if (!img)
 		return;
-	int eflags = 0;
-	int64_t pos = -1;
-	handoff_flags(fd, &eflags, &pos);
-	struct shim_ofd *o = ofd_new(img, acc, eflags);
+	struct shim_ofd *o = ofd_new(img, acc, 0);
 	if (!o) {
 		img_unref(img);
 		return;
 	}
-	if (pos >= 0) {
-		o->upos = true;
-		o->pos = (uint64_t)pos;
-	}
+	handoff_flags(fd, o);
 	fd_attach(fd, o); /* the ofd owns the image reference now */
 	shim_debug("%s: inherited image on fd %d", path, fd);
 }

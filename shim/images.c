@@ -19,12 +19,14 @@ struct shim_image {
 	ino_t ino;
 	int nref; /* ofds + temporary users; under reg_mu */
 	pthread_mutex_t mu;
-	char *path;  /* absolute, for reopening and backing-file resolution */
+	char *path;  /* absolute, symlinks resolved, for reopening */
 	char *shown; /* as the program first named it, for messages */
+	char *named; /* absolute, symlinks kept: relative backing names resolve here */
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
 	bool rw, writer, pending, opening, unpublished;
 	struct shim_stamp stamp;
+	struct coh_state coh;
 	char why[512]; /* first log line of the current open */
 };
 
@@ -41,11 +43,8 @@ static ssize_t sys_pwrite(int fd, const void *b, size_t n, off_t o)
 {
 	return real_pwrite64(shim_priv_real(fd), b, n, o);
 }
-static __thread int nosync; /* coherence flushes: page cache only */
 static int sys_fdatasync(int fd)
 {
-	if (nosync)
-		return 0;
 	return real_fdatasync(shim_priv_real(fd));
 }
 static int sys_fstat(int fd, struct stat *st)
@@ -96,6 +95,25 @@ bool shim_probe_magic(int fd)
 
 /* ---- registry */
 
+/* The image as the program named it, made absolute but with symlinks kept:
+ * qemu resolves a relative backing or data-file name against that name's
+ * directory (a symlink's, not its target's).  Only when the name still
+ * designates this very file (not an fd alias, not relative to some other
+ * dirfd); otherwise the real path. */
+static char *naming_path(const char *shown, const struct stat *st, const char *real)
+{
+	struct stat s2;
+	char cwd[PATH_MAX], *r;
+	if (!shown || !strncmp(shown, "/dev/", 5) || !strncmp(shown, "/proc/", 6) ||
+	    real_stat(shown, &s2) < 0 || s2.st_dev != st->st_dev || s2.st_ino != st->st_ino)
+		return strdup(real);
+	if (shown[0] == '/')
+		return strdup(shown);
+	if (!getcwd(cwd, sizeof cwd))
+		return strdup(real);
+	return asprintf(&r, "%s/%s", cwd, shown) < 0 ? NULL : r;
+}
+
 struct shim_image *img_register(int fd, const char *shown, bool pending, int *err)
 {
 	struct stat st;
@@ -118,11 +136,12 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	if (img) {
 		img->path = strdup(path);
 		img->shown = strdup(shown ? shown : path);
+		img->named = naming_path(shown, &st, path);
 	}
-	if (!img || !img->path || !img->shown) {
+	if (!img || !img->path || !img->shown || !img->named) {
 		pthread_mutex_unlock(&reg_mu);
 		if (img)
-			free(img->path), free(img->shown), free(img);
+			free(img->path), free(img->shown), free(img->named), free(img);
 		*err = -ENOMEM;
 		return NULL;
 	}
@@ -130,6 +149,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	img->ino = st.st_ino;
 	img->nref = 1;
 	img->trfd = -1;
+	img->coh.fd = -1;
 	img->pending = pending;
 	pthread_mutex_init(&img->mu, NULL);
 	img->next = images;
@@ -159,6 +179,7 @@ void img_unref(struct shim_image *img)
 	pthread_mutex_destroy(&img->mu);
 	free(img->path);
 	free(img->shown);
+	free(img->named);
 	free(img);
 }
 
@@ -220,6 +241,23 @@ static void log_cb(void *arg, const char *msg)
 	}
 }
 
+static bool special_path(const char *p)
+{
+	return !strncmp(p, "/dev/", 5) || !strncmp(p, "/proc/", 6) || !strncmp(p, "/sys/", 5);
+}
+
+/* Does the open file live under /dev, /proc or /sys, whatever its name? */
+static bool special_target(int fd)
+{
+	char link[64], target[PATH_MAX];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	if (n <= 0)
+		return true;
+	target[n] = 0;
+	return special_path(target);
+}
+
 /* struct qcow_opts.open_file: the backing/data file policy (issue 4). */
 static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
 			  bool writable, struct qcow_backend *out)
@@ -231,8 +269,7 @@ static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
 		log_cb(img, "image needs a backing or data file, refused (QCOWSHIM_NO_BACKING=1)");
 		return -EPERM;
 	}
-	if (!strncmp(name, "/dev/", 5) || !strncmp(name, "/proc/", 6) ||
-	    !strncmp(name, "/sys/", 5)) {
+	if (special_path(name)) {
 		char m[PATH_MAX + 64];
 		snprintf(m, sizeof m, "%s %s refused: device or /proc path", what, name);
 		log_cb(img, m);
@@ -253,6 +290,13 @@ static int open_side_file(void *arg, const char *name, enum qcow_file_kind kind,
 		log_cb(img, m);
 		return -EPERM;
 	}
+	if (special_target(fd)) { /* reached through symlinks or ".." */
+		real_close(fd);
+		char m[PATH_MAX + 64];
+		snprintf(m, sizeof m, "%s %s refused: device or /proc path", what, name);
+		log_cb(img, m);
+		return -EPERM;
+	}
 	real_fcntl(fd, F_SETFL, (void *)(long)(writable ? O_RDWR : O_RDONLY));
 	fd = fd_make_private(fd);
 	int r = qcow_backend_fd(out, fd, &shim_sysio, QCOW_FD_OWN);
@@ -267,7 +311,8 @@ static void fill_opts(struct shim_image *img, struct qcow_opts *o, bool rw)
 	o->flags = rw ? 0 : QCOW_RDONLY;
 	if (policy_no_backing())
 		o->flags |= QCOW_NO_BACKING;
-	o->path = img->path;
+	o->path = img->named;
+	o->snapshot = policy_snapshot();
 	o->open_file = open_side_file;
 	o->log = log_cb;
 	o->arg = img;
@@ -360,6 +405,7 @@ static int become_writer(struct shim_image *img)
 		qcow_close(img->q);
 		img->q = NULL;
 		img->trfd = -1;
+		coh_detach(&img->coh);
 	}
 	r = open_host(img, O_RDWR);
 	if (r < 0)
@@ -370,8 +416,11 @@ static int become_writer(struct shim_image *img)
 		img->trfd = -1;
 		return r;
 	}
-	if ((r = open_translator(img, true)) < 0)
+	coh_attach(&img->coh, img->trfd);
+	if ((r = open_translator(img, true)) < 0) {
+		coh_detach(&img->coh);
 		return r;
+	}
 	img->writer = true;
 	return 0;
 }
@@ -403,19 +452,23 @@ int img_ready(struct shim_image *img, bool write)
 			img->trfd = -1;
 			return r;
 		}
-		if ((r = open_translator(img, false)) < 0)
+		coh_attach(&img->coh, img->trfd);
+		coh_reader_register(&img->coh, img->trfd); /* before reading metadata */
+		if ((r = open_translator(img, false)) < 0) {
+			coh_detach(&img->coh);
 			return r;
-		coh_reader_register(img->trfd);
+		}
 		coh_stamp_record(img->trfd, &img->stamp);
 		return 0;
 	}
-	if ((r = coh_check_no_writer(img->shown, img->trfd)) < 0)
+	if ((r = coh_reader_check(&img->coh, img->shown, img->trfd, &img->stamp)) < 0)
 		return r;
-	if (coh_stamp_changed(img->trfd, &img->stamp)) {
+	if (r) {
 		if ((r = qcow_invalidate(img->q)) == -EINVAL) {
 			/* read while a writer published (see open_settled): the
 			 * translator is now unusable; open a fresh one, which retries */
 			qcow_close(img->q);
+			coh_detach(&img->coh);
 			img->q = NULL;
 			img->trfd = -1;
 			return img_ready(img, false);
@@ -442,6 +495,9 @@ static void img_release(struct shim_image *img)
 		shim_msg("%s: flushing the image failed: %s", img->shown, strerror(-r));
 		img_release_err = r;
 	}
+	if (img->writer)
+		coh_published(&img->coh);
+	coh_detach(&img->coh);
 	img->q = NULL;
 	img->trfd = -1;
 	img->writer = img->rw = false;
@@ -453,12 +509,11 @@ void img_op_done(struct shim_image *img)
 		img_release(img);
 		return;
 	}
-	if (img->unpublished && img->writer && coh_readers_elsewhere(img->trfd)) {
-		nosync++;
-		int r = qcow_flush(img->q);
-		nosync--;
+	if (img->unpublished && img->writer && coh_readers_elsewhere(&img->coh, img->trfd)) {
+		int r = qcow_publish(img->q);
 		if (r < 0)
 			shim_msg("%s: writing metadata failed: %s", img->shown, strerror(-r));
+		coh_published(&img->coh);
 	}
 	img->unpublished = false;
 }
@@ -551,9 +606,11 @@ int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap)
 
 int img_flush(struct shim_image *img)
 {
-	if (img->q && img->writer)
-		return qcow_flush(img->q);
-	return 0;
+	if (!img->q || !img->writer)
+		return 0;
+	int r = qcow_flush(img->q);
+	coh_published(&img->coh);
+	return r;
 }
 
 int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e)
@@ -571,14 +628,17 @@ int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e)
 	return qcow_map(img->q, off, size - off, e);
 }
 
-int img_blocks(struct shim_image *img, uint64_t *blocks)
+/* 512-byte units allocated in the image file for [off, off + len) of the disk. */
+int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blocks)
 {
-	uint64_t off = 0, alloc = 0;
+	uint64_t alloc = 0;
 	struct qcow_extent e;
 	int r = img_ready(img, false);
 	if (r < 0)
 		return r;
 	uint64_t size = img_size(img);
+	if (off < size && len < size - off)
+		size = off + len;
 	while (off < size) {
 		if ((r = qcow_map(img->q, off, size - off, &e)) < 0)
 			return r;
@@ -635,6 +695,7 @@ void img_atfork_child(void)
 		 * translator state or its lock-owning descriptor. */
 		if (i->q) {
 			real_close(shim_priv_real(i->trfd));
+			coh_forget(&i->coh);
 			i->q = NULL; /* leaked on purpose: its fds are the parent's */
 			i->trfd = -1;
 			i->writer = i->rw = false;
@@ -646,7 +707,7 @@ void img_atfork_child(void)
 
 /* ---- stat helpers */
 
-int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks)
+int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part)
 {
 	struct shim_ofd *o = fd_get(fd);
 	if (!o)
@@ -655,8 +716,9 @@ int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks)
 	int r = 0;
 	if (o->img->pending && (r = img_ready(o->img, false)) == 0 && !o->img->q) {
 		r = -ENOENT; /* still empty: the host file's stat is right */
-	} else if (r == 0 && (r = img_blocks(o->img, blocks)) == 0) {
-		*size = img_size(o->img);
+	} else if (r == 0 && (r = ofd_blocks(o, blocks)) == 0) {
+		*size = ofd_size(o);
+		*part = o->part;
 	}
 	img_op_done(o->img);
 	img_unlock(o->img);
@@ -684,7 +746,7 @@ int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint
 			img_lock(img);
 			if (img->pending)
 				img->pending = false;
-			if ((r = img_blocks(img, blocks)) == 0)
+			if ((r = img_blocks(img, 0, UINT64_MAX, blocks)) == 0)
 				*size = img_size(img);
 			img_unlock(img);
 			img_unref(img);

@@ -11,13 +11,22 @@
  *                          absolute path /proc/self/fd shows).  A matching file is an image only if it
  *                          starts with the QCOW2 magic, or is empty and opened
  *                          for writing (it becomes an image when written).
+ *                          IMAGE/pN, where IMAGE matches, names partition N
+ *                          of IMAGE's disk (parts.c).
  *   QCOWSHIM_DEBUG=1       one stderr line per image open, creation, refusal.
  *                          QCOWSHIM_DEBUG=resolve also lists, at start-up,
  *                          which object each interposed symbol resolved to.
  *   QCOWSHIM_NO_BACKING=1  refuse images that need a backing/data file.
+ *   QCOWSHIM_SNAPSHOT=NAME (added) present every image read-only as its
+ *                          internal snapshot NAME (or id); writes fail with
+ *                          EROFS, an image without it is refused.
  *   QCOWSHIM_WAIT_MS=N     (added) how long an open or I/O waits for another
  *                          qcowshim process that is writing the same image
  *                          before failing with EBUSY; default 10000.
+ *   QCOWSHIM_RECHECK_MS=N  (added) how often a process reading an image asks
+ *                          the kernel whether a program outside the shim (or
+ *                          of another user) changed it; shim writers of the
+ *                          same user are seen at once.  Default 10.
  *   QCOWSHIM_FDS           (added, internal) set by the exec and spawn
  *                          wrappers for the new program: emulated O_APPEND/
  *                          O_DIRECT flags and private positions of inherited
@@ -41,6 +50,8 @@
 static bool enabled;
 static bool debug, debug_resolve, no_backing;
 static int wait_ms = 10000;
+static const char *snapshot;
+static int recheck_ms = 10;
 static char *patterns[32];
 static int npatterns;
 static char self_path[PATH_MAX];
@@ -61,9 +72,17 @@ bool policy_no_backing(void)
 {
 	return no_backing;
 }
+const char *policy_snapshot(void)
+{
+	return snapshot;
+}
 int policy_wait_ms(void)
 {
 	return wait_ms;
+}
+int policy_recheck_ms(void)
+{
+	return recheck_ms;
 }
 const char *policy_self_path(void)
 {
@@ -95,9 +114,14 @@ void policy_init(void)
 	debug_resolve = e && strcmp(e, "resolve") == 0;
 	e = getenv("QCOWSHIM_NO_BACKING");
 	no_backing = e && *e && strcmp(e, "0") != 0;
+	e = getenv("QCOWSHIM_SNAPSHOT");
+	snapshot = e && *e ? e : NULL;
 	e = getenv("QCOWSHIM_WAIT_MS");
 	if (e && *e)
 		wait_ms = atoi(e);
+	e = getenv("QCOWSHIM_RECHECK_MS");
+	if (e && *e && atoi(e) >= 0)
+		recheck_ms = atoi(e);
 	e = getenv("QCOWSHIM_DISABLE");
 	enabled = !(e && *e && strcmp(e, "0") != 0) && !program_knows_qcow2();
 
@@ -120,6 +144,34 @@ bool policy_match(const char *path)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * "IMAGE/pN" (N a decimal >= 1 without leading zero) whose IMAGE matches the
+ * globs: N, and *image_len = strlen(IMAGE); else 0.  Only the name is
+ * checked: the caller decides (a real directory IMAGE wins, see parts.c).
+ */
+unsigned policy_part(const char *path, size_t *image_len)
+{
+	const char *slash = strrchr(path, '/');
+	unsigned long n = 0;
+	if (!slash || slash == path || slash[1] != 'p' || slash[2] < '1' || slash[2] > '9')
+		return 0;
+	for (const char *c = slash + 2; *c; c++) {
+		if (*c < '0' || *c > '9' || n > 1000000)
+			return 0;
+		n = n * 10 + (unsigned long)(*c - '0');
+	}
+	char image[PATH_MAX];
+	size_t len = (size_t)(slash - path);
+	if (n > 1000000 || len >= sizeof image)
+		return 0;
+	memcpy(image, path, len);
+	image[len] = 0;
+	if (!policy_match(image))
+		return 0;
+	*image_len = len;
+	return (unsigned)n;
 }
 
 /* "/dev/fd/N" and friends: the number, or -1. */
@@ -154,7 +206,8 @@ static int fd_alias(const char *path)
 /*
  * Is `path` (as a program passed it) something the shim must look at?
  * SHIM_PATH_FDREF: it names an open image fd (*fdref); SHIM_PATH_MATCH: the
- * name matches the image globs (the caller still checks the content).
+ * name matches the image globs (the caller still checks the content);
+ * SHIM_PATH_PART: it is IMAGE/pN for such a name (policy_part).
  */
 enum shim_path_kind policy_classify(const char *path, int *fdref)
 {
@@ -171,7 +224,10 @@ enum shim_path_kind policy_classify(const char *path, int *fdref)
 			return SHIM_PATH_NO;
 		}
 	}
-	return policy_match(path) ? SHIM_PATH_MATCH : SHIM_PATH_NO;
+	if (policy_match(path))
+		return SHIM_PATH_MATCH;
+	size_t len;
+	return policy_part(path, &len) ? SHIM_PATH_PART : SHIM_PATH_NO;
 }
 
 static void emit(const char *fmt, va_list ap)

@@ -35,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/xattr.h>
 
 #include "qcow.h"
 
@@ -94,13 +95,16 @@ static inline long shim_ret(long r)
 }
 
 /* ---- policy.c */
-enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF };
+enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF, SHIM_PATH_PART };
 bool policy_enabled(void);                 /* shim active in this process */
 void policy_init(void);
 enum shim_path_kind policy_classify(const char *path, int *fdref);
 bool policy_match(const char *path);
+unsigned policy_part(const char *path, size_t *image_len); /* IMAGE/pN: N, else 0 */
 bool policy_no_backing(void);
+const char *policy_snapshot(void);
 int policy_wait_ms(void);
+int policy_recheck_ms(void);
 bool policy_debug(void);
 bool policy_debug_resolve(void);
 void shim_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -117,6 +121,10 @@ struct shim_ofd {
 	int eflags;            /* emulated: O_APPEND | O_DIRECT */
 	bool upos;             /* position kept here (beyond host s_maxbytes) */
 	uint64_t pos;
+	/* IMAGE/pN (parts.c): part = N, and the fd sees only the window
+	 * [base, base + len) of the disk; part = 0: the whole disk. */
+	unsigned part;
+	uint64_t base, len;
 };
 #define SHIM_PRIVATE ((struct shim_ofd *)1)
 extern SHIM_HIDDEN struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
@@ -155,12 +163,27 @@ struct shim_stamp {
 	off_t size;
 	bool unsure; /* taken within one coarse tick of a change: re-read anyway */
 };
+/* One process's view of an image's shared change page (see coherence.c). */
+struct coh_state {
+	struct coh_page *page; /* NULL: no shared page, check with syscalls */
+	int fd;                /* private handle holding the page's shared lock */
+	bool counted;          /* we added ourselves to page->readers */
+	uint64_t seen;         /* page->gen when our metadata was last current */
+	int64_t next_full;     /* CLOCK_MONOTONIC_COARSE ns of the next full check */
+	char name[64];
+};
 void coh_stamp_record(int trfd, struct shim_stamp *sp);
 bool coh_stamp_changed(int trfd, const struct shim_stamp *sp);
 int coh_check_no_writer(const char *shown, int fd);
 int coh_lock_writer(const char *shown, int fd);
-void coh_reader_register(int fd);
-bool coh_readers_elsewhere(int fd);
+void coh_attach(struct coh_state *c, int trfd);
+void coh_detach(struct coh_state *c);
+void coh_forget(struct coh_state *c);
+void coh_reader_register(struct coh_state *c, int fd);
+int coh_reader_check(struct coh_state *c, const char *shown, int fd,
+		     const struct shim_stamp *sp);
+bool coh_readers_elsewhere(struct coh_state *c, int fd);
+void coh_published(struct coh_state *c);
 int coh_qemu_refuses_writer(const char *shown, int fd);
 
 /* ---- images.c: one translator per image per process */
@@ -180,7 +203,7 @@ int img_resize(struct shim_image *img, uint64_t size);
 int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap);
 int img_flush(struct shim_image *img);
 int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e);
-int img_blocks(struct shim_image *img, uint64_t *blocks);
+int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blocks);
 int img_validate(struct shim_image *img, const char *shown, bool writable);
 void img_op_done(struct shim_image *img); /* after an op: exit-time flush */
 const char *img_path(struct shim_image *img);
@@ -191,9 +214,34 @@ void img_atfork_parent(void);
 void img_atfork_child(void);
 /* A path-level view: stat of an image path not open here.  0 or -errno. */
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
-int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks);
+int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
 bool shim_probe_magic(int fd);
 extern SHIM_HIDDEN const struct qcow_sysio shim_sysio;
+
+/* ---- parts.c: what an open file description sees of its image (the whole
+ * disk, or a partition's window).  All with the image locked, like img_*;
+ * offsets are relative to the window; call img_ready before ofd_size. */
+uint64_t ofd_size(struct shim_ofd *o);
+ssize_t ofd_pread(struct shim_ofd *o, void *buf, size_t n, uint64_t off);
+ssize_t ofd_pwrite(struct shim_ofd *o, const void *buf, size_t n, uint64_t off);
+int ofd_resize(struct shim_ofd *o, uint64_t size);
+int ofd_zero(struct shim_ofd *o, uint64_t off, uint64_t n, bool unmap);
+int ofd_map(struct shim_ofd *o, uint64_t off, struct qcow_extent *e);
+int ofd_blocks(struct shim_ofd *o, uint64_t *blocks);
+/* open(2) of IMAGE/pN once the real open failed with ENOTDIR: fd, or -1
+ * with errno (ENOTDIR again when the path is not a partition of an image). */
+int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64);
+void part_copy_window(struct shim_ofd *o, const char *path); /* /dev/fd/N of a partition */
+/* stat/statx of IMAGE/pN after the real call failed with ENOTDIR; saved:
+ * errno before that call (restored on success). */
+int part_statat(int dirfd, const char *path, int atflags, struct stat *st, int saved);
+int part_statx(int dirfd, const char *path, int atflags, unsigned mask, struct statx *sx,
+	       int saved);
+uint64_t part_ino(uint64_t ino, unsigned part); /* a partition's own st_ino */
+/* After a path call failed with ENOTDIR: is path an existing IMAGE/pN?
+ * Then image = IMAGE (PATH_MAX bytes); else false with errno ENOTDIR or
+ * ENOENT (no such partition). */
+bool part_image(int dirfd, const char *path, char *image);
 
 /* ---- fd-level operations shared by wrappers and stdio cookies */
 ssize_t shim_read(int fd, void *buf, size_t n);

@@ -88,7 +88,7 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 	} else if (fl.l_whence == SEEK_END) {
 		img_lock(o->img);
 		int r = img_ready(o->img, false);
-		base = r < 0 ? r : (int64_t)img_size(o->img);
+		base = r < 0 ? r : (int64_t)ofd_size(o);
 		img_unlock(o->img);
 	}
 	if (base < 0)
@@ -97,7 +97,7 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 	if (start < 0 || start >= USER_LOCK_BASE)
 		return (int)shim_ret(-EINVAL);
 	fl.l_whence = SEEK_SET;
-	fl.l_start = start + USER_LOCK_BASE;
+	fl.l_start = start + USER_LOCK_BASE + (int64_t)o->base; /* a partition's: in the disk */
 	/* Process-owned (POSIX) locks would vanish whenever the shim closes
 	 * one of its own descriptors on the file (every fork, exec, reopen):
 	 * hold them as locks of the open file description instead. */
@@ -110,7 +110,7 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 		return r;
 	if (cmd == F_OFD_GETLK) {
 		if (fl.l_start >= USER_LOCK_BASE)
-			fl.l_start -= USER_LOCK_BASE;
+			fl.l_start -= USER_LOCK_BASE + (int64_t)o->base;
 		*ufl = fl;
 	}
 	return r;

@@ -20,12 +20,12 @@ static long ioctl_locked(struct shim_ofd *o, unsigned long req, void *arg)
 	case BLKGETSIZE64:
 		if ((r = img_ready(img, false)) < 0)
 			return r;
-		*(uint64_t *)arg = img_size(img);
+		*(uint64_t *)arg = ofd_size(o);
 		return 0;
 	case BLKGETSIZE:
 		if ((r = img_ready(img, false)) < 0)
 			return r;
-		*(unsigned long *)arg = (unsigned long)(img_size(img) >> 9);
+		*(unsigned long *)arg = (unsigned long)(ofd_size(o) >> 9);
 		return 0;
 	case BLKSSZGET:
 		*(int *)arg = 512;
@@ -47,9 +47,9 @@ static long ioctl_locked(struct shim_ofd *o, unsigned long req, void *arg)
 			return -EINVAL;
 		if ((r = img_ready(img, true)) < 0)
 			return r;
-		if (range[0] + range[1] > img_size(img) || range[0] + range[1] < range[0])
+		if (range[0] + range[1] > ofd_size(o) || range[0] + range[1] < range[0])
 			return -EINVAL;
-		return img_zero(img, range[0], range[1], req != BLKZEROOUT);
+		return ofd_zero(o, range[0], range[1], req != BLKZEROOUT);
 	case FS_IOC_FIEMAP:
 		return -EOPNOTSUPP;
 	case FIBMAP:

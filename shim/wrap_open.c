@@ -43,8 +43,16 @@ static int plain_fd(int fd, int flags)
 /* open(2) for a path policy_classify() flagged.  Returns fd or -1/errno. */
 int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 {
-	int saved = errno, r = 0, err = 0;
+	int saved = errno, r = 0, err = 0, ref;
 	struct stat st;
+	if (policy_classify(path, &ref) == SHIM_PATH_PART) {
+		/* IMAGE/pN: a real path (IMAGE a directory) wins */
+		int fd = real_openat_any(dirfd, path, flags, mode, is64);
+		if (fd >= 0 || errno != ENOTDIR)
+			return fd;
+		errno = saved;
+		return part_open(dirfd, path, flags, mode, is64);
+	}
 	int fd = real_openat_any(dirfd, path, flags & ~STRIPPED, mode, is64);
 	if (fd < 0)
 		return fd;
@@ -76,12 +84,15 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		errno = -err;
 		return -1;
 	}
+	/* /dev/fd/N of a partition fd: that partition again (O_TRUNC ignored) */
+	struct shim_ofd win = {.img = img};
+	part_copy_window(&win, path);
 	img_lock(img);
 	if (pending && (flags & O_CREAT))
 		r = img_ready(img, true); /* creates the QCOW2 structure */
 	else
 		r = img_validate(img, path, writable);
-	if (r == 0 && (flags & O_TRUNC) && writable && !pending)
+	if (r == 0 && (flags & O_TRUNC) && writable && !pending && !win.part)
 		r = img_resize(img, 0);
 	img_op_done(img);
 	img_unlock(img);
@@ -92,6 +103,9 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		errno = r < 0 ? -r : ENOMEM;
 		return -1;
 	}
+	o->part = win.part;
+	o->base = win.base;
+	o->len = win.len;
 	fd_attach(fd, o);
 	if (fd < 3)
 		stdio_std_after(fd);

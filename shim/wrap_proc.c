@@ -65,9 +65,10 @@ static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
 		return;
 	if (in->first_fd < 0)
 		in->first_fd = fd;
-	char item[64];
-	int n = snprintf(item, sizeof item, "%d,%d,%lld;", fd, o->eflags,
-			 o->upos ? (long long)o->pos : -1LL);
+	char item[128];
+	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu;", fd, o->eflags,
+			 o->upos ? (long long)o->pos : -1LL, o->part, (unsigned long long)o->base,
+			 (unsigned long long)o->len);
 	if (in->len + (size_t)n + 1 > in->cap) {
 		size_t cap = (in->cap + (size_t)n + 1) * 2;
 		char *p = realloc(in->fds, cap);

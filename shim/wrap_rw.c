@@ -53,7 +53,7 @@ static ssize_t rw_locked(int fd, struct shim_ofd *o, const struct iovec *v, int 
 	if (write && (append || (o->eflags & O_APPEND))) {
 		if ((r = img_ready(img, true)) < 0)
 			return r;
-		pos = (int64_t)img_size(img);
+		pos = (int64_t)ofd_size(o);
 	} else if (advance) {
 		pos = ofd_getpos(fd, o);
 		if (pos < 0)
@@ -66,8 +66,8 @@ static ssize_t rw_locked(int fd, struct shim_ofd *o, const struct iovec *v, int 
 			len = (size_t)SSIZE_MAX - total;
 		if (len == 0)
 			continue;
-		ssize_t n = write ? img_pwrite(img, v[i].iov_base, len, (uint64_t)pos + total)
-				  : img_pread(img, v[i].iov_base, len, (uint64_t)pos + total);
+		ssize_t n = write ? ofd_pwrite(o, v[i].iov_base, len, (uint64_t)pos + total)
+				  : ofd_pread(o, v[i].iov_base, len, (uint64_t)pos + total);
 		if (n < 0) {
 			if (total == 0)
 				return n;

@@ -8,15 +8,15 @@
 #include "shim.h"
 
 /* First offset >= off whose extent is (data ? data : a hole). */
-static int64_t seek_extent(struct shim_image *img, int64_t off, bool data)
+static int64_t seek_extent(struct shim_ofd *o, int64_t off, bool data)
 {
-	uint64_t size = img_size(img);
+	uint64_t size = ofd_size(o);
 	if (off < 0 || (uint64_t)off >= size)
 		return -ENXIO;
 	uint64_t pos = (uint64_t)off;
 	while (pos < size) {
 		struct qcow_extent e;
-		int r = img_map(img, pos, &e);
+		int r = ofd_map(o, pos, &e);
 		if (r < 0)
 			return r;
 		if (e.len == 0)
@@ -46,14 +46,14 @@ static int64_t seek_locked(int fd, struct shim_ofd *o, int64_t off, int whence)
 	case SEEK_END:
 		if ((r = img_ready(img, false)) < 0)
 			return r;
-		if (__builtin_add_overflow((int64_t)img_size(img), off, &pos))
+		if (__builtin_add_overflow((int64_t)ofd_size(o), off, &pos))
 			return -EOVERFLOW;
 		break;
 	case SEEK_DATA:
 	case SEEK_HOLE:
 		if ((r = img_ready(img, false)) < 0)
 			return r;
-		pos = seek_extent(img, off, whence == SEEK_DATA);
+		pos = seek_extent(o, off, whence == SEEK_DATA);
 		if (pos < 0)
 			return pos;
 		break;

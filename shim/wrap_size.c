@@ -33,7 +33,7 @@ int shim_ftruncate(int fd, int64_t len)
 	int saved = errno;
 	if (len < 0)
 		return (int)shim_ret(-EINVAL);
-	long r = WITH_IMAGE(fd, &h, o->accmode == O_RDONLY ? -EINVAL : img_resize(img, (uint64_t)len));
+	long r = WITH_IMAGE(fd, &h, o->accmode == O_RDONLY ? -EINVAL : ofd_resize(o, (uint64_t)len));
 	if (!h)
 		return real_ftruncate64(fd, len);
 	errno = saved;
@@ -99,13 +99,13 @@ static long falloc_locked(struct shim_ofd *o, struct shim_image *img, int mode, 
 		return -EOPNOTSUPP;
 	if ((r = img_ready(img, true)) < 0)
 		return r;
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)end > img_size(img) &&
-	    (r = img_resize(img, (uint64_t)end)) < 0)
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && (uint64_t)end > ofd_size(o) &&
+	    (r = ofd_resize(o, (uint64_t)end)) < 0)
 		return r;
 	if (mode & FALLOC_FL_PUNCH_HOLE)
-		return img_zero(img, (uint64_t)off, (uint64_t)len, true);
+		return ofd_zero(o, (uint64_t)off, (uint64_t)len, true);
 	if (mode & FALLOC_FL_ZERO_RANGE)
-		return img_zero(img, (uint64_t)off, (uint64_t)len, false);
+		return ofd_zero(o, (uint64_t)off, (uint64_t)len, false);
 	return 0;
 }
 

@@ -7,42 +7,46 @@
  */
 #include "shim.h"
 
+#include <limits.h>
 #include <string.h>
 
 
 _Static_assert(sizeof(struct stat) == sizeof(struct stat64), "stat64 layout");
 
-/* Virtual size/blocks for fd, or false (not an image / still empty). */
-static bool fd_view(int fd, uint64_t *size, uint64_t *blocks, int *err)
+/* Virtual size/blocks (and partition number) for fd, or false (not an
+ * image / still empty). */
+static bool fd_view(int fd, uint64_t *size, uint64_t *blocks, unsigned *part, int *err)
 {
-	int r = img_fd_stat(fd, size, blocks);
+	int r = img_fd_stat(fd, size, blocks, part);
 	*err = r == -ENOENT ? 0 : r;
 	return r == 0;
 }
 
 /* The same for a path (dirfd-relative, AT_* flags). */
 static bool path_view(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks,
-		      int *err)
+		      unsigned *part, int *err)
 {
 	int ref;
 	*err = 0;
+	*part = 0;
 	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
 		shim_setup();
 	if (shim_depth || !path)
 		return false;
 	if ((atflags & AT_EMPTY_PATH) && path[0] == 0)
-		return dirfd >= 0 && shim_fd_special(dirfd) && fd_view(dirfd, size, blocks, err);
+		return dirfd >= 0 && shim_fd_special(dirfd) && fd_view(dirfd, size, blocks, part, err);
 	switch (policy_classify(path, &ref)) {
 	case SHIM_PATH_FDREF:
-		return fd_view(ref, size, blocks, err);
+		return fd_view(ref, size, blocks, part, err);
 	case SHIM_PATH_MATCH:
 		return img_path_stat(dirfd, path, atflags, size, blocks) == 0;
-	default:
+	default: /* SHIM_PATH_PART that exists: a real file in a directory */
 		return false;
 	}
 }
 
-static int fix(int r, struct stat *st, bool ok, uint64_t size, uint64_t blocks, int err, int saved)
+static int fix(int r, struct stat *st, bool ok, uint64_t size, uint64_t blocks, unsigned part,
+	       int err, int saved)
 {
 	if (err) {
 		errno = -err;
@@ -51,6 +55,7 @@ static int fix(int r, struct stat *st, bool ok, uint64_t size, uint64_t blocks, 
 	if (ok) {
 		st->st_size = (off_t)size;
 		st->st_blocks = (blkcnt_t)blocks;
+		st->st_ino = (ino_t)part_ino(st->st_ino, part);
 	}
 	errno = saved;
 	return r;
@@ -60,22 +65,33 @@ int shim_fstat(int fd, struct stat *st)
 {
 	int saved = errno, err;
 	uint64_t size, blocks;
+	unsigned part = 0;
 	int r = real_fstat(fd, st);
 	if (r < 0 || !S_ISREG(st->st_mode))
 		return r;
-	bool ok = fd_view(fd, &size, &blocks, &err);
-	return fix(r, st, ok, size, blocks, err, saved);
+	bool ok = fd_view(fd, &size, &blocks, &part, &err);
+	return fix(r, st, ok, size, blocks, part, err, saved);
 }
 
-static int statat(int dirfd, const char *p, struct stat *st, int fl, int r)
+/* r: the real call's result; saved: errno before it. */
+static int statat_r(int dirfd, const char *p, struct stat *st, int fl, int r, int saved)
 {
-	int saved = errno, err;
+	int err;
 	uint64_t size, blocks;
+	unsigned part;
+	if (unlikely(r < 0) && errno == ENOTDIR) /* maybe IMAGE/pN */
+		return part_statat(dirfd, p, fl, st, saved);
 	if (r < 0 || !S_ISREG(st->st_mode))
 		return r;
-	bool ok = path_view(dirfd, p, fl, &size, &blocks, &err);
-	return fix(r, st, ok, size, blocks, err, saved);
+	bool ok = path_view(dirfd, p, fl, &size, &blocks, &part, &err);
+	return fix(r, st, ok, size, blocks, part, err, saved);
 }
+
+#define statat(d, p, st, fl, call)                                             \
+	({                                                                     \
+		int e_ = errno, r_ = (call);                                   \
+		statat_r(d, p, st, fl, r_, e_);                                \
+	})
 
 int stat(const char *p, struct stat *st)
 {
@@ -123,11 +139,14 @@ int fstatat64(int d, const char *p, struct stat64 *st, int fl)
 
 int statx(int d, const char *p, int fl, unsigned mask, struct statx *sx)
 {
-	int r = real_statx(d, p, fl, mask, sx), saved = errno, err;
+	int saved = errno, r = real_statx(d, p, fl, mask, sx), err;
 	uint64_t size, blocks;
+	unsigned part;
+	if (r < 0 && errno == ENOTDIR) /* maybe IMAGE/pN */
+		return part_statx(d, p, fl, mask, sx, saved);
 	if (r < 0 || !(sx->stx_mask & STATX_TYPE) || !S_ISREG(sx->stx_mode))
 		return r;
-	if (!path_view(d, p, fl, &size, &blocks, &err)) {
+	if (!path_view(d, p, fl, &size, &blocks, &part, &err)) {
 		if (err) {
 			errno = -err;
 			return -1;
@@ -136,6 +155,7 @@ int statx(int d, const char *p, int fl, unsigned mask, struct statx *sx)
 	}
 	sx->stx_size = size;
 	sx->stx_blocks = blocks;
+	sx->stx_ino = part_ino(sx->stx_ino, part);
 	errno = saved;
 	return r;
 }
@@ -184,4 +204,49 @@ int __fxstatat(int v, int d, const char *p, struct stat *st, int fl)
 int __fxstatat64(int v, int d, const char *p, struct stat64 *st, int fl)
 {
 	return statat(d, p, (struct stat *)st, fl, real___fxstatat64(v, d, p, st, fl));
+}
+
+/* ---- access and attributes: only IMAGE/pN needs help (the real call said
+ * ENOTDIR); then the image file answers for its partitions. */
+
+#define PART_RETRY(r, dirfd, p, call_on_image)                                 \
+	({                                                                     \
+		int e_ = errno;                                                \
+		__typeof__(r) r_ = (r);                                        \
+		char image[PATH_MAX];                                          \
+		if (unlikely(r_ < 0) && errno == ENOTDIR && part_image(dirfd, p, image) && \
+		    (r_ = (call_on_image)) >= 0)                               \
+			errno = e_;                                            \
+		r_;                                                            \
+	})
+
+int access(const char *p, int m)
+{
+	return PART_RETRY(real_access(p, m), AT_FDCWD, p, real_access(image, m));
+}
+
+int faccessat(int d, const char *p, int m, int fl)
+{
+	return PART_RETRY(real_faccessat(d, p, m, fl), d, p,
+			  real_faccessat(d, image, m, fl & ~AT_SYMLINK_NOFOLLOW));
+}
+
+int euidaccess(const char *p, int m)
+{
+	return PART_RETRY(real_euidaccess(p, m), AT_FDCWD, p, real_euidaccess(image, m));
+}
+
+int eaccess(const char *p, int m)
+{
+	return PART_RETRY(real_eaccess(p, m), AT_FDCWD, p, real_eaccess(image, m));
+}
+
+ssize_t getxattr(const char *p, const char *n, void *v, size_t s)
+{
+	return PART_RETRY(real_getxattr(p, n, v, s), AT_FDCWD, p, real_getxattr(image, n, v, s));
+}
+
+ssize_t lgetxattr(const char *p, const char *n, void *v, size_t s)
+{
+	return PART_RETRY(real_lgetxattr(p, n, v, s), AT_FDCWD, p, real_getxattr(image, n, v, s));
 }

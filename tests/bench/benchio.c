@@ -2,6 +2,8 @@
  *
  *   benchio randread  FILE OPS [SEED] [SIZE]   4 KiB preads at random aligned offsets
  *   benchio randwrite FILE OPS [SEED] [SIZE]   4 KiB pwrites (non-zero data), no fsync
+ *   benchio randwritesync FILE OPS [SEED] [SIZE]  the same, then one fsync (timed): both
+ *                                              sides end with the data durable
  *   benchio smallread FILE OPS                 OPS preads of 16 bytes, non-image file
  *   benchio fill      FILE SIZE [SEED]         write SIZE bytes of pseudo-random data
  *                                              (never a zero 4 KiB block), 1 MiB writes
@@ -98,7 +100,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	int wr = !strcmp(mode, "randwrite");
+	int sync = !strcmp(mode, "randwritesync");
+	int wr = sync || !strcmp(mode, "randwrite");
 	int fd = open(path, wr ? O_RDWR : O_RDONLY);
 	if (fd < 0) die("open", path);
 	struct stat st;
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
 			}
 			if (r != BS) { if (r >= 0) errno = EIO; die(wr ? "pwrite" : "pread", path); }
 		}
+		if (sync && fsync(fd)) die("fsync", path);
 		/* close is timed for writes: deferred metadata write-back belongs to the run */
 		if (wr && close(fd)) die("close", path);
 		if (wr) fd = -1;

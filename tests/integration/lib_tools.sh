@@ -19,7 +19,7 @@ E2FSCK_TIME=1700000000
 MTOOLS_SKIP_CHECK=1
 LC_ALL=C
 export E2FSPROGS_FAKE_TIME E2FSCK_TIME MTOOLS_SKIP_CHECK LC_ALL
-unset QCOWSHIM_MATCH QCOWSHIM_DISABLE QCOWSHIM_DEBUG QCOWSHIM_NO_BACKING QCOWSHIM_LIB
+unset QCOWSHIM_MATCH QCOWSHIM_DISABLE QCOWSHIM_DEBUG QCOWSHIM_NO_BACKING QCOWSHIM_SNAPSHOT QCOWSHIM_LIB
 
 npass=0
 nfail=0
@@ -266,4 +266,18 @@ verify_img() {
 # extract FILE START_SECTOR SECTORS OUT: copy a partition out (no shim).
 extract() {
 	dd if="$1" of="$4" bs=1M iflag=skip_bytes,count_bytes skip=$(($2 * 512)) count=$(($3 * 512)) conv=sparse status=none
+}
+
+# esp_root FLAT DUMP: FLAT is a flat disk with an ESP and a root partition,
+# DUMP its `sfdisk -d`.  Copies them out to esp.img and root.img and asserts
+# that fsck.vfat and e2fsck find both clean.  Returns 1 when DUMP does not
+# list exactly two partitions.
+esp_root() {
+	set -- "$1" $(sed -n 's/.*: start= *\([0-9]*\), size= *\([0-9]*\).*/\1 \2/p' "$2")
+	[ $# -eq 5 ] || { fail "no two partitions on $(basename "$1")"; return 1; }
+	extract "$1" "$2" "$3" esp.img
+	extract "$1" "$4" "$5" root.img
+	run "fsck.vfat -n on the flattened ESP" fsck.vfat -n esp.img
+	run "e2fsck -fn on the flattened root" e2fsck -fn root.img
+	return 0
 }

@@ -26,7 +26,7 @@ same() {
 }
 S() { LD_PRELOAD=$LIB timeout -k 5 60 "$@"; }
 CC=${CC:-cc}
-for p in errno_keep stale threads bigseek hold rnd spawn_append oldout; do
+for p in errno_keep stale threads bigseek hold rnd spawn_append oldout pingpong; do
 	$CC -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/$p" "$QCS_ROOT/tests/shim/progs/$p.c" -lpthread ||
 		{ fail "compile $p"; }
 done
@@ -137,6 +137,54 @@ dd if=pp.raw bs=1M count=4 status=none | dd of=pp.raw bs=1M seek=4 conv=notrunc 
 out=$(S sh -c 'dd if=pp.qcow2 bs=1M count=4 status=none | dd of=pp.qcow2 bs=1M seek=4 conv=notrunc status=none' 2>&1)
 same "a pipeline reading and writing one image (concurrent reader and writer)" "" "$out"
 same "... gives the raw twin's result" "Images are identical." "$(qemu-img compare -f qcow2 -F raw pp.qcow2 pp.raw 2>&1)"
+# Two live processes: every write the writer has answered is what the
+# reader reads next (fresh clusters, overwrites, an L2 table of its own).
+# Normally they meet on a change page in /dev/shm (the reader then needs
+# no system call per read); a page it must not trust (here: one another
+# program made world-writable) sends both back to asking the kernel.  The
+# reader's periodic re-check is off (QCOWSHIM_RECHECK_MS), so only the
+# page, or the fallback, can tell it.
+page_of() { ls /dev/shm | grep "^qcowshim\.[0-9a-f]*\.$(printf %x "$(stat -c %i "$1")")\$"; }
+pingpong() { # IMG: leaves in pp.ok how many of 8 written bytes the reader saw
+	rm -f wi ri wo.out ro.out; mkfifo wi ri
+	(S ./pingpong "$1" <wi >wo.out 2>&1 &)
+	(QCOWSHIM_RECHECK_MS=600000 S ./pingpong "$1" <ri >ro.out 2>&1 &)
+	exec 7>wi 8>ri
+	echo "r 0" >&8
+	waitfor '^[0-9]' ro.out
+	ok=0 i=0
+	for off in 1048576 5000000 1048577 2000000000 6291456 1048576 7340031 1; do
+		i=$((i + 1)) v=$((i * 29 % 251 + 1))
+		echo "w $off $v" >&7
+		_j=0; while [ "$(grep -c . wo.out)" -lt $i ] && [ $_j -lt 200 ]; do sleep 0.02; _j=$((_j + 1)); done
+		echo "r $off" >&8
+		_j=0; while [ "$(grep -c . ro.out)" -lt $((i + 1)) ] && [ $_j -lt 200 ]; do sleep 0.02; _j=$((_j + 1)); done
+		[ "$(tail -n 1 ro.out)" = "$v" ] && ok=$((ok + 1)) || echo "# offset $off: wrote $v, read $(tail -n 1 ro.out)"
+	done
+	echo "$ok" >pp.ok
+}
+pingpong_end() {
+	exec 7>&- 8>&-
+	_j=0; while [ -n "$(page_of "$1")" ] && [ $_j -lt 100 ]; do sleep 0.05; _j=$((_j + 1)); done
+}
+cp d.qcow2 lv.qcow2
+pingpong lv.qcow2
+same "a live reader reads each byte a live writer just wrote (8 of 8)" 8 "$(cat pp.ok)"
+same "... through a change page in /dev/shm, private to the user" "-rw-------" \
+	"$(stat -c %A "/dev/shm/$(page_of lv.qcow2)" 2>&1)"
+same "... while the reader holds qemu's 'no shared write' byte, so qemu-io cannot write" 1 \
+	"$(qemu-io -f qcow2 -c 'write 0 512' lv.qcow2 2>&1 | grep -c 'Failed to get .*lock')"
+pingpong_end lv.qcow2
+same "the change page is gone once both have exited" "" "$(page_of lv.qcow2)"
+same "... and the image is clean" "No errors were found on the image." "$(qemu-img check lv.qcow2 2>&1 | head -1)"
+cp d.qcow2 lw.qcow2
+pg=/dev/shm/qcowshim.$(printf %x "$(stat -c %d lw.qcow2)").$(printf %x "$(stat -c %i lw.qcow2)")
+: >"$pg"; chmod 666 "$pg"
+pingpong lw.qcow2
+same "with an untrusted page (mode 666) both fall back and still agree (8 of 8)" 8 "$(cat pp.ok)"
+pingpong_end lw.qcow2
+same "... and leave that page alone" "-rw-rw-rw- 0" "$(stat -c '%A %s' "$pg" 2>&1)"
+rm -f "$pg"
 same "threads: concurrent pwrite/pread on one fd" "threads ok" "$(S ./threads l.qcow2)"
 same "and the image is clean" "No errors were found on the image." "$(qemu-img check l.qcow2 2>&1 | head -1)"
 

@@ -89,6 +89,49 @@ static const char *sibling(const char *tag)
 	return buf;
 }
 
+/* Writes an MBR whose partition 1 is sectors 1-8 (to image and twin alike)
+ * and returns "P/p1" (a file only under the shim) or, with n, "P/p<n>". */
+static const char *part_path(unsigned n)
+{
+	static char buf[4200];
+	unsigned char s[512] = {0};
+	s[446 + 4] = 0x83;
+	s[446 + 8] = 1;
+	s[446 + 12] = 8;
+	s[510] = 0x55;
+	s[511] = 0xaa;
+	int fd = open(P, O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, s, sizeof s, 0) == (ssize_t)sizeof s && close(fd) == 0);
+	snprintf(buf, sizeof buf, "%s/p%u", P, n);
+	return buf;
+}
+
+/* access-like fn on the disk, and (image only) on its partition 1: the
+ * image file answers, errno kept; a missing partition is ENOENT. */
+static void part_access_checks(int (*fn)(const char *, int))
+{
+	CHECK(fn(P, R_OK | W_OK) == 0);
+	say("disk rw ok");
+	errno = 1234;
+	int r = fn(part_path(1), R_OK | W_OK);
+	EXPECT(r == 0 && errno == 1234);
+	r = fn(part_path(9), F_OK);
+	EXPECT(r < 0 && errno == ENOENT);
+}
+
+/* getxattr-like fn: partition 1 (image only) answers as the disk does. */
+static void part_xattr_checks(ssize_t (*fn)(const char *, const char *, void *, size_t))
+{
+	char v[64];
+	errno = 0;
+	ssize_t r = fn(P, "user.qcowshim.none", v, sizeof v);
+	int e = errno;
+	say("disk: %zd errno %d", r, e);
+	errno = 0;
+	ssize_t rp = fn(part_path(1), "user.qcowshim.none", v, sizeof v);
+	EXPECT(rp == r && errno == e);
+}
+
 static char *xbuf(size_t n, int c)
 {
 	char *b = malloc(n);

@@ -176,6 +176,7 @@ struct qt_track {
 	uint8_t *flat, *known, *stable;
 	unsigned long errors; /* calls that returned an error */
 	char err[300];        /* first wrong read */
+	bool publish;         /* qcow_publish after every write (the shim with a reader) */
 };
 void qt_track_init(struct qt_track *t, uint64_t size); /* all zero, known, stable */
 void qt_track_fini(struct qt_track *t);

@@ -7,8 +7,9 @@
  *   stored > referenced  -> leak
  * plus COPIED flags of the active L1/L2 (set iff refcount == 1), reserved
  * bits, alignment, v2 zero flags, extended-L2 bitmap rules.
- * Never trusts the file: every offset is bounds-checked.  Bitmaps (autoclear
- * bit 0 + extension) are not walked.
+ * Never trusts the file: every offset is bounds-checked.  Bitmaps (directory,
+ * tables, data) are walked when the bitmaps autoclear bit is set, as qemu
+ * does; otherwise qemu ignores them and so does this walk.
  */
 #include <stdarg.h>
 
@@ -226,6 +227,33 @@ static void walk_snapshots(struct walk *w, uint64_t off, uint32_t nb)
 		ref_range(w, off, p - off, "snapshot table");
 }
 
+/* Bitmaps extension: u32 nb, u32 reserved, u64 directory size, offset. */
+static void walk_bitmaps(struct walk *w)
+{
+	uint32_t n;
+	const uint8_t *e = qt_find_extension(w->img, w->len, 0x23852875u, &n);
+	if (!e || n < 24 || !(qt_be64(w->img + QH_AUTOCLEAR) & 1))
+		return;
+	uint32_t nb = qt_be32(e);
+	uint64_t dsz = qt_be64(e + 8), dir = qt_be64(e + 16), p = dir;
+	if (!in_file(w, dir, dsz) || !ref_range(w, dir, dsz, "bitmap directory"))
+		return;
+	for (uint32_t i = 0; i < nb && p + 24 <= dir + dsz; i++) {
+		const uint8_t *d = w->img + p;
+		uint64_t t = qt_be64(d), ts = qt_be32(d + 8);
+		p += (24 + (uint64_t)qt_be32(d + 20) + qt_be16(d + 18) + 7) & ~7ull;
+		if (!in_file(w, t, ts * 8) || !ref_range(w, t, ts * 8, "bitmap table")) {
+			problem(w, true, "bitmap %u table past EOF", i);
+			continue;
+		}
+		for (uint64_t j = 0; j < ts; j++) {
+			uint64_t c = qt_be64(w->img + t + 8 * j) & L2E_OFFSET_MASK;
+			if (c)
+				ref_range(w, c, w->cs, "bitmap data");
+		}
+	}
+}
+
 int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 {
 	memset(r, 0, sizeof *r);
@@ -294,6 +322,8 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 		ref_range(&w, rb, w.cs, "refblock");
 		last_rb = i + 1;
 	}
+	if (w.version == 3)
+		walk_bitmaps(&w);
 	if (nb_snap) {
 		if ((snap & (w.cs - 1)) || nb_snap > 65536)
 			problem(&w, true, "snapshot table unusable");

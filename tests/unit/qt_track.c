@@ -63,6 +63,8 @@ int qt_track_run(struct qt_track *t, struct qcow *q, unsigned cs, uint64_t seed,
 				t->errors++;
 				memset(t->known + off, 0, len);
 			}
+			if (t->publish && qcow_publish(q) < 0)
+				t->errors++;
 		} else if (k < 85) {
 			ssize_t r = qcow_read(q, buf, len, off);
 			if (r < 0)

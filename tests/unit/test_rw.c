@@ -576,3 +576,45 @@ Test(mirror, tiny_images)
 		qt_mirror_fini(&mi);
 	}
 }
+
+/* Zeros written where no L2 table exists allocate no table (mkfs.xfs zeroes
+ * the last 128 KiB of the disk); a zero-then-data buffer allocates only the
+ * table its data needs, and everything reads back. */
+Test(rw, zeros_need_no_l2_table)
+{
+	struct qcow_create_opts c = { .size = 4ull << 30, .cluster_bits = 16 };
+	struct qcow_backend be;
+	struct qcow *q = qt_create_mem(&c, &be);
+	cr_assert(q);
+	size_t before, after;
+	free(qt_mem_copy(be, &before));
+	uint64_t big = 1ull << 20;
+	uint8_t *buf = calloc(1, big);
+	cr_assert(buf);
+	cr_assert_eq(qcow_write(q, buf, 128 << 10, (4ull << 30) - (128 << 10)), 128 << 10);
+	cr_assert_eq(qcow_write(q, buf, big, 1ull << 30), (ssize_t)big);
+	cr_assert_eq(qcow_flush(q), 0);
+	uint8_t *img = qt_mem_copy(be, &after);
+	uint64_t l1 = qt_be64(img + QH_L1_OFF);
+	for (unsigned i = 0; i < 8; i++)
+		cr_expect_eq(qt_be64(img + l1 + 8 * i), 0, "L1[%u] got a table for zeros", i);
+	cr_expect_eq(after, before, "image grew from %zu to %zu bytes for zeros", before, after);
+	free(img);
+	/* 512 MiB covered by one table: zeros in its first half, data at its end */
+	buf[big - 1] = 0x5a;
+	cr_assert_eq(qcow_write(q, buf, big, (2ull << 30) - big), (ssize_t)big);
+	memset(buf, 0xff, big);
+	cr_assert_eq(qcow_read(q, buf, big, (2ull << 30) - big), (ssize_t)big);
+	cr_expect_eq(buf[big - 1], 0x5a);
+	cr_expect_eq(buf[0], 0);
+	cr_assert_eq(qcow_flush(q), 0);
+	img = qt_mem_copy(be, &after);
+	l1 = qt_be64(img + QH_L1_OFF);
+	cr_expect_neq(qt_be64(img + l1 + 8 * 3), 0, "the data's table is missing");
+	cr_expect_eq(qt_be64(img + l1 + 8 * 2), 0);
+	free(img);
+	const char *m = qt_check_open(q, be, false);
+	cr_expect(!m, "%s", m);
+	qcow_close(q);
+	free(buf);
+}

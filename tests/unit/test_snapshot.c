@@ -1,0 +1,119 @@
+/*
+ * test_snapshot.c - struct qcow_opts.snapshot: an internal snapshot opened
+ * read-only by name or id reads the snapshot's clusters (unallocated ones
+ * as zeros), keeps the active virtual size like qemu's temporary snapshot
+ * load, and a writable open or an unknown name is refused without writing.
+ *
+ * The image: qt_build_image with 2 data clusters (active: host 5, 6 filled
+ * with 0x40, 0x41); cluster 7 is the snapshot's L1, 8 its L2 (guest
+ * cluster 0 -> host 9, filled with 0x99), 10 the snapshot table.
+ */
+#include <criterion/criterion.h>
+
+#include "qt.h"
+
+#define CS (1u << 16)
+
+static uint8_t *snapshot_image(size_t *len)
+{
+	struct qt_img_spec s = {.version = 3, .cluster_bits = 16, .refcount_order = 4,
+				.size = 1 << 20, .data_clusters = 2};
+	size_t n;
+	uint8_t *img = qt_build_image(&s, &n);
+	cr_assert(img && n == 7 * CS);
+	img = realloc(img, 11 * CS);
+	cr_assert(img);
+	memset(img + 7 * CS, 0, 4 * CS);
+	for (unsigned c = 7; c < 11; c++)
+		qt_put16(img + 2 * CS + 2 * c, 1);
+	qt_put64(img + 7 * CS, 8ull * CS);
+	qt_put64(img + 8 * CS, 9ull * CS);
+	memset(img + 9 * CS, 0x99, CS);
+	uint8_t *e = img + 10 * CS;
+	qt_put64(e, 7ull * CS);
+	qt_put32(e + 8, 1);
+	qt_put16(e + 12, 1);
+	qt_put16(e + 14, 4);
+	qt_put32(e + 36, 16);
+	qt_put64(e + 48, 1 << 20); /* extra data: disk size */
+	memcpy(e + 56, "1snap", 5);
+	qt_put32(img + QH_NB_SNAP, 1);
+	qt_put64(img + QH_SNAP_OFF, 10ull * CS);
+	*len = 11 * CS;
+	return img;
+}
+
+static int open_snap(const uint8_t *img, size_t len, const char *name, unsigned flags,
+		     struct qcow **q)
+{
+	struct qcow_backend be;
+	cr_assert_eq(qcow_backend_mem(&be, img, len), 0);
+	struct qcow_opts o = {.flags = flags, .snapshot = name};
+	int r = qcow_open(q, be, &o);
+	if (r < 0) {
+		size_t n;
+		const void *d = qcow_backend_mem_data(be, &n);
+		cr_expect(n == len && !memcmp(d, img, len), "a refused open wrote");
+		be.ops->close(be.h);
+	}
+	return r;
+}
+
+static void expect_cluster(struct qcow *q, unsigned c, uint8_t want)
+{
+	static uint8_t buf[CS];
+	cr_assert_eq(qcow_read(q, buf, CS, (uint64_t)c * CS), (ssize_t)CS);
+	for (unsigned i = 0; i < CS; i++)
+		cr_assert_eq(buf[i], want, "cluster %u byte %u: %#x, want %#x", c, i, buf[i], want);
+}
+
+Test(snapshot, opened_by_name_and_by_id)
+{
+	size_t len;
+	uint8_t *img = snapshot_image(&len);
+	const char *sel[] = {"snap", "1"};
+	for (int k = 0; k < 2; k++) {
+		struct qcow *q;
+		cr_assert_eq(open_snap(img, len, sel[k], QCOW_RDONLY, &q), 0, "open %s", sel[k]);
+		cr_expect_eq(qcow_size(q), 1u << 20);
+		expect_cluster(q, 0, 0x99);
+		expect_cluster(q, 1, 0);
+		uint8_t b = 1;
+		cr_expect_lt(qcow_write(q, &b, 1, 0), 0, "a snapshot accepted a write");
+		qcow_close(q);
+	}
+	struct qcow *q;
+	cr_assert_eq(open_snap(img, len, NULL, QCOW_RDONLY, &q), 0);
+	expect_cluster(q, 0, 0x40);
+	expect_cluster(q, 1, 0x41);
+	qcow_close(q);
+	free(img);
+}
+
+Test(snapshot, writable_open_and_unknown_name_refused)
+{
+	size_t len;
+	uint8_t *img = snapshot_image(&len);
+	struct qcow *q;
+	cr_expect_eq(open_snap(img, len, "snap", 0, &q), -EROFS);
+	cr_expect_eq(open_snap(img, len, "nope", QCOW_RDONLY, &q), -ENOENT);
+	free(img);
+}
+
+/* The active image grew after the snapshot: qemu keeps the current size,
+ * clusters beyond the snapshot's L1 read as zeros. */
+Test(snapshot, active_size_kept_beyond_the_snapshot_l1)
+{
+	size_t len;
+	uint8_t *img = snapshot_image(&len);
+	uint64_t big = 3ull << 29; /* 1.5 GiB: 3 L1 entries of 512 MiB */
+	qt_put64(img + QH_SIZE, big);
+	qt_put32(img + QH_L1_SIZE, 3);
+	struct qcow *q;
+	cr_assert_eq(open_snap(img, len, "snap", QCOW_RDONLY, &q), 0);
+	cr_expect_eq(qcow_size(q), big);
+	expect_cluster(q, 0, 0x99);
+	expect_cluster(q, (unsigned)(big / CS - 1), 0);
+	qcow_close(q);
+	free(img);
+}
