@@ -5,6 +5,7 @@
 #   make demo       deps, then an end-to-end job on a fresh image
 #   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
 #   make musl       build-musl/: the shim for musl-linked programs (musl-gcc)
+#   make stress     long crash, power-cut, thread and multi-process runs (tests/stress/run.sh)
 #   make deps       install missing Debian packages (or print the command)
 #   make examples   build/examples/raw2qcow2 (examples/raw2qcow2.c on libqcow.a)
 #   make install    PREFIX (default /usr/local) and DESTDIR honoured; make uninstall
@@ -20,7 +21,8 @@ BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS    := -lz -lzstd -lpthread
 
-.PHONY: all test unit integration deps demo clean shim-test shim-san bench examples install uninstall
+.PHONY: all test unit integration deps demo clean shim-test shim-san bench examples install uninstall \
+	stress
 all: $(B)/libqcow.a $(B)/libqcowshim.so $(B)/qcowshim $(B)/qcowtool
 
 # ---- qcow/: the translator library ---------------------------------------
@@ -155,7 +157,8 @@ unit: $(UNIT_BIN)
 		done; exit $$fail
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
-integration: all examples
+integration: all examples $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
+	$(B)/tsan/libqcowshim.so $(B)/tsan/threads_tsan
 	@sh tests/integration/run.sh
 
 # ---- musl flavour: make musl -> build-musl/ (README "musl") ---------------
@@ -200,6 +203,51 @@ endif
 clean: clean-musl
 clean-musl:
 	rm -rf $(MUSL_B)
+
+# ---- tests/stress: make stress (long runs; short runs are in make test) ----
+# STRESS_TRIALS (kill -9 trials, default 400), STRESS_POINTS (power cuts, 5000).
+$(B)/stress/stresskill: tests/stress/stresskill.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -o $@ $<
+
+$(B)/stress/multiproc: tests/stress/multiproc.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -o $@ $<
+
+# Optimized, not sanitized: thousands of points (the unit tests run the same
+# crash model under ASan+UBSan).
+$(B)/stress/crashpoints: tests/stress/crashpoints.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(B)/libqcow.a
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(CFLAGS) \
+		-Iqcow -Itests/unit -o $@ $< $(UNIT_HELP) $(B)/libqcow.a $(LIBS)
+
+# ThreadSanitizer builds of the library and the shim, and the threads driver.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+$(B)/tsan/qcow/%.o: qcow/%.c $(QCOW_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -D_FILE_OFFSET_BITS=64 -O1 -g $(TSAN) -c -o $@ $<
+
+$(B)/tsan/libqcow.a: $(QCOW_SRC:%.c=$(B)/tsan/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/tsan/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) qcow/qcow.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -U_FORTIFY_SOURCE -Iqcow -O1 -g $(TSAN) -c -o $@ $<
+
+$(B)/tsan/libqcowshim.so: $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a $(B)/shim/exports.map
+	$(CC) -shared $(TSAN) -o $@ $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a -ldl $(LIBS) \
+		-Wl,--version-script=$(B)/shim/exports.map
+
+$(B)/tsan/threads_tsan: tests/stress/threads_tsan.c $(B)/tsan/libqcow.a qcow/qcow.h
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g $(TSAN) -Iqcow \
+		-o $@ $< $(B)/tsan/libqcow.a $(LIBS)
+
+STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
+	$(B)/tsan/libqcowshim.so \
+	$(B)/tsan/threads_tsan
+
+stress: all $(STRESS_BIN)
+	@sh tests/stress/run.sh
 
 # ---- set-up and housekeeping ----------------------------------------------
 deps:

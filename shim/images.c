@@ -324,6 +324,35 @@ static int report_open_failure(struct shim_image *img, int r)
 	return r;
 }
 
+static bool same_file_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/*
+ * qcow_open without the write lock may race a writer in another process
+ * publishing its metadata: the file size it validated against can be older
+ * than the L1 table it then read (an L1 entry naming a just-appended L2 table
+ * looks past the end of the file).  When validation failed and the host file
+ * changed meanwhile, read it again.
+ */
+static int open_settled(struct shim_image *img, struct qcow_backend be,
+			const struct qcow_opts *o, bool rw)
+{
+	int real = shim_priv_real(img->trfd);
+	for (int tries = 0;; tries++) {
+		struct stat before, after;
+		bool stamped = real_fstat(real, &before) == 0;
+		img->why[0] = 0;
+		int r = qcow_open(&img->q, be, o);
+		if (r != -EINVAL || rw || tries == 20 || !stamped || real_fstat(real, &after) < 0 ||
+		    same_file_state(&before, &after))
+			return r;
+	}
+}
+
 /* Open (or create, when the host file is empty) the translator on trfd. */
 static int open_translator(struct shim_image *img, bool rw)
 {
@@ -342,7 +371,7 @@ static int open_translator(struct shim_image *img, bool rw)
 		if (r == 0)
 			shim_debug("%s: created a new image", img->shown);
 	} else {
-		r = qcow_open(&img->q, be, &o);
+		r = open_settled(img, be, &o, rw);
 	}
 	img->opening = false;
 	if (r < 0) {
@@ -435,7 +464,16 @@ int img_ready(struct shim_image *img, bool write)
 	if ((r = coh_reader_check(&img->coh, img->shown, img->trfd, &img->stamp)) < 0)
 		return r;
 	if (r) {
-		if ((r = qcow_invalidate(img->q)) < 0) {
+		if ((r = qcow_invalidate(img->q)) == -EINVAL) {
+			/* read while a writer published (see open_settled): the
+			 * translator is now unusable; open a fresh one, which retries */
+			qcow_close(img->q);
+			coh_detach(&img->coh);
+			img->q = NULL;
+			img->trfd = -1;
+			return img_ready(img, false);
+		}
+		if (r < 0) {
 			shim_msg("%s: re-reading the image after another process changed it: %s",
 				 img->shown, strerror(-r));
 			return r;
@@ -445,14 +483,18 @@ int img_ready(struct shim_image *img, bool write)
 	return 0;
 }
 
+__thread int img_release_err;
+
 /* Flush and close the translator, releasing the locks.  img->mu held. */
 static void img_release(struct shim_image *img)
 {
 	if (!img->q)
 		return;
 	int r = qcow_close(img->q);
-	if (r < 0)
+	if (r < 0) {
 		shim_msg("%s: flushing the image failed: %s", img->shown, strerror(-r));
+		img_release_err = r;
+	}
 	if (img->writer)
 		coh_published(&img->coh);
 	coh_detach(&img->coh);

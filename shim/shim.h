@@ -203,6 +203,9 @@ int coh_qemu_refuses_writer(const char *shown, int fd);
 /* ---- images.c: one translator per image per process */
 struct shim_image *img_register(int fd, const char *shown_path, bool pending, int *err);
 void img_unref(struct shim_image *img);
+/* -errno of the last failed flush when this thread closed a translator
+ * (img_unref of the last reference); close() reports it. */
+extern __thread int img_release_err;
 void img_lock(struct shim_image *img);
 void img_unlock(struct shim_image *img);
 /* All below: img locked.  Return 0/>=0 or -errno. */

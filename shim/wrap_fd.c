@@ -232,9 +232,14 @@ int shim_close(int fd)
 		return 0; /* ours: the program only thinks it closed it */
 	if (fd < 3)
 		stdio_std_before(fd);
+	img_release_err = 0;
 	int r = real_close(fd);
 	int e = errno;
 	fd_forget(fd); /* Linux frees the fd even when close fails */
+	if (r == 0 && img_release_err) { /* the last close: the flush failed */
+		r = -1;
+		e = -img_release_err;
+	}
 	if (fd < 3)
 		stdio_std_after(fd);
 	errno = e;

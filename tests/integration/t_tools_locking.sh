@@ -37,6 +37,10 @@ if wait_locked "$IMG"; then
 		fail "shim write was allowed while qemu-io holds the image"
 	grep -q 'lk.qcow2' "$T/w.log" && pass "the refusal names the image: $(grep 'lk.qcow2' "$T/w.log" | head -n 1)" ||
 		{ fail "the refusal does not name the image"; show_log "$T/w.log" 3; }
+	grep -q 'locked for writing by another program' "$T/w.log" && pass "the refusal says why (locked by another program)" ||
+		{ fail "the refusal does not say the image is locked"; show_log "$T/w.log" 3; }
+	grep -q "failed to open .*Device or resource busy" "$T/w.log" && pass "the write open itself fails with EBUSY" ||
+		{ fail "the write open was not refused with EBUSY"; show_log "$T/w.log" 3; }
 	S sha256sum "$IMG" >"$T/r.log" 2>&1
 	rc=$?
 	[ "$rc" -ne 0 ] && pass "shim read refused while qemu-io writes (no consistent read; exit $rc)" ||

@@ -265,3 +265,127 @@ Test(faults, fdatasync_error_reported)
 	cr_expect_eq(qcow_flush(q), -EIO, "flush with a failing fdatasync");
 	cr_expect_eq(qcow_close(q), -EIO, "close with a failing fdatasync");
 }
+
+/* ---- a host file system that fills up --------------------------------- */
+
+/* The host file may not grow past `room` bytes: a write that crosses it is
+ * short (what fits), the next one fails with ENOSPC, as on a full disk;
+ * overwriting bytes below the end of the file always works. */
+static uint64_t room;
+static unsigned long full_hits;
+
+static ssize_t full_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	uint64_t limit = room > (uint64_t)st.st_size ? room : (uint64_t)st.st_size;
+	if ((uint64_t)off + n <= limit)
+		return pwrite(fd, buf, n, off);
+	full_hits++;
+	if ((uint64_t)off >= limit) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return pwrite(fd, buf, limit - (uint64_t)off, off);
+}
+
+static const struct qcow_sysio full_io = {
+	sys_pread, full_pwrite, sys_fdatasync, sys_fstat, sys_ftruncate, NULL, sys_close,
+};
+
+/* The disk fills up `extra` bytes past the base image, in the middle of a
+ * workload: every failure is ENOSPC, the image on disk has no corruption and
+ * is not marked corrupt, flushed data is intact, and once there is room again
+ * the same image (reopened) takes writes and ends clean but for leaks. */
+static void fill_up(uint64_t extra, uint64_t seed)
+{
+	size_t len;
+	struct qt_track t;
+	uint8_t *img = base_image(&len, &t);
+	char path[] = "/tmp/qt_fullXXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(pwrite(fd, img, len, 0), (ssize_t)len);
+	room = len + extra;
+	full_hits = 0;
+	struct qcow_backend be;
+	int keep = dup(fd);
+	cr_assert_eq(qcow_backend_fd(&be, fd, &full_io, QCOW_FD_OWN), 0);
+	struct qcow *q = NULL;
+	cr_assert_eq(qcow_open(&q, be, NULL), 0);
+	if (qt_track_run(&t, q, 1u << CB, seed, NOPS))
+		cr_assert_fail("room +%llu: %s", (unsigned long long)extra, t.err);
+	/* one more large write must now fail with ENOSPC, or fit */
+	uint8_t *big = malloc(SIZE / 2);
+	qt_fill_pattern(big, SIZE / 2, seed + 1);
+	ssize_t w = qcow_write(q, big, SIZE / 2, SIZE / 4);
+	int fr = qcow_flush(q);
+	cr_expect(w == SIZE / 2 || w == -ENOSPC, "room +%llu: write = %zd", (unsigned long long)extra, w);
+	cr_expect(fr == 0 || fr == -ENOSPC, "room +%llu: flush = %d", (unsigned long long)extra, fr);
+	if (w == SIZE / 2 && fr == 0) {
+		memcpy(t.flat + SIZE / 4, big, SIZE / 2);
+		memset(t.stable + SIZE / 4, 1, SIZE / 2);
+	} else {
+		memset(t.known + SIZE / 4, 0, SIZE / 2);
+		memset(t.stable + SIZE / 4, 0, SIZE / 2);
+	}
+	if (full_hits == 0)
+		cr_expect(t.errors == 0 && w == SIZE / 2, "room +%llu: failures without a full disk",
+			  (unsigned long long)extra);
+	qcow_close(q);
+	/* the bytes on the (full) disk */
+	struct stat st;
+	cr_assert_eq(fstat(keep, &st), 0);
+	/* ftruncate may extend the file sparsely: count allocated blocks */
+	cr_expect_leq((uint64_t)st.st_blocks * 512, (room > len ? room : len) + 4096,
+		      "room +%llu: %llu bytes allocated past the disk's %llu", (unsigned long long)extra,
+		      (unsigned long long)st.st_blocks * 512, (unsigned long long)room);
+	uint8_t *after = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(keep, after, (size_t)st.st_size, 0), st.st_size);
+	close(keep);
+	struct qt_check chk;
+	cr_assert_eq(qt_check_image(after, (size_t)st.st_size, &chk), 0, "%s", chk.msg);
+	cr_expect_eq(chk.errors, 0, "room +%llu: corruption on a full disk: %s",
+		     (unsigned long long)extra, chk.msg);
+	cr_expect(!chk.corrupt, "room +%llu: a full disk marked the image corrupt",
+		  (unsigned long long)extra);
+	/* room again: reopen, flushed data intact, writes work */
+	int err;
+	struct qcow_backend mbe;
+	q = qt_open_mem(after, (size_t)st.st_size, 0, &mbe, &err);
+	cr_assert(q, "room +%llu: reopen = %d", (unsigned long long)extra, err);
+	if (qt_track_verify(&t, q, false))
+		cr_assert_fail("room +%llu: %s", (unsigned long long)extra, t.err);
+	cr_expect_eq(qcow_write(q, big, SIZE / 2, SIZE / 4), SIZE / 2);
+	const char *m = qt_check_open(q, mbe, true);
+	cr_expect(!m, "room +%llu: after more writes: %s", (unsigned long long)extra, m);
+	qcow_close(q);
+	free(big);
+	free(after);
+	free(img);
+	qt_track_fini(&t);
+}
+
+Test(faults, disk_fills_up)
+{
+	unsigned long hit = 0;
+	for (uint64_t extra = 0; extra < SIZE / 2; extra += 4096 * 5 + 512 * 3) {
+		fill_up(extra, extra + 5);
+		hit += full_hits != 0;
+	}
+	cr_expect_geq(hit, 10, "the disk filled up in only %lu runs", hit);
+}
+
+Test(faults, disk_fills_up_small_clusters)
+{
+	CB = 9;
+	RBITS = 1;
+	unsigned long hit = 0;
+	for (uint64_t extra = 0; extra < SIZE / 4; extra += 512 * 23) {
+		fill_up(extra, extra + 9);
+		hit += full_hits != 0;
+	}
+	cr_expect_geq(hit, 10, "the disk filled up in only %lu runs", hit);
+}

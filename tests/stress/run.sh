@@ -1,0 +1,25 @@
+#!/bin/sh
+# make stress: the long runs of issue 6 (crashes, power loss, threads, several
+# processes).  Each part prints its figures; exits non-zero if any failed.
+#   STRESS_TRIALS  kill -9 trials through the shim   (default 400)
+#   STRESS_POINTS  power-cut points                  (default 3000)
+#   STRESS_QEMU    judge every Nth point with qemu-img check + convert (default 3)
+#   STRESS_SEED    seed for both (default: the time)
+cd "$(dirname "$0")/../.." || exit 1
+B=${QCS_BUILD:-$PWD/build}
+SEED=${STRESS_SEED:-$(date +%s)}
+rc=0
+part() {
+	echo "== $1"
+	shift
+	start=$(date +%s)
+	"$@" || rc=1
+	echo "   ($(($(date +%s) - start)) s)"
+}
+mkdir -p "$B/stress/failed"
+part "power cuts (tests/stress/crashpoints.c)" \
+	"$B/stress/crashpoints" -n "${STRESS_POINTS:-3000}" -q "${STRESS_QEMU:-3}" -s "$SEED" -d "$B/stress/failed"
+part "kill -9 through the shim (tests/stress/kill.sh)" env STRESS_SEED="$SEED" sh tests/stress/kill.sh
+part "threads under ThreadSanitizer (tests/stress/threads.sh)" sh tests/stress/threads.sh 16 1500
+part "several processes on one image (tests/stress/multiproc.sh)" sh tests/stress/multiproc.sh 6 4 30
+exit $rc
