@@ -358,7 +358,7 @@ ssize_t qcow_read(struct qcow *q, void *buf, size_t n, uint64_t voff)
 		n = SSIZE_MAX;
 	pthread_mutex_lock(&q->lock);
 	uint64_t len = clamp(q, voff, n);
-	int r = len ? qc_read_locked(q, buf, len, voff) : 0;
+	int r = q->unloaded ? -EIO : len ? qc_read_locked(q, buf, len, voff) : 0;
 	pthread_mutex_unlock(&q->lock);
 	return r < 0 ? r : (ssize_t)len;
 }
@@ -446,7 +446,9 @@ int qcow_map(struct qcow *q, uint64_t voff, uint64_t n, struct qcow_extent *e)
 	memset(e, 0, sizeof(*e));
 	pthread_mutex_lock(&q->lock);
 	n = clamp(q, voff, n);
-	while (n) {
+	if (q->unloaded)
+		r = -EIO;
+	while (n && !r) {
 		struct qc_run run;
 		enum qcow_extent_kind k;
 		bool alloc;
@@ -493,8 +495,8 @@ int qcow_invalidate(struct qcow *q)
 		bool ro = q->read_only;
 		unload(q);
 		q->read_only = true;
-		if ((r = load(q)) < 0)
-			q->broken = true;
+		if ((r = load(q)) < 0) /* the tables may be half loaded: no more I/O */
+			q->broken = q->unloaded = true;
 		else
 			q->read_only = ro;
 	}

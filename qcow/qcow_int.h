@@ -132,6 +132,8 @@ struct qcow {
 	uint64_t free_hint; /* no free cluster below this index */
 	uint64_t file_end;  /* size of the image file as far as we know */
 
+	bool unloaded; /* a failed qcow_invalidate left no metadata: I/O is -EIO */
+
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 
 	/* last decompressed cluster */
