@@ -140,10 +140,10 @@ static int l2_before_write(struct qcow *q)
 int qc_flush_locked(struct qcow *q)
 {
 	int r;
+	if (q->read_only) /* nothing to write: a read error latched earlier is no flush error */
+		return 0;
 	if (q->broken)
 		return -EIO;
-	if (q->read_only)
-		return 0;
 	if ((r = qc_cache_flush(q, &q->l2_cache)) < 0)
 		return r;
 	if (q->l1_dirty_lo < q->l1_dirty_hi &&
@@ -495,10 +495,12 @@ int qcow_invalidate(struct qcow *q)
 		bool ro = q->read_only;
 		unload(q);
 		q->read_only = true;
-		if ((r = load(q)) < 0) /* the tables may be half loaded: no more I/O */
+		if ((r = load(q)) < 0) { /* the tables may be half loaded: no more I/O */
 			q->broken = q->unloaded = true;
-		else
+		} else {
 			q->read_only = ro;
+			q->unloaded = false;
+		}
 	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
