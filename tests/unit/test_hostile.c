@@ -64,6 +64,21 @@ static uint64_t l2e0(const uint8_t *img)
 	return qt_be64(img + l1) & 0x00fffffffffffe00ull;
 }
 
+/* two_clusters() with guest cluster 0's L2 entry changed to
+ * (entry + add) | bits, opened with flags; *img keeps the original bytes. */
+static struct qcow *open_bad_l2e0(uint8_t **img, uint64_t add, uint64_t bits, unsigned flags,
+				  struct qcow_backend *be)
+{
+	size_t len;
+	int err;
+	*img = two_clusters(&len);
+	uint64_t p = l2e0(*img);
+	qt_put64(*img + p, (qt_be64(*img + p) + add) | bits);
+	struct qcow *q = qt_open_mem(*img, len, flags, be, &err);
+	cr_assert(q, "open: %d", err);
+	return q;
+}
+
 /*
  * Found by t_hostile.sh (case l2_entry_misaligned): a COPIED L2 entry whose
  * host offset is not cluster aligned was written in place by a full-cluster
@@ -72,14 +87,10 @@ static uint64_t l2e0(const uint8_t *img)
  */
 Test(hostile, misaligned_l2_entry_not_written_through)
 {
-	size_t len;
-	uint8_t *img = two_clusters(&len);
-	uint64_t p = l2e0(img);
-	qt_put64(img + p, qt_be64(img + p) + 512);
-	int err;
+	uint8_t *img;
 	struct qcow_backend be;
-	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
-	cr_assert(q, "open: %d", err);
+	struct qcow *q = open_bad_l2e0(&img, 512, 0, 0, &be);
+	uint64_t p = l2e0(img);
 	uint8_t buf[4096];
 	memset(buf, 0xcc, sizeof buf);
 	cr_assert_eq(qcow_write(q, buf, sizeof buf, 0), -EIO);
@@ -99,13 +110,8 @@ Test(hostile, misaligned_l2_entry_not_written_through)
 /* The same for an entry with reserved bits: refused, not silently cleared. */
 Test(hostile, reserved_bits_l2_entry_not_written_through)
 {
-	size_t len;
-	uint8_t *img = two_clusters(&len);
-	uint64_t p = l2e0(img);
-	qt_put64(img + p, qt_be64(img + p) | 0x0200000000000000ull);
-	int err;
-	struct qcow *q = qt_open_mem(img, len, 0, NULL, &err);
-	cr_assert(q, "open: %d", err);
+	uint8_t *img;
+	struct qcow *q = open_bad_l2e0(&img, 0, 0x0200000000000000ull, 0, NULL);
 	uint8_t buf[4096] = {0};
 	buf[0] = 1;
 	cr_assert_eq(qcow_write(q, buf, sizeof buf, 0), -EIO);
@@ -122,13 +128,8 @@ Test(hostile, reserved_bits_l2_entry_not_written_through)
  */
 Test(hostile, read_only_close_after_read_error)
 {
-	size_t len;
-	uint8_t *img = two_clusters(&len);
-	uint64_t p = l2e0(img);
-	qt_put64(img + p, qt_be64(img + p) + 512);
-	int err;
-	struct qcow *q = qt_open_mem(img, len, QCOW_RDONLY, NULL, &err);
-	cr_assert(q, "open: %d", err);
+	uint8_t *img;
+	struct qcow *q = open_bad_l2e0(&img, 512, 0, QCOW_RDONLY, NULL);
 	uint8_t buf[4096];
 	cr_assert_eq(qcow_read(q, buf, sizeof buf, 0), -EIO);
 	cr_assert_eq(qcow_flush(q), 0);
