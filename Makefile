@@ -6,6 +6,7 @@
 #   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
 #   make musl       build-musl/: the shim for musl-linked programs (musl-gcc)
 #   make stress     long crash, power-cut, thread and multi-process runs (tests/stress/run.sh)
+#   make fuzz       libFuzzer over qcow_open + random I/O (FUZZ_RUNS, FUZZ_TIME; clang)
 #   make deps       install missing Debian packages (or print the command)
 #   make examples   build/examples/raw2qcow2 (examples/raw2qcow2.c on libqcow.a)
 #   make install    PREFIX (default /usr/local) and DESTDIR honoured; make uninstall
@@ -22,7 +23,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LIBS    := -lz -lzstd -lpthread
 
 .PHONY: all test unit integration deps demo clean shim-test shim-san bench examples install uninstall \
-	stress
+	stress fuzz
 all: $(B)/libqcow.a $(B)/libqcowshim.so $(B)/qcowshim $(B)/qcowtool
 
 # ---- qcow/: the translator library ---------------------------------------
@@ -156,9 +157,24 @@ unit: $(UNIT_BIN)
 		grep -q 'Synthesis: Tested: [1-9]' $$log || { echo "$$t: ran no test"; fail=1; }; \
 		done; exit $$fail
 
+# ---- tests/hostile + tests/fuzz/regress: malformed images (t_hostile.sh) --
+HOSTILE_BIN := $(B)/hostile/mkhostile $(B)/hostile/hostile_io $(B)/hostile/fuzz_replay
+$(B)/hostile/mkhostile: tests/hostile/mkhostile.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O1 -g -o $@ $<
+# No sanitizer: t_hostile.sh runs it under ulimit -v.
+$(B)/hostile/hostile_io: tests/hostile/hostile_io.c $(B)/libqcow.a qcow/qcow.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(CFLAGS) -Iqcow -o $@ $< $(B)/libqcow.a $(LIBS)
+# The libFuzzer harness as a plain ASan+UBSan program replaying tests/fuzz/regress.
+$(B)/hostile/fuzz_replay: tests/fuzz/fuzz_qcow.c $(B)/san/libqcow.a qcow/qcow.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUZZ_REPLAY -O1 -g $(SAN) \
+		-Iqcow -o $@ $< $(B)/san/libqcow.a $(LIBS)
+
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
-integration: all examples $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multiproc \
-	$(B)/tsan/libqcowshim.so $(B)/tsan/threads_tsan
+integration: all examples $(HOSTILE_BIN) $(B)/stress/stresskill $(B)/stress/crashpoints \
+	$(B)/stress/multiproc $(B)/tsan/libqcowshim.so $(B)/tsan/threads_tsan
 	@sh tests/integration/run.sh
 
 # ---- musl flavour: make musl -> build-musl/ (README "musl") ---------------
@@ -275,3 +291,25 @@ demo:
 
 clean:
 	rm -rf $(B)
+
+# ---- tests/fuzz: make fuzz (libFuzzer, clang; never part of make test) ----
+#   FUZZ_RUNS=N   stop after N executions (default: unbounded)
+#   FUZZ_TIME=S   stop after S seconds (default 60)
+# The corpus lives in build/fuzz/corpus (seeded from qemu-made images).
+FUZZ_CC   ?= clang
+FUZZ_RUNS ?= -1
+FUZZ_TIME ?= 60
+FUZZ_SAN  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+$(B)/fuzz/fuzz_qcow: tests/fuzz/fuzz_qcow.c $(QCOW_SRC) $(QCOW_HDR)
+	@mkdir -p $(@D)
+	@command -v $(FUZZ_CC) >/dev/null || FUZZ_PKGS=clang sh tests/deps.sh
+	$(FUZZ_CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g $(FUZZ_SAN) \
+		-Iqcow -o $@ tests/fuzz/fuzz_qcow.c $(QCOW_SRC) $(LIBS)
+
+fuzz: $(B)/fuzz/fuzz_qcow
+	@sh tests/deps.sh
+	@rm -rf $(B)/fuzz/seeds && sh tests/fuzz/seeds.sh $(B)/fuzz/seeds
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/crash
+	cd $(B)/fuzz && ASAN_OPTIONS=detect_leaks=1 ./fuzz_qcow -runs=$(FUZZ_RUNS) \
+		-max_total_time=$(FUZZ_TIME) -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+		-artifact_prefix=crash/ -print_final_stats=1 corpus seeds

@@ -149,10 +149,10 @@ static int l2_before_write(struct qcow *q)
 int qc_flush_locked(struct qcow *q)
 {
 	int r;
+	if (q->read_only) /* nothing to write: a read error latched earlier is no flush error */
+		return 0;
 	if (q->broken)
 		return -EIO;
-	if (q->read_only)
-		return 0;
 	if ((r = qc_cache_flush(q, &q->l2_cache)) < 0)
 		return r;
 	if (q->l1_dirty_lo < q->l1_dirty_hi &&
@@ -397,7 +397,7 @@ ssize_t qcow_read(struct qcow *q, void *buf, size_t n, uint64_t voff)
 		n = SSIZE_MAX;
 	pthread_mutex_lock(&q->lock);
 	uint64_t len = clamp(q, voff, n);
-	int r = len ? qc_read_locked(q, buf, len, voff) : 0;
+	int r = q->unloaded ? -EIO : len ? qc_read_locked(q, buf, len, voff) : 0;
 	pthread_mutex_unlock(&q->lock);
 	return r < 0 ? r : (ssize_t)len;
 }
@@ -485,7 +485,9 @@ int qcow_map(struct qcow *q, uint64_t voff, uint64_t n, struct qcow_extent *e)
 	memset(e, 0, sizeof(*e));
 	pthread_mutex_lock(&q->lock);
 	n = clamp(q, voff, n);
-	while (n) {
+	if (q->unloaded)
+		r = -EIO;
+	while (n && !r) {
 		struct qc_run run;
 		enum qcow_extent_kind k;
 		bool alloc;
@@ -532,10 +534,12 @@ int qcow_invalidate(struct qcow *q)
 		bool ro = q->read_only;
 		unload(q);
 		q->read_only = true;
-		if ((r = load(q)) < 0)
-			q->broken = true;
-		else
+		if ((r = load(q)) < 0) { /* the tables may be half loaded: no more I/O */
+			q->broken = q->unloaded = true;
+		} else {
 			q->read_only = ro;
+			q->unloaded = false;
+		}
 	}
 	pthread_mutex_unlock(&q->lock);
 	return r;

@@ -29,6 +29,20 @@ static int entry_type(struct qcow *q, uint64_t l2e, uint64_t bm, unsigned sc,
 	return 0;
 }
 
+/*
+ * Is this L2 entry one the write path may act on?  The read path checks
+ * the same per subcluster (entry_type) and reports what is wrong.
+ */
+bool qc_l2e_valid(struct qcow *q, uint64_t l2e, uint64_t bm)
+{
+	enum qc_sc_type t = qc_sc_type(l2e, bm, 0, q->extl2, (int)q->version, q->has_data_file);
+	if (t == SC_INVALID)
+		return false;
+	if (t == SC_COMPRESSED)
+		return !q->has_data_file && !(q->extl2 && bm);
+	return !(l2e & L2E_OFFSET_MASK & (q->cluster_size - 1));
+}
+
 int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *run)
 {
 	uint64_t cs = q->cluster_size, scs = 1ull << q->sc_bits;

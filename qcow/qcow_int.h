@@ -138,6 +138,8 @@ struct qcow {
 	bool ord_unsynced;    /* refcount blocks or table written since the last sync */
 	bool publishing;      /* inside qcow_publish: sync only what ordering needs */
 
+	bool unloaded; /* a failed qcow_invalidate left no metadata: I/O is -EIO */
+
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 
 	/* last decompressed cluster */
@@ -232,6 +234,7 @@ struct qc_run {
 	uint64_t l2e;  /* SC_COMPRESSED: the entry */
 };
 QC_HIDDEN int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *r);
+QC_HIDDEN bool qc_l2e_valid(struct qcow *q, uint64_t l2e, uint64_t bm);
 QC_HIDDEN int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
 
 /* rw.c */

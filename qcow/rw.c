@@ -35,11 +35,16 @@ static uint32_t sc_mask(struct qcow *q, uint64_t in, uint64_t len)
 	return (uint32_t)((SC_ALL >> (31 - b + a)) << a);
 }
 
-enum wclass { W_INPLACE, W_NEW, W_PARTIAL };
+enum wclass { W_INPLACE, W_NEW, W_PARTIAL, W_INVALID };
 
 static enum wclass classify(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len)
 {
 	bool full = len == q->cluster_size;
+	/* A misaligned or reserved-bit entry must not be written through (a
+	 * misaligned in-place write would spill into the next cluster) nor
+	 * released (its "cluster" is not one). */
+	if (!qc_l2e_valid(q, l2e, bm))
+		return W_INVALID;
 	bool own = qc_l2e_owns(q, l2e) && (l2e & QC_COPIED);
 	if (own) {
 		if (full)
@@ -315,7 +320,11 @@ int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t vof
 			switch (classify(q, l2e, bm, in, len)) {
 			case W_INPLACE: done = write_inplace(&w, buf, n, voff); break;
 			case W_NEW: done = write_new(&w, buf, n, voff); break;
-			default: done = write_partial(&w, buf, n, voff); break;
+			case W_PARTIAL: done = write_partial(&w, buf, n, voff); break;
+			default:
+				done = qc_corrupt(q, "invalid L2 entry 0x%llx (bitmap 0x%llx) for a write",
+						  (unsigned long long)l2e, (unsigned long long)bm);
+				break;
 			}
 			if (done < 0) {
 				qc_cache_put(w.e);

@@ -6,6 +6,7 @@ set -eu
 PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-dev
  fdisk gdisk parted dosfstools mtools xfsprogs btrfs-progs e2fsprogs util-linux
  coreutils bsdextrautils diffutils musl-tools mandoc man-db fio time"
+PKGS="$PKGS ${FUZZ_PKGS:-}" # make fuzz adds clang
 missing=""
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -1,0 +1,289 @@
+/*
+ * fuzz_qcow.c - libFuzzer harness: qcow_open + a random operation sequence
+ * on the memory backend, the image bytes taken from the input.
+ *
+ * Input layout (so that a plain qemu-made image with a 4-byte prefix is a
+ * good seed):
+ *   byte 0      mode: bit 0 read-only, bit 1 minimal caches (else 64 KiB), bit 2 the image is
+ *               its own backing file (loops end at the chain-depth cap),
+ *               bit 3 run qcow_invalidate mid-sequence
+ *   byte 1      number of operations (0..63), 8 bytes each, taken from the
+ *               END of the input (they survive mutations of the image)
+ *   byte 2..3   reserved (seed for written data)
+ *   rest        the image file, minus the trailing operation bytes
+ *
+ * Checks beyond the sanitizers: every failure is a negative errno value
+ * that the library documents or a backend passes through; a read-only
+ * open never changes a byte of the file; reads never return more than
+ * asked; the file never grows beyond a cap (the backend refuses, so a
+ * hostile resize cannot exhaust memory).
+ *
+ * Also built without libFuzzer (-DFUZZ_REPLAY) as a plain program that
+ * replays the files named on its command line (tests/fuzz/regress).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow.h"
+
+#define FILE_CAP (64u << 20) /* the memory backend refuses to grow past this */
+#define MAX_IO (256u << 10)  /* largest single read/write */
+
+static void die(const char *what, long v)
+{
+	fprintf(stderr, "fuzz_qcow: %s (%ld)\n", what, v);
+	abort();
+}
+
+/* ---- a capped view of the memory backend ---- */
+struct capped {
+	struct qcow_backend mem;
+};
+
+static ssize_t cap_pread(void *h, void *b, size_t n, uint64_t o)
+{
+	struct capped *c = h;
+	return c->mem.ops->pread(c->mem.h, b, n, o);
+}
+static ssize_t cap_pwrite(void *h, const void *b, size_t n, uint64_t o)
+{
+	struct capped *c = h;
+	if (o > FILE_CAP || n > FILE_CAP - o)
+		return -ENOSPC;
+	return c->mem.ops->pwrite(c->mem.h, b, n, o);
+}
+static int cap_flush(void *h)
+{
+	struct capped *c = h;
+	return c->mem.ops->flush(c->mem.h);
+}
+static int cap_getsize(void *h, uint64_t *s)
+{
+	struct capped *c = h;
+	return c->mem.ops->getsize(c->mem.h, s);
+}
+static int cap_truncate(void *h, uint64_t s)
+{
+	struct capped *c = h;
+	if (s > FILE_CAP)
+		return -ENOSPC;
+	return c->mem.ops->truncate(c->mem.h, s);
+}
+static int cap_punch(void *h, uint64_t o, uint64_t n)
+{
+	struct capped *c = h;
+	return c->mem.ops->punch(c->mem.h, o, n);
+}
+static void cap_close(void *h)
+{
+	struct capped *c = h;
+	c->mem.ops->close(c->mem.h);
+	free(c);
+}
+static const struct qcow_backend_ops cap_ops = {
+	cap_pread, cap_pwrite, cap_flush, cap_getsize, cap_truncate, cap_punch, cap_close,
+};
+
+static int capped_new(struct qcow_backend *be, const uint8_t *d, size_t n)
+{
+	struct capped *c = malloc(sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	int r = qcow_backend_mem(&c->mem, d, n);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	*be = (struct qcow_backend){&cap_ops, c};
+	return 0;
+}
+
+/* ---- the harness ---- */
+struct ctx {
+	const uint8_t *img;
+	size_t img_len;
+	bool self_backing;
+};
+
+static void log_line(void *arg, const char *msg)
+{
+	(void)arg;
+	if (!msg[0] || strlen(msg) > 511)
+		die("bad log line", 0);
+}
+
+static int open_side(void *arg, const char *name, enum qcow_file_kind kind, bool w,
+		     struct qcow_backend *out)
+{
+	struct ctx *c = arg;
+	(void)name, (void)w;
+	if (kind != QCOW_FILE_BACKING || !c->self_backing)
+		return -ENOENT;
+	return capped_new(out, c->img, c->img_len);
+}
+
+static bool known_errno(long r)
+{
+	switch (-r) {
+	case EINVAL: case EIO: case ENOTSUP: case EACCES: case EROFS: case EFBIG:
+	case ENOSPC: case ENOMEM: case ENOENT: case ELOOP: case EPERM:
+		return true;
+	}
+	return false;
+}
+
+static void check(long r, const char *what)
+{
+	if (r < 0 && !known_errno(r))
+		die(what, r);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* An offset near the interesting places: start, cluster edges, the end. */
+static uint64_t pick_off(uint64_t r, uint64_t size)
+{
+	uint64_t base;
+	switch (r & 3) {
+	case 0: base = size ? (r >> 8) % size : 0; break;
+	case 1: base = ((r >> 8) & 0xffff) << 9; break;
+	case 2: base = size > ((r >> 8) & 0xffff) ? size - ((r >> 8) & 0xffff) : 0; break;
+	default: base = (r >> 8) & 0xfffff; break;
+	}
+	return base;
+}
+
+static void run_ops(struct qcow *q, const uint8_t *ops, unsigned nops, bool inval, uint8_t fill,
+		    uint8_t *buf)
+{
+	for (unsigned i = 0; i < nops; i++) {
+		uint64_t r = get64(ops + 8 * i);
+		uint64_t size = qcow_size(q);
+		uint64_t off = pick_off(r >> 8, size);
+		/* mostly small requests; one in 16 up to MAX_IO */
+		size_t len = (size_t)((r >> 40) % (r >> 60 ? 8192 : MAX_IO)) + 1;
+		struct qcow_extent e;
+		ssize_t n;
+		switch (r & 15) {
+		case 0: case 1: case 2: case 3:
+			n = qcow_read(q, buf, len, off);
+			check(n, "read");
+			if (n > (ssize_t)len)
+				die("read returned more than asked", n);
+			break;
+		case 4: case 5: case 6:
+			memset(buf, fill + (int)i, len);
+			check(qcow_write(q, buf, len, off), "write");
+			break;
+		case 7:
+			check(qcow_zero(q, off, len, 0), "zero");
+			break;
+		case 8:
+			check(qcow_zero(q, off, len + ((r >> 20) & 0xfffff) * 512, QCOW_ZERO_UNMAP),
+			      "discard");
+			break;
+		case 9: {
+			/* grow or shrink around the current size, within the file cap */
+			uint64_t d = ((r >> 12) & 0xffff) << 9;
+			uint64_t ns = r & 0x10 ? size + d : (size > d ? size - d : 0);
+			check(qcow_resize(q, ns), "resize");
+			break;
+		}
+		case 10:
+			check(qcow_flush(q), "flush");
+			break;
+		case 11:
+			if (inval)
+				check(qcow_invalidate(q), "invalidate");
+			break;
+		default:
+			check(qcow_map(q, off, len, &e), "map");
+			if (e.len > len)
+				die("map longer than asked", (long)e.len);
+			break;
+		}
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t *buf;
+	if (size < 4)
+		return 0;
+	if (!buf && !(buf = malloc(MAX_IO)))
+		return 0;
+	unsigned mode = data[0], nops = data[1] & 63;
+	uint8_t fill = data[2];
+	size -= 4;
+	data += 4;
+	if ((size_t)nops * 8 > size)
+		nops = (unsigned)(size / 8);
+	const uint8_t *ops = data + size - (size_t)nops * 8;
+	struct ctx c = {data, size - (size_t)nops * 8, mode & 4};
+	struct qcow_opts o = {.flags = mode & 1 ? QCOW_RDONLY : 0, .path = "fuzz.qcow2",
+			      .open_file = open_side, .log = log_line, .arg = &c};
+	/* small caches: eviction paths run, and setting up a default-sized
+	 * cache would cost more than the whole operation sequence */
+	o.l2_cache_bytes = o.refblock_cache_bytes = mode & 2 ? 1 : 64u << 10;
+	struct qcow_backend be;
+	struct qcow *q;
+	if (capped_new(&be, c.img, c.img_len) < 0)
+		return 0;
+	struct qcow_backend mem = ((struct capped *)be.h)->mem;
+	int r = qcow_open(&q, be, &o);
+	check(r, "open");
+	if (r < 0) {
+		size_t n;
+		const void *d = qcow_backend_mem_data(mem, &n);
+		if (n != c.img_len || (n && memcmp(d, c.img, n)))
+			die("a failed open changed the file", 0);
+		be.ops->close(be.h);
+		return 0;
+	}
+	run_ops(q, ops, nops, mode & 8, fill, buf);
+	if (mode & 1) {
+		size_t n;
+		const void *d = qcow_backend_mem_data(mem, &n);
+		if (n != c.img_len || (n && memcmp(d, c.img, n)))
+			die("a read-only open changed the file", 0);
+	}
+	check(qcow_close(q), "close");
+	return 0;
+}
+
+#ifdef FUZZ_REPLAY
+/* Replay each file named on the command line once. */
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		FILE *f = fopen(argv[i], "rb");
+		if (!f) {
+			perror(argv[i]);
+			return 1;
+		}
+		uint8_t *d = NULL;
+		size_t n = 0, cap = 0, got;
+		do {
+			if (n == cap && !(d = realloc(d, cap = cap ? 2 * cap : 65536)))
+				return 1;
+			got = fread(d + n, 1, cap - n, f);
+			n += got;
+		} while (got);
+		fclose(f);
+		LLVMFuzzerTestOneInput(d, n);
+		free(d);
+		printf("replayed %s (%zu bytes)\n", argv[i], n);
+	}
+	return 0;
+}
+#endif
