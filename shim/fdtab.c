@@ -81,13 +81,14 @@ bool fd_any_images(void)
 	return atomic_load(&nimage_fds) > 0;
 }
 
-/* Replace the entry of fd (its previous file was closed by the kernel). */
-static void tab_set(int fd, struct shim_ofd *o)
+/* Replace the entry of fd (its previous file was closed by the kernel);
+ * with only, just if the entry still is only. */
+static void tab_set_if(int fd, struct shim_ofd *o, const struct shim_ofd *only)
 {
 	struct shim_ofd *old;
 	pthread_mutex_lock(&tab_mu);
 	old = atomic_load(&shim_fdtab[fd]);
-	if (old == SHIM_PRIVATE) { /* should not happen: evacuated before */
+	if (old == SHIM_PRIVATE || (only && old != only)) { /* private: evacuated before */
 		pthread_mutex_unlock(&tab_mu);
 		return;
 	}
@@ -99,6 +100,11 @@ static void tab_set(int fd, struct shim_ofd *o)
 	pthread_mutex_unlock(&tab_mu);
 	if (old)
 		fd_put(old);
+}
+
+static void tab_set(int fd, struct shim_ofd *o)
+{
+	tab_set_if(fd, o, NULL);
 }
 
 int fd_attach(int fd, struct shim_ofd *o)
@@ -114,6 +120,17 @@ void fd_forget(int fd)
 {
 	if ((unsigned)fd < SHIM_FD_MAX && atomic_load(&shim_fdtab[fd]))
 		tab_set(fd, NULL);
+}
+
+/*
+ * fd, whose entry was o (held by the caller), was closed by the kernel: drop
+ * the entry, unless another thread's open already got the number back and
+ * set its own entry, which must stay (else its I/O reaches the host file raw).
+ */
+void fd_forget_closed(int fd, struct shim_ofd *o)
+{
+	if ((unsigned)fd < SHIM_FD_MAX)
+		tab_set_if(fd, NULL, o);
 }
 
 int fd_dup_entry(int oldfd, int newfd)

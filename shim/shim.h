@@ -157,6 +157,7 @@ void fd_put(struct shim_ofd *o);
 bool fd_is_private(int fd);
 int fd_attach(int fd, struct shim_ofd *o); /* table[fd] = o (ref taken) */
 void fd_forget(int fd);                   /* fd closed: drop entry */
+void fd_forget_closed(int fd, struct shim_ofd *o); /* same, unless reused */
 int fd_dup_entry(int oldfd, int newfd);   /* newfd now shares oldfd's entry */
 int fd_make_private(int fd);              /* moves fd high + CLOEXEC, marks it */
 void fd_private_closed(int fd);

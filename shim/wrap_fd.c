@@ -233,9 +233,16 @@ int shim_close(int fd)
 	if (fd < 3)
 		stdio_std_before(fd);
 	img_release_err = 0;
+	/* The entry stays until the kernel closed fd (a racing read still sees
+	 * the image), and only this entry goes: an open in another thread may
+	 * get the number back between the two steps. */
+	struct shim_ofd *o = fd_get(fd);
 	int r = real_close(fd);
 	int e = errno;
-	fd_forget(fd); /* Linux frees the fd even when close fails */
+	if (o) { /* Linux frees the fd even when close fails */
+		fd_forget_closed(fd, o);
+		fd_put(o); /* the last close: img_release may set img_release_err */
+	}
 	if (r == 0 && img_release_err) { /* the last close: the flush failed */
 		r = -1;
 		e = -img_release_err;

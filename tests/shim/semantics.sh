@@ -187,6 +187,17 @@ same "... and leave that page alone" "-rw-rw-rw- 0" "$(stat -c '%A %s' "$pg" 2>&
 rm -f "$pg"
 same "threads: concurrent pwrite/pread on one fd" "threads ok" "$(S ./threads l.qcow2)"
 same "and the image is clean" "No errors were found on the image." "$(qemu-img check l.qcow2 2>&1 | head -1)"
+# reuse_close.so (preloaded after the shim, so the shim's "real" close) has
+# another thread open the image in the middle of a close, getting its number.
+$CC -std=gnu11 -O1 -Wall -Wextra -Werror -shared -fPIC -o "$T/reuse_close.so" \
+	"$QCS_ROOT/tests/shim/progs/reuse_close.c" -lpthread || fail "compile reuse_close"
+$CC -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/closereuse" "$QCS_ROOT/tests/shim/progs/closereuse.c" -ldl ||
+	fail "compile closereuse"
+qemu-img create -q -f qcow2 cr.qcow2 8M
+same "threads: an open getting the number of an fd being closed stays an image fd" "fd reused: size 8388608" \
+	"$(LD_PRELOAD="$LIB $T/reuse_close.so" timeout -k 5 60 ./closereuse cr.qcow2 </dev/null 2>&1)"
+same "... and its write is in the disk" "read 4096/4096 bytes at offset 1048576" \
+	"$(qemu-io -f qcow2 -c 'read -P 0x7e 1M 4k' cr.qcow2 2>&1 | head -1)"
 
 # ---- the exec guard
 echo "## exec guard"
