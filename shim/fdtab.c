@@ -83,13 +83,22 @@ bool fd_any_images(void)
 
 /* Replace the entry of fd (its previous file was closed by the kernel);
  * with only, just if the entry still is only. */
-static void tab_set_if(int fd, struct shim_ofd *o, const struct shim_ofd *only)
+static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 {
 	struct shim_ofd *old;
 	pthread_mutex_lock(&tab_mu);
 	old = atomic_load(&shim_fdtab[fd]);
 	if (old == SHIM_PRIVATE || (only && old != only)) { /* private: evacuated before */
+		/* A private fd took the number first and parked the table's
+		 * reference to only (fd_make_private): drop it here.  Any
+		 * closer of only may drop any parked reference; each is one
+		 * table reference, owned by nobody else. */
+		bool put = only && !o && only->parked > 0;
+		if (put)
+			only->parked--;
 		pthread_mutex_unlock(&tab_mu);
+		if (put)
+			fd_put(only);
 		return;
 	}
 	if (o)
@@ -211,6 +220,15 @@ int fd_make_private(int fd)
 		}
 		real_close(fd);
 		fd = nfd2;
+	}
+	/* An image entry here belongs to a close in flight (the kernel freed
+	 * the number, the closer has not dropped the entry yet).  Dropping
+	 * its reference here could release that image under the caller's
+	 * image lock, so the closer does it (tab_set_if). */
+	struct shim_ofd *old = atomic_load(&shim_fdtab[fd]);
+	if (old && old != SHIM_PRIVATE) {
+		old->parked++;
+		atomic_fetch_sub(&nimage_fds, 1);
 	}
 	atomic_store(&shim_fdtab[fd], SHIM_PRIVATE);
 	pthread_mutex_unlock(&tab_mu);

@@ -139,6 +139,7 @@ struct shim_ofd {
 	 * [base, base + len) of the disk; part = 0: the whole disk. */
 	unsigned part;
 	uint64_t base, len;
+	int parked; /* fdtab.c: table references displaced by private fds */
 };
 #define SHIM_PRIVATE ((struct shim_ofd *)1)
 extern SHIM_HIDDEN struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];

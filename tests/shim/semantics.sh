@@ -198,6 +198,11 @@ same "threads: an open getting the number of an fd being closed stays an image f
 	"$(LD_PRELOAD="$LIB $T/reuse_close.so" timeout -k 5 60 ./closereuse cr.qcow2 </dev/null 2>&1)"
 same "... and its write is in the disk" "read 4096/4096 bytes at offset 1048576" \
 	"$(qemu-io -f qcow2 -c 'read -P 0x7e 1M 4k' cr.qcow2 2>&1 | head -1)"
+qemu-img create -q -f qcow2 cr2.qcow2 8M
+same "threads: a private descriptor taking the number of an image fd being closed does not keep that image open" \
+	released "$(LD_PRELOAD="$LIB $T/reuse_close.so" timeout -k 5 60 ./closereuse cr.qcow2 cr2.qcow2 </dev/null 2>&1)"
+same "... and the write made through that fd is in the disk" "read 4096/4096 bytes at offset 0" \
+	"$(qemu-io -f qcow2 -c 'read -P 0x5a 0 4k' cr.qcow2 2>&1 | head -1)"
 
 # ---- the exec guard
 echo "## exec guard"
