@@ -84,9 +84,7 @@ void coh_stamp_record(int trfd, struct shim_stamp *sp)
 		sp->unsure = true;
 		return;
 	}
-	sp->mtim = st.st_mtim;
-	sp->ctim = st.st_ctim;
-	sp->size = st.st_size;
+	sp->st = st;
 	clock_gettime(CLOCK_REALTIME_COARSE, &now);
 	/* A write in the same coarse tick would leave mtime unchanged. */
 	int64_t age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
@@ -94,14 +92,21 @@ void coh_stamp_record(int trfd, struct shim_stamp *sp)
 	sp->unsure = age < 50 * 1000000;
 }
 
+/* Size, mtime and ctime unchanged: no write in between, unless within one
+ * timestamp tick (coh_stamp_record's unsure covers that). */
+bool coh_same_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 bool coh_stamp_changed(int trfd, const struct shim_stamp *sp)
 {
 	struct stat st;
 	if (sp->unsure || real_fstat(shim_priv_real(trfd), &st) < 0)
 		return true;
-	return st.st_mtim.tv_sec != sp->mtim.tv_sec || st.st_mtim.tv_nsec != sp->mtim.tv_nsec ||
-	       st.st_ctim.tv_sec != sp->ctim.tv_sec || st.st_ctim.tv_nsec != sp->ctim.tv_nsec ||
-	       st.st_size != sp->size;
+	return !coh_same_state(&st, &sp->st);
 }
 
 /* ---- qemu-compatible locks */

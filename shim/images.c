@@ -95,6 +95,11 @@ bool shim_probe_magic(int fd)
 
 /* ---- registry */
 
+static bool special_path(const char *p)
+{
+	return !strncmp(p, "/dev/", 5) || !strncmp(p, "/proc/", 6) || !strncmp(p, "/sys/", 5);
+}
+
 /* The image as the program named it, made absolute but with symlinks kept:
  * qemu resolves a relative backing or data-file name against that name's
  * directory (a symlink's, not its target's).  Only when the name still
@@ -104,8 +109,8 @@ static char *naming_path(const char *shown, const struct stat *st, const char *r
 {
 	struct stat s2;
 	char cwd[PATH_MAX], *r;
-	if (!shown || !strncmp(shown, "/dev/", 5) || !strncmp(shown, "/proc/", 6) ||
-	    real_stat(shown, &s2) < 0 || s2.st_dev != st->st_dev || s2.st_ino != st->st_ino)
+	if (!shown || special_path(shown) || real_stat(shown, &s2) < 0 ||
+	    s2.st_dev != st->st_dev || s2.st_ino != st->st_ino)
 		return strdup(real);
 	if (shown[0] == '/')
 		return strdup(shown);
@@ -241,11 +246,6 @@ static void log_cb(void *arg, const char *msg)
 	}
 }
 
-static bool special_path(const char *p)
-{
-	return !strncmp(p, "/dev/", 5) || !strncmp(p, "/proc/", 6) || !strncmp(p, "/sys/", 5);
-}
-
 /* Does the open file live under /dev, /proc or /sys, whatever its name? */
 static bool special_target(int fd)
 {
@@ -324,13 +324,6 @@ static int report_open_failure(struct shim_image *img, int r)
 	return r;
 }
 
-static bool same_file_state(const struct stat *a, const struct stat *b)
-{
-	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
 /*
  * qcow_open without the write lock may race a writer in another process
  * publishing its metadata: the file size it validated against can be older
@@ -348,7 +341,7 @@ static int open_settled(struct shim_image *img, struct qcow_backend be,
 		img->why[0] = 0;
 		int r = qcow_open(&img->q, be, o);
 		if (r != -EINVAL || rw || tries == 20 || !stamped || real_fstat(real, &after) < 0 ||
-		    same_file_state(&before, &after))
+		    coh_same_state(&before, &after))
 			return r;
 	}
 }

@@ -175,8 +175,7 @@ void fd_adopt_inherited(void);           /* constructor: inherited image fds */
 
 /* ---- coherence.c: locks and change detection between processes */
 struct shim_stamp {
-	struct timespec mtim, ctim;
-	off_t size;
+	struct stat st; /* size, mtime and ctime are compared */
 	bool unsure; /* taken within one coarse tick of a change: re-read anyway */
 };
 /* One process's view of an image's shared change page (see coherence.c). */
@@ -190,6 +189,7 @@ struct coh_state {
 };
 void coh_stamp_record(int trfd, struct shim_stamp *sp);
 bool coh_stamp_changed(int trfd, const struct shim_stamp *sp);
+bool coh_same_state(const struct stat *a, const struct stat *b); /* no write between */
 int coh_check_no_writer(const char *shown, int fd);
 int coh_lock_writer(const char *shown, int fd);
 void coh_attach(struct coh_state *c, int trfd);
