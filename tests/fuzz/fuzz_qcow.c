@@ -15,8 +15,11 @@
  * Checks beyond the sanitizers: every failure is a negative errno value
  * that the library documents or a backend passes through; a read-only
  * open never changes a byte of the file; reads never return more than
- * asked; the file never grows beyond a cap (the backend refuses, so a
- * hostile resize cannot exhaust memory).
+ * asked; a write inside one cluster reads back as written, and a range
+ * zeroed or discarded reads back as zeros, whatever the image claimed
+ * (so metadata the image lies about is never overwritten by data or
+ * handed out twice within the operation); the file never grows beyond a
+ * cap (the backend refuses, so a hostile resize cannot exhaust memory).
  *
  * Also built without libFuzzer (-DFUZZ_REPLAY) as a plain program that
  * replays the files named on its command line (tests/fuzz/regress).
@@ -163,6 +166,36 @@ static uint64_t pick_off(uint64_t r, uint64_t size)
 	return base;
 }
 
+/*
+ * What was just written must read back (unless the read itself reports an
+ * error).  Writes spanning clusters are not checked: two L2 entries of an
+ * image may name one host cluster with a refcount of 1, which only a full
+ * refcount walk (qemu-img check) finds; qemu writes such a cluster in place
+ * too.  want == NULL: zeros.
+ */
+static void read_back(struct qcow *q, const uint8_t *want, size_t n, uint64_t off,
+		      const char *what)
+{
+	static uint8_t *got;
+	if (!got && !(got = malloc(MAX_IO)))
+		return;
+	if (n > MAX_IO)
+		n = MAX_IO;
+	ssize_t r = qcow_read(q, got, n, off);
+	check(r, "read back");
+	if (r != (ssize_t)n)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (got[i] != (want ? want[i] : 0))
+			die(what, (long)i);
+}
+
+static bool one_cluster(struct qcow *q, uint64_t off, size_t n)
+{
+	struct qcow_info in;
+	return qcow_info(q, &in) == 0 && off >> in.cluster_bits == (off + n - 1) >> in.cluster_bits;
+}
+
 static void run_ops(struct qcow *q, const uint8_t *ops, unsigned nops, bool inval, uint8_t fill,
 		    uint8_t *buf)
 {
@@ -183,15 +216,27 @@ static void run_ops(struct qcow *q, const uint8_t *ops, unsigned nops, bool inva
 			break;
 		case 4: case 5: case 6:
 			memset(buf, fill + (int)i, len);
-			check(qcow_write(q, buf, len, off), "write");
+			n = qcow_write(q, buf, len, off);
+			check(n, "write");
+			if (n >= 0 && n != (ssize_t)len)
+				die("short write", n);
+			if (n > 0 && one_cluster(q, off, len))
+				read_back(q, buf, len, off, "a write did not read back");
 			break;
 		case 7:
-			check(qcow_zero(q, off, len, 0), "zero");
+			n = qcow_zero(q, off, len, 0);
+			check(n, "zero");
+			if (n == 0)
+				read_back(q, NULL, len, off, "a zeroed range did not read as zeros");
 			break;
-		case 8:
-			check(qcow_zero(q, off, len + ((r >> 20) & 0xfffff) * 512, QCOW_ZERO_UNMAP),
-			      "discard");
+		case 8: {
+			uint64_t dlen = len + ((r >> 20) & 0xfffff) * 512;
+			n = qcow_zero(q, off, dlen, QCOW_ZERO_UNMAP);
+			check(n, "discard");
+			if (n == 0)
+				read_back(q, NULL, dlen, off, "a discarded range did not read as zeros");
 			break;
+		}
 		case 9: {
 			/* grow or shrink around the current size, within the file cap */
 			uint64_t d = ((r >> 12) & 0xffff) << 9;
