@@ -203,6 +203,13 @@ same "threads: a private descriptor taking the number of an image fd being close
 	released "$(LD_PRELOAD="$LIB $T/reuse_close.so" timeout -k 5 60 ./closereuse cr.qcow2 cr2.qcow2 </dev/null 2>&1)"
 same "... and the write made through that fd is in the disk" "read 4096/4096 bytes at offset 0" \
 	"$(qemu-io -f qcow2 -c 'read -P 0x5a 0 4k' cr.qcow2 2>&1 | head -1)"
+# the raw twin of both closereuse runs: 4 KiB of 0x5a at 0, 4 KiB of 0x7e at 1 MiB
+head -c 8M /dev/zero >cr.raw
+printf '\132%.0s' $(seq 4096) | dd of=cr.raw conv=notrunc status=none
+printf '\176%.0s' $(seq 4096) | dd of=cr.raw bs=4096 seek=256 conv=notrunc status=none
+same "... and both images pass qemu-img check" "0 0" \
+	"$(qemu-img check -q cr.qcow2 >/dev/null 2>&1; echo $?) $(qemu-img check -q cr2.qcow2 >/dev/null 2>&1; echo $?)"
+same "... and the disk equals its raw twin" "Images are identical." "$(qemu-img compare -f qcow2 -F raw cr.qcow2 cr.raw 2>&1)"
 
 # ---- the exec guard
 echo "## exec guard"
