@@ -109,16 +109,17 @@ MANDIR   := $(PREFIX)/share/man
 DOCDIR   := $(PREFIX)/share/doc/qcowshim
 EX_SH    := $(wildcard examples/*.sh)
 EXAMPLES := $(EX_SH) $(wildcard examples/*.c)
+DOCS     := $(wildcard docs/*.md)
 INSTALLED := $(LIBDIR)/libqcowshim.so $(BINDIR)/qcowshim $(MANDIR)/man1/qcowshim.1 \
 	$(MANDIR)/man7/libqcowshim.7 $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
-	$(EXAMPLES:%=$(DOCDIR)/%)
+	$(EXAMPLES:%=$(DOCDIR)/%) $(DOCS:%=$(DOCDIR)/%)
 
 # The wrapper is generated at every install: PREFIX may differ from the last.
 install: $(B)/libqcowshim.so
 	@mkdir -p $(B)/install
 	sed 's|@LIBDIR@|$(LIBDIR)|g' shim/qcowshim.in > $(B)/install/qcowshim
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)/examples
+		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/docs
 	install -m 0755 $(B)/libqcowshim.so $(DESTDIR)$(LIBDIR)/libqcowshim.so
 	install -m 0755 $(B)/install/qcowshim $(DESTDIR)$(BINDIR)/qcowshim
 	install -m 0644 man/qcowshim.1 $(DESTDIR)$(MANDIR)/man1/qcowshim.1
@@ -126,11 +127,12 @@ install: $(B)/libqcowshim.so
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	install -m 0755 $(EX_SH) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 $(filter %.c,$(EXAMPLES)) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/docs/
 
 # Exactly what install put there, then the qcowshim directories if empty.
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)
-	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR) 2>/dev/null || :
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR) 2>/dev/null || :
 
 # ---- tests/unit: criterion, built with ASan + UBSan ----------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)

@@ -36,6 +36,7 @@ run "make -j2 install DESTDIR=\$T/dest PREFIX=/usr/local (builds in the copy)" \
 	make -C src -j2 install DESTDIR="$DEST" PREFIX=/usr/local
 run "make install PREFIX=\$T/prefix (no DESTDIR)" make -C src install PREFIX="$PFX"
 examples=$(cd "$QCS_ROOT/examples" && ls *.sh *.c | sort)
+docs=$(cd "$QCS_ROOT/docs" && ls *.md | sort)
 rm -rf src
 [ ! -e src ] && pass "the source and build copy is deleted" || fail "src still there"
 
@@ -48,6 +49,7 @@ expected() { # expected ROOT: the files install must create, sorted
 		echo "$1/share/doc/qcowshim/README.md"
 		echo "$1/share/doc/qcowshim/LICENSE"
 		for e in $examples; do echo "$1/share/doc/qcowshim/examples/$e"; done
+		for d in $docs; do echo "$1/share/doc/qcowshim/docs/$d"; done
 	} | sort
 }
 expected "$DEST/usr/local" >want.list
