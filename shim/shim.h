@@ -1,7 +1,7 @@
 /*
  * shim.h - internals shared by the interposition layer's files.
  *
- * Core rule (see DESIGN.md): position = per open file description, kept in
+ * Core rule (see docs/ARCHITECTURE.md): position = per open file description, kept in
  * the kernel offset of the program's own fd; translator state = per process,
  * opened lazily and closed at every fork/exec/exit; locks = on the
  * translator's private fd (its own open file description, CLOEXEC).
