@@ -49,7 +49,7 @@ struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags)
 	return o;
 }
 
-struct shim_ofd *fd_get(int fd)
+struct shim_ofd *fd_get_any(int fd)
 {
 	if ((unsigned)fd >= SHIM_FD_MAX)
 		return NULL;
@@ -60,6 +60,18 @@ struct shim_ofd *fd_get(int fd)
 	if (o)
 		atomic_fetch_add(&o->refs, 1);
 	pthread_mutex_unlock(&tab_mu);
+	return o;
+}
+
+/* I/O wrappers get no O_PATH entry: the kernel answers EBADF for them,
+ * as for any O_PATH descriptor, and no byte is read or written. */
+struct shim_ofd *fd_get(int fd)
+{
+	struct shim_ofd *o = fd_get_any(fd);
+	if (o && o->opath) {
+		fd_put(o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -144,7 +156,7 @@ void fd_forget_closed(int fd, struct shim_ofd *o)
 
 int fd_dup_entry(int oldfd, int newfd)
 {
-	struct shim_ofd *o = fd_get(oldfd);
+	struct shim_ofd *o = fd_get_any(oldfd);
 	if ((unsigned)newfd >= SHIM_FD_MAX) {
 		if (o)
 			fd_put(o);
@@ -360,12 +372,12 @@ static void adopt_one(int fd)
 	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	int fl = real_fcntl(fd, F_GETFL, NULL);
-	if (fl < 0 || (fl & O_PATH))
+	if (fl < 0)
 		return;
 	int acc = fl & O_ACCMODE;
 	bool pending = false;
-	if (!shim_probe_magic(fd)) {
-		if (st.st_size != 0 || acc == O_RDONLY)
+	if (!shim_probe_magic(fd)) { /* (reads an O_PATH fd through /proc) */
+		if (st.st_size != 0 || acc == O_RDONLY || (fl & O_PATH))
 			return;
 		pending = true;
 	}
@@ -378,6 +390,7 @@ static void adopt_one(int fd)
 		img_unref(img);
 		return;
 	}
+	o->opath = (fl & O_PATH) != 0; /* names the image, no I/O */
 	handoff_flags(fd, o);
 	fd_attach(fd, o); /* the ofd owns the image reference now */
 	shim_debug("%s: inherited image on fd %d", path, fd);

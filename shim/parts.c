@@ -230,7 +230,7 @@ void part_copy_window(struct shim_ofd *o, const char *path)
 	int ref;
 	if (policy_classify(path, &ref) != SHIM_PATH_FDREF)
 		return;
-	struct shim_ofd *src = fd_get(ref);
+	struct shim_ofd *src = fd_get_any(ref);
 	if (!src)
 		return;
 	if (src->img == o->img) {
