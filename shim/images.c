@@ -95,12 +95,13 @@ bool shim_probe_magic(int fd)
 
 /* ---- registry */
 
-bool img_known(dev_t dev, ino_t ino)
+bool img_known(dev_t dev, ino_t ino, char *path)
 {
 	bool found = false;
 	pthread_mutex_lock(&reg_mu);
 	for (struct shim_image *i = images; i && !found; i = i->next)
-		found = i->dev == dev && i->ino == ino;
+		if ((found = i->dev == dev && i->ino == ino) && path)
+			snprintf(path, PATH_MAX, "%s", i->path);
 	pthread_mutex_unlock(&reg_mu);
 	return found;
 }

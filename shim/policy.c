@@ -247,7 +247,7 @@ static enum shim_path_kind alias_kind(const char *link, bool map)
 		t[n - (sizeof deleted - 1)] = 0;
 	if (!policy_match(t) &&
 	    (!fd_any_images() || real_stat(link, &st) < 0 || !S_ISREG(st.st_mode) ||
-	     !img_known(st.st_dev, st.st_ino)))
+	     !img_known(st.st_dev, st.st_ino, NULL)))
 		return SHIM_PATH_NO;
 	return map ? SHIM_PATH_MAPFILE : SHIM_PATH_MATCH;
 }

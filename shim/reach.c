@@ -21,6 +21,15 @@
 
 int reach_refuse(const char *path, const char *what, const char *instead, int err)
 {
+	char target[PATH_MAX];
+	ssize_t n = -1;
+	/* /proc/self/fd/N, /dev/fd/N, map_files: name the file they lead to */
+	if (!strncmp(path, "/proc/", 6) || !strncmp(path, "/dev/fd/", 8))
+		n = readlink(path, target, sizeof target - 1);
+	if (n > 0 && target[0] == '/') {
+		target[n] = 0;
+		path = target;
+	}
 	shim_msg("%s: refusing %s: the kernel would see the raw QCOW2 bytes; %s", path, what,
 		 instead);
 	return -err;
@@ -51,7 +60,7 @@ bool reach_fd_is_image(int fd, char *path)
 	/* An fd the shim never saw (received, or opened before it was
 	 * active): decided by its inode, or by its name and content. */
 	fd_target(fd, path);
-	return img_known(st.st_dev, st.st_ino) || (policy_match(path) && shim_probe_magic(fd));
+	return img_known(st.st_dev, st.st_ino, path) || (policy_match(path) && shim_probe_magic(fd));
 }
 
 bool reach_path_is_image(int dirfd, const char *path, int atflags)
@@ -78,7 +87,7 @@ bool reach_path_is_image(int dirfd, const char *path, int atflags)
 		return false;
 	struct stat st;
 	bool img = real_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		   (shim_probe_magic(fd) || img_known(st.st_dev, st.st_ino));
+		   (shim_probe_magic(fd) || img_known(st.st_dev, st.st_ino, NULL));
 	real_close(fd);
 	return img;
 }

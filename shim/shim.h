@@ -243,7 +243,9 @@ void img_atfork_child(void);
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
 bool shim_probe_magic(int fd);
-bool img_known(dev_t dev, ino_t ino);     /* an image registered in this process */
+/* An image registered in this process?  path (PATH_MAX bytes, or NULL)
+ * gets its real path. */
+bool img_known(dev_t dev, ino_t ino, char *path);
 extern SHIM_HIDDEN const struct qcow_sysio shim_sysio;
 
 /* ---- parts.c: what an open file description sees of its image (the whole
