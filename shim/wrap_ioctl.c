@@ -78,8 +78,26 @@ static int loop_backing(unsigned long req, void *arg)
 	return -1;
 }
 
-static int refuse_loop(unsigned long req, const char *path)
+/* Tools retry a refused LOOP_CONFIGURE with LOOP_SET_FD (systemd): one
+ * message per image and process is enough. */
+static bool loop_reported(int fd)
 {
+	static _Atomic dev_t dev;
+	static _Atomic ino_t ino;
+	struct stat st;
+	if (real_fstat(fd, &st) < 0)
+		return false;
+	if (atomic_load(&dev) == st.st_dev && atomic_load(&ino) == st.st_ino)
+		return true;
+	atomic_store(&dev, st.st_dev);
+	atomic_store(&ino, st.st_ino);
+	return false;
+}
+
+static int refuse_loop(unsigned long req, const char *path, int fd)
+{
+	if (loop_reported(fd))
+		return -EOPNOTSUPP;
 	const char *name = req == LOOP_CONFIGURE ? "LOOP_CONFIGURE" :
 			   req == LOOP_SET_FD	 ? "LOOP_SET_FD" : "LOOP_CHANGE_FD";
 	char what[64];
@@ -108,7 +126,7 @@ int ioctl(int fd, SHIM_IOCTL_REQ rq, ...)
 	if (unlikely(req == LOOP_SET_FD || req == LOOP_CHANGE_FD || req == LOOP_CONFIGURE)) {
 		char path[PATH_MAX];
 		if (reach_fd_is_image(loop_backing(req, arg), path))
-			return (int)shim_ret(refuse_loop(req, path));
+			return (int)shim_ret(refuse_loop(req, path, loop_backing(req, arg)));
 	}
 	if (SHIM_PASS(fd))
 		return real_ioctl(fd, rq, arg);

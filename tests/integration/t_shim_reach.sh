@@ -131,10 +131,16 @@ if [ "$(id -u)" = 0 ]; then
 	exec 7>&-
 	wait "$MAPPER"
 	if command -v losetup >/dev/null && [ -e /dev/loop-control ]; then
+		# (a shim that let one through: detach it, unmount, so the
+		# failure does not outlive the test)
+		unloop() { losetup -j "$IMG" | cut -d: -f1 | xargs -r -n1 losetup -d; }
 		refused "losetup -f --show IMAGE" nonzero S losetup -f --show "$IMG"
 		same "... no loop device is backed by it" "" "$(losetup -j "$IMG")"
+		unloop
 		refused "mount -o loop IMAGE" nonzero S mount -o loop,ro "$IMG" "$T/mnt"
 		same "... no loop device is backed by it" "" "$(losetup -j "$IMG")"
+		mountpoint -q "$T/mnt" && umount "$T/mnt"
+		unloop
 	else
 		note "no loop devices here: losetup itself not run (the ioctls are checked above)"
 	fi
