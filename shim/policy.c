@@ -10,7 +10,9 @@
  *                          passed it (for fds inherited across exec: the
  *                          absolute path /proc/self/fd shows).  A matching file is an image only if it
  *                          starts with the QCOW2 magic, or is empty and opened
- *                          for writing (it becomes an image when written).
+ *                          for writing (it becomes an image when written) or
+ *                          created by this open.  /proc/P/fd/N, /dev/fd/N
+ *                          and map_files links are judged by their target.
  *                          IMAGE/pN, where IMAGE matches, names partition N
  *                          of IMAGE's disk (parts.c).
  *   QCOWSHIM_DEBUG=1       one stderr line per image open, creation, refusal.
