@@ -358,7 +358,9 @@ static void handoff_flags(int fd, struct shim_ofd *o)
 	}
 }
 
-static void adopt_one(int fd)
+/* An fd that arrived without an open here (inherited; or received, when
+ * !inherited): an image entry if its file is an image by name or inode. */
+static void adopt_one(int fd, bool inherited)
 {
 	char link[64], path[PATH_MAX];
 	struct stat st;
@@ -367,9 +369,9 @@ static void adopt_one(int fd)
 	if (n <= 0)
 		return;
 	path[n] = 0;
-	if (path[0] != '/' || !policy_match(path))
+	if (path[0] != '/' || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
-	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (!policy_match(path) && !img_known(st.st_dev, st.st_ino, NULL))
 		return;
 	int fl = real_fcntl(fd, F_GETFL, NULL);
 	if (fl < 0)
@@ -391,9 +393,16 @@ static void adopt_one(int fd)
 		return;
 	}
 	o->opath = (fl & O_PATH) != 0; /* names the image, no I/O */
-	handoff_flags(fd, o);
+	if (inherited)
+		handoff_flags(fd, o);
 	fd_attach(fd, o); /* the ofd owns the image reference now */
-	shim_debug("%s: inherited image on fd %d", path, fd);
+	shim_debug("%s: %s image on fd %d", path, inherited ? "inherited" : "received", fd);
+}
+
+void fd_adopt_received(int fd)
+{
+	if ((unsigned)fd < SHIM_FD_MAX && !shim_fd_special(fd))
+		adopt_one(fd, false);
 }
 
 void fd_adopt_inherited(void)
@@ -408,7 +417,7 @@ void fd_adopt_inherited(void)
 			continue;
 		int fd = atoi(de->d_name);
 		if (fd != dfd && fd < SHIM_FD_MAX)
-			adopt_one(fd);
+			adopt_one(fd, true);
 	}
 	closedir(d);
 }

@@ -12,11 +12,15 @@
  * wrap_misc.c) and /proc/P/map_files (wrap_open.c) use the checks here.
  * Each refusal prints one "qcowshim: PATH: refusing ..." line naming what
  * to use instead; the image is never touched.
+ * Descriptors that arrive from another process (recvmsg SCM_RIGHTS,
+ * pidfd_getfd) become image entries when they lead to an image, as
+ * inherited ones do at start-up (fdtab.c).
  */
 #include "shim.h"
 
 #include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <linux/mount.h> /* MS_BIND etc. */
 
 int reach_refuse(const char *path, const char *what, const char *instead, int err)
@@ -129,4 +133,35 @@ int mount(const char *src, const char *dst, const char *type, unsigned long fl, 
 		return real_mount(src, dst, type, fl, data);
 	return (int)shim_ret(reach_refuse(src, "to mount an image file",
 					  "attach it with qemu-nbd --connect and mount /dev/nbdNpM", ENOTBLK));
+}
+
+ssize_t recvmsg(int fd, struct msghdr *m, int fl)
+{
+	ssize_t r = real_recvmsg(fd, m, fl);
+	if (likely(r < 0 || !m || m->msg_controllen == 0) || !atomic_load(&shim_ready) ||
+	    !policy_enabled())
+		return r;
+	int saved = errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int rfd;
+			memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof rfd);
+			fd_adopt_received(rfd);
+		}
+	}
+	errno = saved;
+	return r;
+}
+
+int pidfd_getfd(int pidfd, int fd, unsigned fl)
+{
+	int r = real_pidfd_getfd(pidfd, fd, fl), saved = errno;
+	if (r >= 0 && atomic_load(&shim_ready) && policy_enabled()) {
+		fd_adopt_received(r);
+		errno = saved;
+	}
+	return r;
 }

@@ -37,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/xattr.h>
 
 #include "qcow.h"
@@ -66,6 +67,7 @@ int __fxstatat64(int, int, const char *, struct stat64 *, int);
  * <sys/swap.h> is declared here with it for the same one file. */
 int mount(const char *, const char *, const char *, unsigned long, const void *);
 int swapon(const char *, int);
+int pidfd_getfd(int, int, unsigned int); /* glibc 2.36 <sys/pidfd.h>; not musl */
 
 _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 
@@ -183,6 +185,7 @@ void fd_lock(void);
 void fd_unlock(void);
 void fd_atfork_child(void);
 void fd_adopt_inherited(void);           /* constructor: inherited image fds */
+void fd_adopt_received(int fd);           /* SCM_RIGHTS, pidfd_getfd: maybe an image */
 
 /* ---- coherence.c: locks and change detection between processes */
 struct shim_stamp {

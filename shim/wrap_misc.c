@@ -197,6 +197,10 @@ long syscall(long nr, ...)
 					 (int *)a[3], (int)a[4]);
 	case SYS_open_by_handle_at:
 		return open_by_handle_at(fd, (struct file_handle *)a[1], (int)a[2]);
+	case SYS_pidfd_getfd:
+		return pidfd_getfd(fd, (int)a[1], (unsigned)a[2]);
+	case SYS_recvmsg:
+		return recvmsg(fd, (struct msghdr *)a[1], (int)a[2]);
 	case SYS_swapon:
 		return swapon((const char *)a[0], (int)a[1]);
 	case SYS_mount:
