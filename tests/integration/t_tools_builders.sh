@@ -6,8 +6,9 @@
 #   file -s, e2image -ra (into a new image and into a partition),
 #   mksquashfs into IMAGE/pN, mkfs.erofs into a new image (it truncates its
 #   output to 0 first, which a partition cannot do) and that copied into
-#   IMAGE/pN by dd, and a Python script reading with os.open/os.pread after
-#   mmap fails (the shim refuses mmap of an image with ENODEV).
+#   IMAGE/pN by dd, a Python script reading with os.open/os.pread after
+#   mmap fails (the shim refuses mmap of an image with ENODEV), and one
+#   opening a partition O_PATH, then reading it through /proc/self/fd/N.
 . "$(dirname "$0")/lib_tools.sh"
 require_shim
 require xfs_io blkid wipefs mkswap e2image mkfs.ext4 e2fsck mksquashfs unsquashfs mkfs.erofs \
@@ -141,5 +142,15 @@ EOF
 both "python os.open/os.pread (mmap refused) of the disk" "$PY" read.py @
 same "... and it read the flat disk" "$(stat -c %s d.raw) $(sha256sum <d.raw | cut -d' ' -f1)" \
 	"$(cat raw.out)"
+cat >opath.py <<'EOF'
+import hashlib, os, sys
+fd = os.open(sys.argv[1], os.O_PATH)
+size = os.fstat(fd).st_size
+with open("/proc/self/fd/%d" % fd, "rb") as f:
+    print(size, hashlib.sha256(f.read()).hexdigest())
+EOF
+cut_parts
+both "python O_PATH of p2, fstat, reopen through /proc/self/fd/N" "$PY" opath.py @p2
+put_parts
 qcheck d.qcow2
 finish
