@@ -236,7 +236,17 @@ static int proc_link(const char *path)
  * content) or it is an image this process already has open.  Costs a
  * readlink (and a stat when images are open), only for such paths.
  */
+static enum shim_path_kind alias_kind_(const char *link, bool map);
+
 static enum shim_path_kind alias_kind(const char *link, bool map)
+{
+	int saved = errno; /* a failed readlink/stat is no error of the caller's */
+	enum shim_path_kind k = alias_kind_(link, map);
+	errno = saved;
+	return k;
+}
+
+static enum shim_path_kind alias_kind_(const char *link, bool map)
 {
 	char t[PATH_MAX];
 	struct stat st;

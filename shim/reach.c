@@ -48,7 +48,28 @@ static void fd_target(int fd, char *path)
 	path[n > 0 ? n : 0] = 0;
 }
 
+static bool fd_is_image(int fd, char *path);
+
+/* Both checks keep errno: the caller's call may still succeed. */
 bool reach_fd_is_image(int fd, char *path)
+{
+	int saved = errno;
+	bool r = fd_is_image(fd, path);
+	errno = saved;
+	return r;
+}
+
+static bool path_is_image(int dirfd, const char *path, int atflags);
+
+bool reach_path_is_image(int dirfd, const char *path, int atflags)
+{
+	int saved = errno;
+	bool r = path_is_image(dirfd, path, atflags);
+	errno = saved;
+	return r;
+}
+
+static bool fd_is_image(int fd, char *path)
 {
 	struct stat st;
 	if (!atomic_load(&shim_ready) || !policy_enabled() || fd < 0)
@@ -67,7 +88,7 @@ bool reach_fd_is_image(int fd, char *path)
 	return img_known(st.st_dev, st.st_ino, path) || (policy_match(path) && shim_probe_magic(fd));
 }
 
-bool reach_path_is_image(int dirfd, const char *path, int atflags)
+static bool path_is_image(int dirfd, const char *path, int atflags)
 {
 	int ref;
 	if (!atomic_load(&shim_ready) || shim_depth || !path)
