@@ -49,7 +49,7 @@ struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags)
 	return o;
 }
 
-struct shim_ofd *fd_get(int fd)
+struct shim_ofd *fd_get_any(int fd)
 {
 	if ((unsigned)fd >= SHIM_FD_MAX)
 		return NULL;
@@ -60,6 +60,18 @@ struct shim_ofd *fd_get(int fd)
 	if (o)
 		atomic_fetch_add(&o->refs, 1);
 	pthread_mutex_unlock(&tab_mu);
+	return o;
+}
+
+/* I/O wrappers get no O_PATH entry: the kernel answers EBADF for them,
+ * as for any O_PATH descriptor, and no byte is read or written. */
+struct shim_ofd *fd_get(int fd)
+{
+	struct shim_ofd *o = fd_get_any(fd);
+	if (o && o->opath) {
+		fd_put(o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -144,7 +156,7 @@ void fd_forget_closed(int fd, struct shim_ofd *o)
 
 int fd_dup_entry(int oldfd, int newfd)
 {
-	struct shim_ofd *o = fd_get(oldfd);
+	struct shim_ofd *o = fd_get_any(oldfd);
 	if ((unsigned)newfd >= SHIM_FD_MAX) {
 		if (o)
 			fd_put(o);
@@ -346,7 +358,9 @@ static void handoff_flags(int fd, struct shim_ofd *o)
 	}
 }
 
-static void adopt_one(int fd)
+/* An fd that arrived without an open here (inherited; or received, when
+ * !inherited): an image entry if its file is an image by name or inode. */
+static void adopt_one(int fd, bool inherited)
 {
 	char link[64], path[PATH_MAX];
 	struct stat st;
@@ -355,17 +369,17 @@ static void adopt_one(int fd)
 	if (n <= 0)
 		return;
 	path[n] = 0;
-	if (path[0] != '/' || !policy_match(path))
+	if (path[0] != '/' || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
-	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (!policy_match(path) && !img_known(st.st_dev, st.st_ino, NULL))
 		return;
 	int fl = real_fcntl(fd, F_GETFL, NULL);
-	if (fl < 0 || (fl & O_PATH))
+	if (fl < 0)
 		return;
 	int acc = fl & O_ACCMODE;
 	bool pending = false;
-	if (!shim_probe_magic(fd)) {
-		if (st.st_size != 0 || acc == O_RDONLY)
+	if (!shim_probe_magic(fd)) { /* (reads an O_PATH fd through /proc) */
+		if (st.st_size != 0 || acc == O_RDONLY || (fl & O_PATH))
 			return;
 		pending = true;
 	}
@@ -378,9 +392,17 @@ static void adopt_one(int fd)
 		img_unref(img);
 		return;
 	}
-	handoff_flags(fd, o);
+	o->opath = (fl & O_PATH) != 0; /* names the image, no I/O */
+	if (inherited)
+		handoff_flags(fd, o);
 	fd_attach(fd, o); /* the ofd owns the image reference now */
-	shim_debug("%s: inherited image on fd %d", path, fd);
+	shim_debug("%s: %s image on fd %d", path, inherited ? "inherited" : "received", fd);
+}
+
+void fd_adopt_received(int fd)
+{
+	if ((unsigned)fd < SHIM_FD_MAX && !shim_fd_special(fd))
+		adopt_one(fd, false);
 }
 
 void fd_adopt_inherited(void)
@@ -395,7 +417,7 @@ void fd_adopt_inherited(void)
 			continue;
 		int fd = atoi(de->d_name);
 		if (fd != dfd && fd < SHIM_FD_MAX)
-			adopt_one(fd);
+			adopt_one(fd, true);
 	}
 	closedir(d);
 }

@@ -95,6 +95,17 @@ bool shim_probe_magic(int fd)
 
 /* ---- registry */
 
+bool img_known(dev_t dev, ino_t ino, char *path)
+{
+	bool found = false;
+	pthread_mutex_lock(&reg_mu);
+	for (struct shim_image *i = images; i && !found; i = i->next)
+		if ((found = i->dev == dev && i->ino == ino) && path)
+			snprintf(path, PATH_MAX, "%s", i->path);
+	pthread_mutex_unlock(&reg_mu);
+	return found;
+}
+
 static bool special_path(const char *p)
 {
 	return !strncmp(p, "/dev/", 5) || !strncmp(p, "/proc/", 6) || !strncmp(p, "/sys/", 5);
@@ -702,7 +713,7 @@ void img_atfork_child(void)
 
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part)
 {
-	struct shim_ofd *o = fd_get(fd);
+	struct shim_ofd *o = fd_get_any(fd); /* O_PATH fds stat as the image too */
 	if (!o)
 		return -ENOENT;
 	img_lock(o->img);

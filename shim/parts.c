@@ -201,6 +201,8 @@ int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 	}
 	int acc = flags & O_ACCMODE;
 	struct shim_ofd *o = ofd_new(img, acc, flags & (O_APPEND | O_DIRECT));
+	if (o)
+		o->opath = (flags & O_PATH) != 0; /* names the partition, no I/O */
 	img_lock(img);
 	r = o ? img_validate(img, img_path(img), acc != O_RDONLY) : -ENOMEM;
 	if (r == 0)
@@ -230,7 +232,7 @@ void part_copy_window(struct shim_ofd *o, const char *path)
 	int ref;
 	if (policy_classify(path, &ref) != SHIM_PATH_FDREF)
 		return;
-	struct shim_ofd *src = fd_get(ref);
+	struct shim_ofd *src = fd_get_any(ref);
 	if (!src)
 		return;
 	if (src->img == o->img) {

@@ -10,7 +10,9 @@
  *                          passed it (for fds inherited across exec: the
  *                          absolute path /proc/self/fd shows).  A matching file is an image only if it
  *                          starts with the QCOW2 magic, or is empty and opened
- *                          for writing (it becomes an image when written).
+ *                          for writing (it becomes an image when written) or
+ *                          created by this open.  /proc/P/fd/N, /dev/fd/N
+ *                          and map_files links are judged by their target.
  *                          IMAGE/pN, where IMAGE matches, names partition N
  *                          of IMAGE's disk (parts.c).
  *   QCOWSHIM_DEBUG=1       one stderr line per image open, creation, refusal.
@@ -204,25 +206,90 @@ static int fd_alias(const char *path)
 }
 
 /*
+ * /proc/P/fd/N, /proc/P/task/T/fd/N (P a pid, "self" or "thread-self"):
+ * 1; /proc/P/map_files/RANGE: 2; anything else: 0.  Only the shape.
+ */
+static int proc_link(const char *path)
+{
+	const char *c;
+	if (strncmp(path, "/proc/", 6) != 0)
+		return 0;
+	c = strchr(path + 6, '/');
+	if (!c)
+		return 0;
+	c++;
+	if (strncmp(c, "task/", 5) == 0) {
+		c = strchr(c + 5, '/');
+		if (!c)
+			return 0;
+		c++;
+	}
+	int kind = strncmp(c, "fd/", 3) == 0 ? 1 : strncmp(c, "map_files/", 10) == 0 ? 2 : 0;
+	c += kind == 1 ? 3 : kind == 2 ? 10 : 0;
+	return kind && *c && !strchr(c, '/') ? kind : 0;
+}
+
+/*
+ * A magic link (an fd of this or another process, a mapped file) leads to
+ * an inode, whatever its name: decide by where it leads.  It is an image
+ * when its target's name matches the globs (the caller still checks the
+ * content) or it is an image this process already has open.  Costs a
+ * readlink (and a stat when images are open), only for such paths.
+ */
+static enum shim_path_kind alias_kind_(const char *link, bool map);
+
+static enum shim_path_kind alias_kind(const char *link, bool map)
+{
+	int saved = errno; /* a failed readlink/stat is no error of the caller's */
+	enum shim_path_kind k = alias_kind_(link, map);
+	errno = saved;
+	return k;
+}
+
+static enum shim_path_kind alias_kind_(const char *link, bool map)
+{
+	char t[PATH_MAX];
+	struct stat st;
+	ssize_t n = readlink(link, t, sizeof t - 1);
+	if (n <= 0 || t[0] != '/') /* pipe:[N], socket:[N], anon_inode:... */
+		return SHIM_PATH_NO;
+	t[n] = 0;
+	static const char deleted[] = " (deleted)";
+	if (n > (ssize_t)sizeof deleted && strcmp(t + n - (sizeof deleted - 1), deleted) == 0)
+		t[n - (sizeof deleted - 1)] = 0;
+	if (!policy_match(t) &&
+	    (!fd_any_images() || real_stat(link, &st) < 0 || !S_ISREG(st.st_mode) ||
+	     !img_known(st.st_dev, st.st_ino, NULL)))
+		return SHIM_PATH_NO;
+	return map ? SHIM_PATH_MAPFILE : SHIM_PATH_MATCH;
+}
+
+/*
  * Is `path` (as a program passed it) something the shim must look at?
- * SHIM_PATH_FDREF: it names an open image fd (*fdref); SHIM_PATH_MATCH: the
- * name matches the image globs (the caller still checks the content);
- * SHIM_PATH_PART: it is IMAGE/pN for such a name (policy_part).
+ * SHIM_PATH_FDREF: it names an open image fd of this process (*fdref);
+ * SHIM_PATH_MATCH: the name matches the image globs, or it is a /proc or
+ * /dev/fd link to such a file (the caller still checks the content);
+ * SHIM_PATH_PART: it is IMAGE/pN for such a name (policy_part);
+ * SHIM_PATH_MAPFILE: /proc/P/map_files/X of such a file.
  */
 enum shim_path_kind policy_classify(const char *path, int *fdref)
 {
 	if (!enabled || !path)
 		return SHIM_PATH_NO;
 	if (path[0] == '/' && (path[1] == 'd' || path[1] == 'p')) {
-		int n = fd_alias(path);
+		int n = fd_alias(path), k;
 		if (n >= 0) {
 			struct shim_ofd *o = atomic_load(&shim_fdtab[n]);
 			if (o && o != SHIM_PRIVATE) {
 				*fdref = n;
 				return SHIM_PATH_FDREF;
 			}
-			return SHIM_PATH_NO;
+			char self[40]; /* /dev/stdin is itself a symlink: use the fd */
+			snprintf(self, sizeof self, "/proc/self/fd/%d", n);
+			return alias_kind(self, false);
 		}
+		if ((k = proc_link(path)))
+			return alias_kind(path, k == 2);
 	}
 	if (policy_match(path))
 		return SHIM_PATH_MATCH;

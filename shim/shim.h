@@ -37,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/xattr.h>
 
 #include "qcow.h"
@@ -62,6 +63,11 @@ int __fxstat(int, int, struct stat *);
 int __fxstat64(int, int, struct stat64 *);
 int __fxstatat(int, int, const char *, struct stat *, int);
 int __fxstatat64(int, int, const char *, struct stat64 *, int);
+/* <sys/mount.h> clashes with <linux/fs.h> (wrap_ioctl.c) on glibc 2.36;
+ * <sys/swap.h> is declared here with it for the same one file. */
+int mount(const char *, const char *, const char *, unsigned long, const void *);
+int swapon(const char *, int);
+int pidfd_getfd(int, int, unsigned int); /* glibc 2.36 <sys/pidfd.h>; not musl */
 
 _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 
@@ -109,7 +115,9 @@ static inline long shim_ret(long r)
 }
 
 /* ---- policy.c */
-enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF, SHIM_PATH_PART };
+/* MAPFILE: /proc/PID/map_files/X whose target is (named as) an image. */
+enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF, SHIM_PATH_PART,
+		      SHIM_PATH_MAPFILE };
 bool policy_enabled(void);                 /* shim active in this process */
 void policy_init(void);
 enum shim_path_kind policy_classify(const char *path, int *fdref);
@@ -140,6 +148,10 @@ struct shim_ofd {
 	unsigned part;
 	uint64_t base, len;
 	int parked; /* fdtab.c: table references displaced by private fds */
+	/* An O_PATH descriptor of the image: it names the image (stat, reopen
+	 * through /proc/self/fd/N, dup, exec) but does no I/O, so fd_get()
+	 * does not return it and I/O wrappers leave it to the kernel (EBADF). */
+	bool opath;
 };
 #define SHIM_PRIVATE ((struct shim_ofd *)1)
 extern SHIM_HIDDEN struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
@@ -153,7 +165,8 @@ static inline bool shim_fd_special(int fd)
 }
 #define SHIM_PASS(fd) likely(!shim_fd_special(fd))
 
-struct shim_ofd *fd_get(int fd);          /* ref'd image entry or NULL */
+struct shim_ofd *fd_get(int fd);          /* ref'd image entry (not O_PATH) or NULL */
+struct shim_ofd *fd_get_any(int fd);      /* the same, O_PATH entries too */
 void fd_put(struct shim_ofd *o);
 bool fd_is_private(int fd);
 int fd_attach(int fd, struct shim_ofd *o); /* table[fd] = o (ref taken) */
@@ -172,6 +185,7 @@ void fd_lock(void);
 void fd_unlock(void);
 void fd_atfork_child(void);
 void fd_adopt_inherited(void);           /* constructor: inherited image fds */
+void fd_adopt_received(int fd);           /* SCM_RIGHTS, pidfd_getfd: maybe an image */
 
 /* ---- coherence.c: locks and change detection between processes */
 struct shim_stamp {
@@ -232,6 +246,9 @@ void img_atfork_child(void);
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
 bool shim_probe_magic(int fd);
+/* An image registered in this process?  path (PATH_MAX bytes, or NULL)
+ * gets its real path. */
+bool img_known(dev_t dev, ino_t ino, char *path);
 extern SHIM_HIDDEN const struct qcow_sysio shim_sysio;
 
 /* ---- parts.c: what an open file description sees of its image (the whole
@@ -286,6 +303,14 @@ void stdio_std_flush(void);               /* musl: flush standard streams on ima
 FILE *stdio_std_reopen(const char *p, const char *m, int oflags, bool cand, FILE *f,
 		       FILE *(*realfn)(const char *, const char *, FILE *)); /* musl */
 void stdio_flush_all(void);
+
+/* ---- reach.c: ways to hand the kernel an image descriptor */
+/* Does fd (not necessarily in the table) lead to an image?  Its path (for
+ * messages) goes to path (PATH_MAX bytes). */
+bool reach_fd_is_image(int fd, char *path);
+bool reach_path_is_image(int dirfd, const char *path, int atflags); /* by name + magic */
+/* One "qcowshim: PATH: refusing WHAT: ...; use INSTEAD" line; returns -err. */
+int reach_refuse(const char *path, const char *what, const char *instead, int err);
 
 /* ---- wrap_proc.c */
 void proc_release_for_spawn(void);

@@ -119,7 +119,11 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 int shim_fcntl(int fd, int cmd, void *arg, bool is64)
 {
 	int (*realfn)(int, int, void *) = is64 ? real_fcntl64 : real_fcntl;
-	struct shim_ofd *o = fd_get(fd);
+	struct shim_ofd *o = fd_get_any(fd);
+	if (o && o->opath && cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) {
+		fd_put(o); /* an O_PATH image fd: only its dups need the table */
+		o = NULL;
+	}
 	if (!o)
 		return realfn(fd, cmd, arg);
 	int saved = errno, r;
@@ -236,7 +240,7 @@ int shim_close(int fd)
 	/* The entry stays until the kernel closed fd (a racing read still sees
 	 * the image), and only this entry goes: an open in another thread may
 	 * get the number back between the two steps. */
-	struct shim_ofd *o = fd_get(fd);
+	struct shim_ofd *o = fd_get_any(fd);
 	int r = real_close(fd);
 	int e = errno;
 	if (o) { /* Linux frees the fd even when close fails */

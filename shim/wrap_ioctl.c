@@ -4,11 +4,17 @@
  * the host layout) are refused; a few fd-level requests pass through; every
  * other request fails with ENOTTY, as it does on a file whose filesystem
  * does not know it, so nothing reaches the host file's raw bytes.
+ * A loop device given an image as its backing file (LOOP_SET_FD,
+ * LOOP_CHANGE_FD, LOOP_CONFIGURE: losetup, mount -o loop, systemd) would
+ * make the kernel serve the QCOW2 bytes as the disk: refused before the
+ * kernel is asked, with EOPNOTSUPP.
  */
 #include "shim.h"
 
+#include <limits.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <sys/ioctl.h>
 
 static long ioctl_locked(struct shim_ofd *o, unsigned long req, void *arg)
@@ -59,6 +65,48 @@ static long ioctl_locked(struct shim_ofd *o, unsigned long req, void *arg)
 	}
 }
 
+/* The backing fd a loop request would hand the kernel, or -1. */
+static int loop_backing(unsigned long req, void *arg)
+{
+	switch (req) {
+	case LOOP_SET_FD:
+	case LOOP_CHANGE_FD:
+		return (int)(long)arg;
+	case LOOP_CONFIGURE:
+		return arg ? (int)((struct loop_config *)arg)->fd : -1;
+	}
+	return -1;
+}
+
+/* Tools retry a refused LOOP_CONFIGURE with LOOP_SET_FD (systemd): one
+ * message per image and process is enough. */
+static bool loop_reported(int fd)
+{
+	static _Atomic dev_t dev;
+	static _Atomic ino_t ino;
+	struct stat st;
+	if (real_fstat(fd, &st) < 0)
+		return false;
+	if (atomic_load(&dev) == st.st_dev && atomic_load(&ino) == st.st_ino)
+		return true;
+	atomic_store(&dev, st.st_dev);
+	atomic_store(&ino, st.st_ino);
+	return false;
+}
+
+static int refuse_loop(unsigned long req, const char *path, int fd)
+{
+	if (loop_reported(fd))
+		return -EOPNOTSUPP;
+	const char *name = req == LOOP_CONFIGURE ? "LOOP_CONFIGURE" :
+			   req == LOOP_SET_FD	 ? "LOOP_SET_FD" : "LOOP_CHANGE_FD";
+	char what[64];
+	snprintf(what, sizeof what, "a loop device (%s)", name);
+	return reach_refuse(path, what,
+			    "use its partitions as files (IMAGE/pN), or qemu-nbd --connect for a block device",
+			    EOPNOTSUPP);
+}
+
 int ioctl(int fd, SHIM_IOCTL_REQ rq, ...)
 {
 	va_list ap;
@@ -74,6 +122,11 @@ int ioctl(int fd, SHIM_IOCTL_REQ rq, ...)
 			errno = EXDEV;
 			return -1;
 		}
+	}
+	if (unlikely(req == LOOP_SET_FD || req == LOOP_CHANGE_FD || req == LOOP_CONFIGURE)) {
+		char path[PATH_MAX];
+		if (reach_fd_is_image(loop_backing(req, arg), path))
+			return (int)shim_ret(refuse_loop(req, path, loop_backing(req, arg)));
 	}
 	if (SHIM_PASS(fd))
 		return real_ioctl(fd, rq, arg);

@@ -7,9 +7,12 @@
  *   system calls tools issue directly are routed to the wrappers when the fd
  *   is an image (open/openat/openat2 when the path is one); io_uring_setup and io_setup fail with ENOSYS while the shim
  *   is active (their I/O would bypass it), which every user falls back from.
+ *   execveat, name_to_handle_at, open_by_handle_at, swapon and mount get
+ *   reach.c's refusals on images.
  */
 #include "shim.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -173,11 +176,36 @@ long syscall(long nr, ...)
 			fl = (int)how->flags;
 			m = (mode_t)how->mode;
 		}
-		if (!atomic_load(&shim_ready) || shim_depth || (fl & (O_PATH | O_DIRECTORY)) ||
-		    policy_classify(p, &ref) == SHIM_PATH_NO)
+		if (!atomic_load(&shim_ready) || shim_depth || (fl & O_DIRECTORY) ||
+		    (policy_classify(p, &ref) == SHIM_PATH_NO && !fd_any_images()))
 			break;
 		return shim_open(dirfd, p, fl, m, true);
 	}
+	case SYS_execveat: { /* fexecve's way: of an image fd or path, refused */
+		const char *p = (const char *)a[1];
+		char path[PATH_MAX];
+		bool img = ((int)a[4] & AT_EMPTY_PATH) && p && !p[0]
+				   ? reach_fd_is_image(fd, path)
+				   : reach_path_is_image(fd, p, (int)a[4] & AT_SYMLINK_NOFOLLOW);
+		if (img)
+			return shim_ret(reach_refuse(p && p[0] ? p : path, "to execute an image",
+						     "boot it (qemu-system-*)", EACCES));
+		break;
+	}
+	case SYS_name_to_handle_at:
+		return name_to_handle_at(fd, (const char *)a[1], (struct file_handle *)a[2],
+					 (int *)a[3], (int)a[4]);
+	case SYS_open_by_handle_at:
+		return open_by_handle_at(fd, (struct file_handle *)a[1], (int)a[2]);
+	case SYS_pidfd_getfd:
+		return pidfd_getfd(fd, (int)a[1], (unsigned)a[2]);
+	case SYS_recvmsg:
+		return recvmsg(fd, (struct msghdr *)a[1], (int)a[2]);
+	case SYS_swapon:
+		return swapon((const char *)a[0], (int)a[1]);
+	case SYS_mount:
+		return mount((const char *)a[0], (const char *)a[1], (const char *)a[2],
+			     (unsigned long)a[3], (const void *)a[4]);
 	case SYS_io_uring_setup:
 	case SYS_io_setup:
 		if (policy_enabled())

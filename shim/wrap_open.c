@@ -5,8 +5,14 @@
  * the virtual position.  O_TRUNC, O_APPEND and O_DIRECT never reach the real
  * open: O_TRUNC empties the virtual disk, O_APPEND/O_DIRECT are emulated per
  * fd.  O_CREAT on an empty *.qcow2 creates a QCOW2 image of virtual size 0.
- * A matching file that is not QCOW2 (and not an empty one opened for
- * writing) gets its flags back and is never touched again.
+ * A read-only O_CREAT that makes the file does the same.  A matching file
+ * that is not QCOW2 (and not an empty one opened for writing or created)
+ * gets its flags back and is never touched again.
+ * Every way of naming the file leads to the image: O_PATH descriptors are
+ * image entries (stat, dup, reopen through /proc/self/fd/N; no I/O), a
+ * /proc/P/fd/N or /dev/fd/N link is decided by where it leads (policy.c),
+ * and while this process has images open, any other open whose inode is
+ * one of theirs (a hard link, a bind mount) is that image too.
  */
 #include "shim.h"
 
@@ -19,9 +25,16 @@ static bool open_candidate(const char *path, int flags)
 	int ref;
 	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
 		shim_setup();
-	if (shim_depth || (flags & (O_PATH | O_DIRECTORY)))
+	if (shim_depth || (flags & O_DIRECTORY))
 		return false;
 	return policy_classify(path, &ref) != SHIM_PATH_NO;
+}
+
+/* Not named as an image, but this process has images open: the new fd may
+ * still lead to one of their inodes (a hard link, a bind mount, a rename). */
+static inline bool inode_watch(int flags)
+{
+	return unlikely(fd_any_images()) && !shim_depth && !(flags & O_DIRECTORY);
 }
 
 static int real_openat_any(int dirfd, const char *path, int flags, mode_t mode, bool is64)
@@ -40,39 +53,33 @@ static int plain_fd(int fd, int flags)
 	return fd;
 }
 
-/* open(2) for a path policy_classify() flagged.  Returns fd or -1/errno. */
-int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
+/* The real open of a candidate, O_TRUNC/O_APPEND/O_DIRECT stripped.  A
+ * read-only O_CREAT is tried with O_EXCL first: *created tells whether
+ * this call made the file (then it becomes an image, like any create). */
+static int candidate_open(int dirfd, const char *path, int flags, mode_t mode, bool is64,
+			  bool *created)
 {
-	int saved = errno, r = 0, err = 0, ref;
-	struct stat st;
-	if (policy_classify(path, &ref) == SHIM_PATH_PART) {
-		/* IMAGE/pN: a real path (IMAGE a directory) wins */
-		int fd = real_openat_any(dirfd, path, flags, mode, is64);
-		if (fd >= 0 || errno != ENOTDIR)
+	int fl = flags & ~STRIPPED, saved = errno;
+	*created = false;
+	if ((fl & O_CREAT) && (fl & O_ACCMODE) == O_RDONLY && !(fl & (O_EXCL | O_PATH))) {
+		int fd = real_openat_any(dirfd, path, fl | O_EXCL, mode, is64);
+		if (fd >= 0 || errno != EEXIST) {
+			*created = fd >= 0;
 			return fd;
-		errno = saved;
-		return part_open(dirfd, path, flags, mode, is64);
-	}
-	int fd = real_openat_any(dirfd, path, flags & ~STRIPPED, mode, is64);
-	if (fd < 0)
-		return fd;
-	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		/* Not a regular file: it never was ours; open it as asked. */
-		real_close(fd);
-		errno = saved;
-		return real_openat_any(dirfd, path, flags & ~O_EXCL, mode, is64);
-	}
-	int acc = flags & O_ACCMODE;
-	bool writable = acc != O_RDONLY, pending = false;
-	if (!shim_probe_magic(fd)) {
-		if ((flags & O_TRUNC) && writable && st.st_size > 0 && real_ftruncate(fd, 0) == 0)
-			st.st_size = 0;
-		if (st.st_size != 0 || !writable) {
-			errno = saved;
-			return plain_fd(fd, flags);
 		}
-		pending = true; /* empty: becomes an image when written */
+		errno = saved;
 	}
+	int fd = real_openat_any(dirfd, path, fl, mode, is64);
+	*created = fd >= 0 && (fl & O_CREAT) && (fl & O_EXCL);
+	return fd;
+}
+
+/* fd (regular, opened as the image `path`) joins the table; pending: still
+ * empty.  Returns fd, or -1/errno with fd closed. */
+static int image_fd(int fd, const char *path, int flags, bool pending, int saved)
+{
+	int r = 0, err = 0, acc = flags & O_ACCMODE;
+	bool writable = acc != O_RDONLY, opath = (flags & O_PATH) != 0;
 	if (fd >= SHIM_FD_MAX) {
 		real_close(fd);
 		errno = EMFILE;
@@ -88,11 +95,13 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 	struct shim_ofd win = {.img = img};
 	part_copy_window(&win, path);
 	img_lock(img);
-	if (pending && (flags & O_CREAT))
+	if (opath)
+		r = 0; /* names the file only: nothing to read or check yet */
+	else if (pending && (flags & O_CREAT))
 		r = img_ready(img, true); /* creates the QCOW2 structure */
 	else
 		r = img_validate(img, path, writable);
-	if (r == 0 && (flags & O_TRUNC) && writable && !pending && !win.part)
+	if (r == 0 && (flags & O_TRUNC) && writable && !pending && !win.part && !opath)
 		r = img_resize(img, 0);
 	img_op_done(img);
 	img_unlock(img);
@@ -106,11 +115,101 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 	o->part = win.part;
 	o->base = win.base;
 	o->len = win.len;
+	o->opath = opath;
 	fd_attach(fd, o);
 	if (fd < 3)
 		stdio_std_after(fd);
 	errno = saved;
 	return fd;
+}
+
+/* /proc/P/map_files/X of an image: the kernel would hand out the host
+ * file's bytes, and the shim never maps an image, so refuse. */
+static int refuse_mapfile(int fd, const char *path, int saved)
+{
+	struct stat st;
+	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !shim_probe_magic(fd)) {
+		errno = saved;
+		return fd;
+	}
+	real_close(fd);
+	return (int)shim_ret(reach_refuse(path, "to open a mapping of an image", "open the image itself",
+					  EACCES));
+}
+
+/* Any other open while this process has images: the new descriptor is an
+ * image if it leads to one's inode, whatever the name.  O_TRUNC waits until
+ * that is known (it would empty the host file). */
+static int open_by_inode(int dirfd, const char *path, int flags, mode_t mode, bool is64)
+{
+	int saved = errno;
+	struct stat st;
+	int fd = real_openat_any(dirfd, path, flags & ~O_TRUNC, mode, is64);
+	if (fd < 0 || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return fd;
+	bool writable = (flags & O_ACCMODE) != O_RDONLY;
+	if (img_known(st.st_dev, st.st_ino, NULL) &&
+	    (shim_probe_magic(fd) || (st.st_size == 0 && writable && !(flags & O_PATH)))) {
+		if (flags & (O_APPEND | O_DIRECT)) { /* emulated on images */
+			int fl = real_fcntl(fd, F_GETFL, NULL);
+			if (fl >= 0)
+				real_fcntl(fd, F_SETFL, (void *)(long)(fl & ~(O_APPEND | O_DIRECT)));
+		}
+		return image_fd(fd, path, flags, st.st_size == 0, saved);
+	}
+	if ((flags & O_TRUNC) && writable && st.st_size > 0 && real_ftruncate(fd, 0) < 0) {
+		int e = errno;
+		real_close(fd);
+		errno = e;
+		return -1;
+	}
+	errno = saved;
+	return fd;
+}
+
+/* open(2) for a path policy_classify() flagged (or, from stdio and spawn,
+ * any path).  Returns fd or -1/errno. */
+int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
+{
+	int saved = errno, ref;
+	struct stat st;
+	bool created;
+	enum shim_path_kind kind = policy_classify(path, &ref);
+	if (kind == SHIM_PATH_NO) /* stdio and spawn callers: only the inode can tell */
+		return open_by_inode(dirfd, path, flags, mode, is64);
+	if (kind == SHIM_PATH_PART) {
+		/* IMAGE/pN: a real path (IMAGE a directory) wins */
+		int fd = real_openat_any(dirfd, path, flags, mode, is64);
+		if (fd >= 0 || errno != ENOTDIR)
+			return fd;
+		errno = saved;
+		return part_open(dirfd, path, flags, mode, is64);
+	}
+	int fd = candidate_open(dirfd, path, flags, mode, is64, &created);
+	if (fd < 0)
+		return fd;
+	if (kind == SHIM_PATH_MAPFILE)
+		return refuse_mapfile(fd, path, saved);
+	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		/* Not a regular file: it never was ours; open it as asked. */
+		if (flags & O_PATH)
+			return fd;
+		real_close(fd);
+		errno = saved;
+		return real_openat_any(dirfd, path, flags & ~O_EXCL, mode, is64);
+	}
+	bool writable = (flags & O_ACCMODE) != O_RDONLY, pending = false;
+	if (!shim_probe_magic(fd)) { /* (an O_PATH fd is read through /proc) */
+		if ((flags & O_TRUNC) && writable && st.st_size > 0 && real_ftruncate(fd, 0) == 0)
+			st.st_size = 0;
+		/* empty: becomes an image when written, or now when created */
+		if (st.st_size != 0 || (flags & O_PATH) || !(writable || created)) {
+			errno = saved;
+			return plain_fd(fd, flags);
+		}
+		pending = true;
+	}
+	return image_fd(fd, path, flags, pending, saved);
 }
 
 static mode_t mode_arg(int flags, va_list ap)
@@ -124,8 +223,11 @@ int open(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t m = mode_arg(flags, ap);
 	va_end(ap);
-	if (likely(!open_candidate(path, flags)))
-		return real_open(path, flags, m);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real_open(path, flags, m);
+		return open_by_inode(AT_FDCWD, path, flags, m, false);
+	}
 	return shim_open(AT_FDCWD, path, flags, m, false);
 }
 
@@ -135,8 +237,11 @@ int open64(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t m = mode_arg(flags, ap);
 	va_end(ap);
-	if (likely(!open_candidate(path, flags)))
-		return real_open64(path, flags, m);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real_open64(path, flags, m);
+		return open_by_inode(AT_FDCWD, path, flags, m, true);
+	}
 	return shim_open(AT_FDCWD, path, flags, m, true);
 }
 
@@ -146,8 +251,11 @@ int openat(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t m = mode_arg(flags, ap);
 	va_end(ap);
-	if (likely(!open_candidate(path, flags)))
-		return real_openat(dirfd, path, flags, m);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real_openat(dirfd, path, flags, m);
+		return open_by_inode(dirfd, path, flags, m, false);
+	}
 	return shim_open(dirfd, path, flags, m, false);
 }
 
@@ -157,50 +265,79 @@ int openat64(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t m = mode_arg(flags, ap);
 	va_end(ap);
-	if (likely(!open_candidate(path, flags)))
-		return real_openat64(dirfd, path, flags, m);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real_openat64(dirfd, path, flags, m);
+		return open_by_inode(dirfd, path, flags, m, true);
+	}
 	return shim_open(dirfd, path, flags, m, true);
 }
 
 int creat(const char *path, mode_t m)
 {
-	if (likely(!open_candidate(path, O_CREAT | O_WRONLY | O_TRUNC)))
-		return real_creat(path, m);
+	if (likely(!open_candidate(path, O_CREAT | O_WRONLY | O_TRUNC))) {
+		if (likely(!inode_watch(0)))
+			return real_creat(path, m);
+		return open_by_inode(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, m, false);
+	}
 	return shim_open(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, m, false);
 }
 
 int creat64(const char *path, mode_t m)
 {
-	if (likely(!open_candidate(path, O_CREAT | O_WRONLY | O_TRUNC)))
-		return real_creat64(path, m);
+	if (likely(!open_candidate(path, O_CREAT | O_WRONLY | O_TRUNC))) {
+		if (likely(!inode_watch(0)))
+			return real_creat64(path, m);
+		return open_by_inode(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, m, true);
+	}
 	return shim_open(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, m, true);
 }
 
 /* Fortified forms: like open without a mode (glibc aborts on O_CREAT). */
 int __open_2(const char *path, int flags)
 {
-	if (likely(!open_candidate(path, flags)) || (flags & O_CREAT))
+	if (flags & O_CREAT)
 		return real___open_2(path, flags);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real___open_2(path, flags);
+		return open_by_inode(AT_FDCWD, path, flags, 0, false);
+	}
 	return shim_open(AT_FDCWD, path, flags, 0, false);
 }
 
 int __open64_2(const char *path, int flags)
 {
-	if (likely(!open_candidate(path, flags)) || (flags & O_CREAT))
+	if (flags & O_CREAT)
 		return real___open64_2(path, flags);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real___open64_2(path, flags);
+		return open_by_inode(AT_FDCWD, path, flags, 0, true);
+	}
 	return shim_open(AT_FDCWD, path, flags, 0, true);
 }
 
 int __openat_2(int dirfd, const char *path, int flags)
 {
-	if (likely(!open_candidate(path, flags)) || (flags & O_CREAT))
+	if (flags & O_CREAT)
 		return real___openat_2(dirfd, path, flags);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real___openat_2(dirfd, path, flags);
+		return open_by_inode(dirfd, path, flags, 0, false);
+	}
 	return shim_open(dirfd, path, flags, 0, false);
 }
 
 int __openat64_2(int dirfd, const char *path, int flags)
 {
-	if (likely(!open_candidate(path, flags)) || (flags & O_CREAT))
+	if (flags & O_CREAT)
 		return real___openat64_2(dirfd, path, flags);
+	if (likely(!open_candidate(path, flags))) {
+		if (likely(!inode_watch(flags)))
+			return real___openat64_2(dirfd, path, flags);
+		return open_by_inode(dirfd, path, flags, 0, true);
+	}
 	return shim_open(dirfd, path, flags, 0, true);
 }

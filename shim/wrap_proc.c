@@ -12,7 +12,8 @@
  * carries the emulated per-fd flags; a static, setuid/setgid, foreign-
  * loader or 32-bit target is refused with EPERM and one message, since it
  * would see (and could write) raw QCOW2 bytes.  posix_spawn/system/popen
- * get the same treatment where the shim can see the target.
+ * get the same treatment where the shim can see the target.  Executing an
+ * image itself (execve of its path, fexecve of its fd) fails with EACCES.
  */
 #include "shim.h"
 
@@ -180,6 +181,10 @@ static bool has_shim(const char *v)
 static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn)
 {
 	*newenv = NULL;
+	/* execve/fexecve of an image: the kernel would load the host bytes */
+	if (path && atomic_load(&shim_ready) && reach_path_is_image(AT_FDCWD, path, 0))
+		return reach_refuse(path, "to execute an image",
+				    "boot it (qemu-system-*) or run a program from inside it", EACCES);
 	if (!atomic_load(&shim_ready) || !policy_enabled() || !fd_any_images())
 		return 0;
 	struct inherit in = {.first_fd = -1};

@@ -39,6 +39,7 @@ static bool path_view(int dirfd, const char *path, int atflags, uint64_t *size, 
 	case SHIM_PATH_FDREF:
 		return fd_view(ref, size, blocks, part, err);
 	case SHIM_PATH_MATCH:
+	case SHIM_PATH_MAPFILE: /* stats as the image; opening it is refused */
 		return img_path_stat(dirfd, path, atflags, size, blocks) == 0;
 	default: /* SHIM_PATH_PART that exists: a real file in a directory */
 		return false;

@@ -150,7 +150,8 @@ static bool path_candidate(const char *p)
 	int ref;
 	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
 		shim_setup();
-	return !shim_depth && p && policy_classify(p, &ref) != SHIM_PATH_NO;
+	/* while images are open, any path may lead to one's inode */
+	return !shim_depth && p && (policy_classify(p, &ref) != SHIM_PATH_NO || fd_any_images());
 }
 
 /* Open path for stdio; an image gets a cookie FILE, anything else a plain

@@ -45,6 +45,18 @@ static void run(const char *p)
 	int d;
 	KEEP(d = dup(fd));
 	KEEP(close(d));
+	/* the other names of the same file, and an O_PATH descriptor */
+	char alias[64];
+	snprintf(alias, sizeof alias, "/proc/self/fd/%d", fd);
+	KEEP(d = open(alias, O_RDONLY));
+	KEEP(close(d));
+	KEEP(stat(alias, &st));
+	snprintf(alias, sizeof alias, "/dev/fd/%d", fd);
+	KEEP(stat(alias, &st));
+	KEEP(d = open(p, O_PATH));
+	KEEP(fstat(d, &st));
+	KEEP(fstatat(d, "", &st, AT_EMPTY_PATH));
+	KEEP(close(d));
 	KEEP(close(fd));
 	FILE *f;
 	errno = 4242;
