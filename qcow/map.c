@@ -97,14 +97,14 @@ static int read_compressed(struct qcow *q, uint64_t l2e)
 	uint64_t hoff, len, cs = q->cluster_size;
 	if (q->zbuf_valid && q->zbuf_l2e == l2e)
 		return 0;
+	int r = qc_check_compressed(q, l2e); /* release.c */
+	if (r < 0)
+		return r;
 	qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
-	if (hoff < cs || len > 2 * cs)
-		return qc_corrupt(q, "compressed cluster descriptor 0x%llx out of range",
-				  (unsigned long long)l2e);
 	if ((!q->zbuf && !(q->zbuf = malloc(cs))) || (!q->zin && !(q->zin = malloc(2 * cs))))
 		return -ENOMEM;
 	q->zbuf_valid = false;
-	int r = qc_pread(q, &q->data_be, q->zin, len, hoff, false);
+	r = qc_pread(q, &q->data_be, q->zin, len, hoff, false);
 	if (r < 0)
 		return r;
 	r = qc_decompress(q->compression_type, q->zin, len, q->zbuf, cs);
