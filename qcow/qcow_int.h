@@ -156,6 +156,7 @@ struct qcow {
 	/* last decompressed cluster */
 	uint8_t *zbuf, *zin;
 	uint64_t zbuf_l2e;
+	size_t zbuf_used; /* compressed bytes the decoder read for it */
 	bool zbuf_valid;
 	bool zcodec_logged; /* "no decoder in this build" said once */
 
@@ -248,15 +249,20 @@ struct qc_run {
 QC_HIDDEN int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *r);
 QC_HIDDEN bool qc_l2e_valid(struct qcow *q, uint64_t l2e, uint64_t bm);
 QC_HIDDEN int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
+QC_HIDDEN int qc_read_compressed(struct qcow *q, uint64_t l2e);
 
 /* rw.c */
 QC_HIDDEN int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t voff);
 QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags);
 
 /* compress.c */
-QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
+/* *used: the input bytes it took to fill the cluster (release.c checks it) */
+QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen,
+			    size_t *used);
 /* inflate.c: raw deflate without zlib (QCOW_NO_CODECS builds); 0 = out filled */
 QC_HIDDEN int qc_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen);
+QC_HIDDEN int qc_inflate_raw_used(const void *in, size_t inlen, void *out, size_t outlen,
+				  size_t *used);
 
 /* bitmaps.c */
 QC_HIDDEN int qc_bitmaps_count(struct qcow *q, int (*count)(void *, uint64_t, uint64_t),
@@ -268,6 +274,7 @@ QC_HIDDEN void qc_op_begin(struct qcow *q);
 QC_HIDDEN int qc_note_alloc(struct qcow *q, uint64_t cluster);
 QC_HIDDEN void qc_release_state_free(struct qcow *q);
 QC_HIDDEN int qc_check_compressed(struct qcow *q, uint64_t l2e);
+QC_HIDDEN int qc_check_compressed_release(struct qcow *q, uint64_t l2e);
 QC_HIDDEN int qc_check_release(struct qcow *q, uint64_t hoff, uint64_t len);
 QC_HIDDEN int qc_check_l2e_release(struct qcow *q, uint64_t l2e);
 QC_HIDDEN int qc_frees_validate(struct qcow *q);

@@ -157,6 +157,33 @@ int qc_check_release(struct qcow *q, uint64_t hoff, uint64_t len)
 	return 0;
 }
 
+/*
+ * Before a compressed cluster's clusters are released: the stream must
+ * reach into the last cluster the descriptor names.  qemu describes the
+ * sectors up to the one holding the stream's last byte; a descriptor
+ * whose sector count runs on past that (into the next guest's data
+ * cluster, say) would release a cluster it never used.  The decoder may
+ * stop a few bytes short of the stream's end once the cluster is full,
+ * hence one sector of slack.  A build without the decoder (musl, zstd)
+ * cannot tell and keeps the descriptor's word.
+ */
+int qc_check_compressed_release(struct qcow *q, uint64_t l2e)
+{
+	uint64_t hoff, len;
+	int r = qc_read_compressed(q, l2e);
+	if (r == -ENOTSUP)
+		return qc_check_compressed(q, l2e);
+	if (r < 0)
+		return r;
+	qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
+	uint64_t last = (hoff + len - 1) >> q->cluster_bits;
+	if (last > (hoff + q->zbuf_used + 511) >> q->cluster_bits)
+		return qc_corrupt(q, "compressed cluster descriptor 0x%llx names %llu bytes, its data "
+				     "ends after %zu", (unsigned long long)l2e, (unsigned long long)len,
+				  q->zbuf_used);
+	return 0;
+}
+
 /* May the reference held by this L2 entry be dropped?  (Changes nothing.) */
 int qc_check_l2e_release(struct qcow *q, uint64_t l2e)
 {
@@ -164,7 +191,7 @@ int qc_check_l2e_release(struct qcow *q, uint64_t l2e)
 	if (q->has_data_file) /* data in an external file is not refcounted */
 		return 0;
 	if (l2e & L2E_COMPRESSED) {
-		int r = qc_check_compressed(q, l2e);
+		int r = qc_check_compressed_release(q, l2e);
 		if (r < 0)
 			return r;
 		qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);

@@ -28,6 +28,11 @@
  *   - no cluster may have more references beyond its stored refcount
  *     than it had in the input (a reference to a cluster past the end of
  *     the input file counts as one beyond its refcount there);
+ *   - a cluster whose tables and data clusters (the references that are
+ *     not compressed data, which only compressed data may share) were
+ *     covered by its refcount in the input still are: a damaged
+ *     compressed descriptor overlapping a data cluster must not lead to
+ *     that cluster being released and handed out again;
  *   - every reference the operations created (an active L1 or L2 entry
  *     whose host cluster changed) names a cluster inside the file with a
  *     refcount of at least 1, so no later allocation can hand it out.
@@ -289,10 +294,26 @@ static bool walk(const uint8_t *img, size_t len, unsigned cb, struct qt_counts *
 	return qt_walk_counts(img, len, (FILE_CAP >> cb) + 1, WALK_BUDGET, c) == 0;
 }
 
+/* A cluster past the end of the file has no refcount, whatever is stored;
+ * one past c->n is neither in the file nor referenced. */
+static uint64_t stored(const struct qt_counts *c, uint64_t i)
+{
+	return i < c->file_clusters && i < c->n ? c->stored[i] : 0;
+}
+
+static uint64_t refs(const struct qt_counts *c, uint64_t i)
+{
+	return i < c->n ? c->refs[i] : 0;
+}
+
+static uint64_t whole(const struct qt_counts *c, uint64_t i)
+{
+	return i < c->n ? c->whole[i] : 0;
+}
+
 static uint64_t deficit(const struct qt_counts *c, uint64_t i)
 {
-	uint64_t stored = i < c->file_clusters ? c->stored[i] : 0;
-	return c->refs[i] > stored ? c->refs[i] - stored : 0;
+	return refs(c, i) > stored(c, i) ? refs(c, i) - stored(c, i) : 0;
 }
 
 /* Entry i of the table at off (n entries of esz bytes), 0 outside the file. */
@@ -327,7 +348,7 @@ static struct side side_of(const uint8_t *img, size_t len)
 static void new_ref(const struct qt_counts *a, uint64_t hoff, const char *what)
 {
 	uint64_t c = hoff >> a->cb;
-	if (c >= a->file_clusters || c >= a->n || a->stored[c] == 0)
+	if (c >= a->file_clusters || stored(a, c) == 0)
 		die(what, (long)c);
 }
 
@@ -363,9 +384,12 @@ static void judge(const uint8_t *before, size_t blen, const struct qt_counts *bc
 	struct qt_counts ac;
 	if (cluster_bits_of(after, alen) != bc->cb || !walk(after, alen, bc->cb, &ac))
 		return;
-	for (uint64_t i = 0; i < ac.n; i++)
+	for (uint64_t i = 0; i < ac.n; i++) {
 		if (deficit(&ac, i) > deficit(bc, i))
 			die("a cluster has more references than its refcount than before", (long)i);
+		if (whole(bc, i) <= stored(bc, i) && whole(&ac, i) > stored(&ac, i))
+			die("a cluster's tables and data outnumber its refcount, unlike before", (long)i);
+	}
 	if (!(incompat_of(after) & 4)) { /* an external data file is not refcounted */
 		struct side b = side_of(before, blen), a = side_of(after, alen);
 		judge_new_refs(&b, &a, &ac);

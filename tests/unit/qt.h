@@ -146,13 +146,15 @@ const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_lea
 /*
  * The walk's raw counts, for oracles comparing an image before and after
  * operations (tests/fuzz): references and stored refcounts of clusters
- * [0, n).  References at or past `limit` are dropped; the walk gives up
+ * [0, n) (stored: as the refcount blocks say, also past the end of the file);
+ * n covers the file and every reference, up to `limit`.  References at or past `limit` are dropped; the walk gives up
  * (-1) after `budget` L2 entries, or when the header is unusable.
  */
 struct qt_counts {
 	uint64_t n, file_clusters;
 	unsigned cb;
 	uint64_t *refs, *stored;
+	uint64_t *whole; /* references other than compressed data: tables, clusters */
 };
 int qt_walk_counts(const uint8_t *img, size_t len, uint64_t limit, uint64_t budget,
 		   struct qt_counts *c);

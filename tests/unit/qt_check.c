@@ -28,7 +28,9 @@ struct walk {
 	unsigned cb, rbits, l2_entsz, version;
 	uint64_t cs, incompat;
 	uint64_t *exp;
+	uint64_t *whole; /* the references that are not compressed data */
 	uint64_t nexp;
+	bool in_compressed;
 	struct qt_check *r;
 	/* active L2 tables and allocated data clusters, for COPIED checks */
 	uint64_t *copied_chk; /* pairs: host cluster index | flag<<63 */
@@ -87,11 +89,15 @@ static bool ref_range(struct walk *w, uint64_t off, uint64_t n, const char *what
 		while (nn <= last)
 			nn *= 2;
 		w->exp = realloc(w->exp, nn * sizeof *w->exp);
+		w->whole = realloc(w->whole, nn * sizeof *w->whole);
 		memset(w->exp + w->nexp, 0, (nn - w->nexp) * sizeof *w->exp);
+		memset(w->whole + w->nexp, 0, (nn - w->nexp) * sizeof *w->whole);
 		w->nexp = nn;
 	}
-	for (uint64_t c = first; c <= last; c++)
+	for (uint64_t c = first; c <= last; c++) {
 		w->exp[c]++;
+		w->whole[c] += !w->in_compressed;
+	}
 	w->r->referenced += last - first + 1;
 	return true;
 }
@@ -152,7 +158,9 @@ static void walk_l2(struct walk *w, uint64_t l2, bool active, uint64_t l1i)
 					(unsigned long long)l1i, (unsigned long long)i);
 			if (bm)
 				problem(w, true, "compressed entry with subcluster bitmap");
+			w->in_compressed = true;
 			ref_range(w, hoff & ~511ull, (hoff & 511) + size, "compressed cluster");
+			w->in_compressed = false;
 			continue;
 		}
 		uint64_t hoff = e & L2E_OFFSET_MASK;
@@ -409,6 +417,7 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 				(unsigned long long)rc, (unsigned long long)c);
 	}
 	free(w.exp);
+	free(w.whole);
 	free(w.copied_chk);
 	return 0;
 }
@@ -445,17 +454,23 @@ int qt_walk_counts(const uint8_t *img, size_t len, uint64_t limit, uint64_t budg
 	int ret = walk_image(&w, img, len, &r);
 	if (ret == 0 && w.over)
 		ret = -1;
-	c->n = w.limit;
 	c->cb = w.cb;
 	c->file_clusters = w.cs ? (len + w.cs - 1) >> w.cb : 0;
+	/* clusters past both the file and every reference: nothing to say */
+	c->n = w.nexp > c->file_clusters ? w.nexp : c->file_clusters;
+	if (c->n > w.limit)
+		c->n = w.limit;
 	if (!ret && (!(c->refs = calloc(c->n, sizeof *c->refs)) ||
+		     !(c->whole = calloc(c->n, sizeof *c->whole)) ||
 		     !(c->stored = calloc(c->n, sizeof *c->stored))))
 		ret = -1;
 	for (uint64_t i = 0; !ret && i < c->n; i++) {
 		c->refs[i] = i < w.nexp ? w.exp[i] : 0;
+		c->whole[i] = i < w.nexp ? w.whole[i] : 0;
 		c->stored[i] = stored_refcount(&w, w.rt, w.rt_entries, i);
 	}
 	free(w.exp);
+	free(w.whole);
 	free(w.copied_chk);
 	if (ret)
 		qt_counts_free(c);
@@ -465,6 +480,7 @@ int qt_walk_counts(const uint8_t *img, size_t len, uint64_t limit, uint64_t budg
 void qt_counts_free(struct qt_counts *c)
 {
 	free(c->refs);
+	free(c->whole);
 	free(c->stored);
-	c->refs = c->stored = NULL;
+	c->refs = c->whole = c->stored = NULL;
 }

@@ -345,3 +345,45 @@ Test(hostile, release_of_own_allocation_refused)
 	free(buf);
 	free(got);
 }
+
+/*
+ * Guest cluster 0 is a compressed cluster at host offset 5*HS + 300 whose
+ * sector count runs on into host cluster 6 -- guest cluster 1's data.  A
+ * copy-out of cluster 0 released cluster 6 too; the next allocations
+ * handed it out again and guest cluster 1's data was overwritten.  The
+ * stream ends in cluster 5, so the descriptor is damage: -EIO.
+ */
+Test(hostile, compressed_overlong_into_data)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len), *plain = malloc(HS), *z = malloc(2 * HS);
+	uint8_t buf[4096], *two = malloc(2 * HS);
+	for (size_t i = 0; i < HS; i++)
+		plain[i] = (uint8_t)("overlong descriptor "[i % 20]);
+	size_t zl = qt_deflate_raw(plain, HS, z, 2 * HS, 6, -12, 0);
+	cr_assert(zl > 0 && zl < HS - 300);
+	memset(img + 5ull * HS, 0, HS);
+	memcpy(img + 5ull * HS + 300, z, zl);
+	unsigned x = 62 - (HB - 8);
+	set_l2e(img, 0, 1ull << 62 | ((1ull << (HB - 8)) - 1) << x | (5ull * HS + 300));
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	cr_assert_eq(qcow_read(q, buf, sizeof buf, 0), (ssize_t)sizeof buf, "the stream reads");
+	cr_assert(!memcmp(buf, plain, sizeof buf));
+	memset(buf, 0x2e, sizeof buf);
+	ssize_t w = qcow_write(q, buf, sizeof buf, 100);
+	cr_expect_eq(w, -EIO, "copy-out of an overlong descriptor = %zd", w);
+	if (w > 0) { /* the bug: two allocations later, cluster 1 is someone else's */
+		cr_assert_eq(qcow_flush(q), 0);
+		memset(two, 0x77, 2 * HS);
+		cr_assert_eq(qcow_write(q, two, 2 * HS, 4 * HS), (ssize_t)(2 * HS));
+	}
+	cr_assert_eq(qcow_read(q, buf, sizeof buf, HS), (ssize_t)sizeof buf);
+	cr_expect_eq(buf[0], 0x41, "guest cluster 1 was overwritten (%#x)", buf[0]);
+	cr_expect_eq(refcount_of(be, 6), 1);
+	qcow_close(q);
+	free(img);
+	free(plain);
+	free(z);
+	free(two);
+}
