@@ -36,8 +36,9 @@
  *   - every reference the operations created (an active L1 or L2 entry
  *     whose host cluster changed) names a cluster inside the file with a
  *     refcount of at least 1, so no later allocation can hand it out.
- * The walk is bounded (WALK_BUDGET L2 entries, clusters below FILE_CAP);
- * an input beyond that is not judged.
+ * The walk is bounded: at most WALK_BUDGET L2 entries (an input needing
+ * more is not judged), and only the clusters of the file after the
+ * operations (at most FILE_CAP) are compared.
  *
  * Also built without libFuzzer (-DFUZZ_REPLAY) as a plain program that
  * replays the files named on its command line (tests/fuzz/regress).
@@ -289,9 +290,11 @@ static unsigned cluster_bits_of(const uint8_t *img, size_t len)
 	return cb >= 9 && cb <= 21 ? cb : 0;
 }
 
-static bool walk(const uint8_t *img, size_t len, unsigned cb, struct qt_counts *c)
+/* Clusters past `limit` (the end of the file after the operations) are
+ * not compared: nothing there can be allocated. */
+static bool walk(const uint8_t *img, size_t len, uint64_t limit, struct qt_counts *c)
 {
-	return qt_walk_counts(img, len, (FILE_CAP >> cb) + 1, WALK_BUDGET, c) == 0;
+	return qt_walk_counts(img, len, limit, WALK_BUDGET, c) == 0;
 }
 
 /* A cluster past the end of the file has no refcount, whatever is stored;
@@ -378,18 +381,24 @@ static void judge_new_refs(const struct side *b, const struct side *a, const str
 }
 
 /* The image after the operations, compared with the input (see the top). */
-static void judge(const uint8_t *before, size_t blen, const struct qt_counts *bc,
-		  const uint8_t *after, size_t alen)
+static void judge(const uint8_t *before, size_t blen, const uint8_t *after, size_t alen,
+		  unsigned cb)
 {
-	struct qt_counts ac;
-	if (cluster_bits_of(after, alen) != bc->cb || !walk(after, alen, bc->cb, &ac))
+	struct qt_counts ac, bc;
+	uint64_t limit = ((alen + (1ull << cb) - 1) >> cb) + 1;
+	if (cluster_bits_of(after, alen) != cb || !walk(after, alen, limit, &ac))
 		return;
+	if (!walk(before, blen, limit, &bc)) {
+		qt_counts_free(&ac);
+		return;
+	}
 	for (uint64_t i = 0; i < ac.n; i++) {
-		if (deficit(&ac, i) > deficit(bc, i))
+		if (deficit(&ac, i) > deficit(&bc, i))
 			die("a cluster has more references than its refcount than before", (long)i);
-		if (whole(bc, i) <= stored(bc, i) && whole(&ac, i) > stored(&ac, i))
+		if (whole(&bc, i) <= stored(&bc, i) && whole(&ac, i) > stored(&ac, i))
 			die("a cluster's tables and data outnumber its refcount, unlike before", (long)i);
 	}
+	qt_counts_free(&bc);
 	if (!(incompat_of(after) & 4)) { /* an external data file is not refcounted */
 		struct side b = side_of(before, blen), a = side_of(after, alen);
 		judge_new_refs(&b, &a, &ac);
@@ -432,17 +441,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		be.ops->close(be.h);
 		return 0;
 	}
-	/* the input's own damage, for the walk after the operations */
-	unsigned cb = mode & 1 ? 0 : cluster_bits_of(c.img, c.img_len);
-	struct qt_counts bc;
-	bool judged = cb && walk(c.img, c.img_len, cb, &bc);
 	run_ops(q, ops, nops, mode & 8, fill, buf);
-	if (judged) {
+	/* the input (c.img: the backend works on a copy) against the result */
+	unsigned cb = mode & 1 ? 0 : cluster_bits_of(c.img, c.img_len);
+	if (cb) {
 		size_t n;
 		(void)qcow_flush(q); /* the deferred releases too; a failure leaves the file as is */
 		const uint8_t *d = qcow_backend_mem_data(mem, &n);
-		judge(c.img, c.img_len, &bc, d, n);
-		qt_counts_free(&bc);
+		judge(c.img, c.img_len, d, n, cb);
 	}
 	if (mode & 1) {
 		size_t n;

@@ -147,7 +147,7 @@ const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_lea
  * The walk's raw counts, for oracles comparing an image before and after
  * operations (tests/fuzz): references and stored refcounts of clusters
  * [0, n) (stored: as the refcount blocks say, also past the end of the file);
- * n covers the file and every reference, up to `limit`.  References at or past `limit` are dropped; the walk gives up
+ * n covers every reference, up to `limit`: clusters past it have none.  References at or past `limit` are dropped; the walk gives up
  * (-1) after `budget` L2 entries, or when the header is unusable.
  */
 struct qt_counts {

@@ -456,21 +456,14 @@ int qt_walk_counts(const uint8_t *img, size_t len, uint64_t limit, uint64_t budg
 		ret = -1;
 	c->cb = w.cb;
 	c->file_clusters = w.cs ? (len + w.cs - 1) >> w.cb : 0;
-	/* clusters past both the file and every reference: nothing to say */
-	c->n = w.nexp > c->file_clusters ? w.nexp : c->file_clusters;
-	if (c->n > w.limit)
-		c->n = w.limit;
-	if (!ret && (!(c->refs = calloc(c->n, sizeof *c->refs)) ||
-		     !(c->whole = calloc(c->n, sizeof *c->whole)) ||
-		     !(c->stored = calloc(c->n, sizeof *c->stored))))
+	/* past the last reference there is nothing to compare */
+	c->n = w.nexp < w.limit ? w.nexp : w.limit;
+	c->refs = w.exp;
+	c->whole = w.whole;
+	if (!ret && c->n && !(c->stored = malloc(c->n * sizeof *c->stored)))
 		ret = -1;
-	for (uint64_t i = 0; !ret && i < c->n; i++) {
-		c->refs[i] = i < w.nexp ? w.exp[i] : 0;
-		c->whole[i] = i < w.nexp ? w.whole[i] : 0;
+	for (uint64_t i = 0; !ret && i < c->n; i++)
 		c->stored[i] = stored_refcount(&w, w.rt, w.rt_entries, i);
-	}
-	free(w.exp);
-	free(w.whole);
 	free(w.copied_chk);
 	if (ret)
 		qt_counts_free(c);
