@@ -169,10 +169,12 @@ $(B)/hostile/hostile_io: tests/hostile/hostile_io.c $(B)/libqcow.a qcow/qcow.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(CFLAGS) -Iqcow -o $@ $< $(B)/libqcow.a $(LIBS)
 # The libFuzzer harness as a plain ASan+UBSan program replaying tests/fuzz/regress.
-$(B)/hostile/fuzz_replay: tests/fuzz/fuzz_qcow.c $(B)/san/libqcow.a qcow/qcow.h
+# The refcount-walk oracle is tests/unit/qt_check.c (qt_util.c: its helpers).
+FUZZ_HELP := tests/unit/qt_check.c tests/unit/qt_util.c
+$(B)/hostile/fuzz_replay: tests/fuzz/fuzz_qcow.c $(FUZZ_HELP) tests/unit/qt.h $(B)/san/libqcow.a qcow/qcow.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUZZ_REPLAY -O1 -g $(SAN) \
-		-Iqcow -o $@ $< $(B)/san/libqcow.a $(LIBS)
+		-Iqcow -Itests/unit -o $@ $< $(FUZZ_HELP) $(B)/san/libqcow.a $(LIBS)
 
 # ---- tests/integration: real tools and qemu-img as the oracle -------------
 integration: all examples $(HOSTILE_BIN) $(B)/stress/stresskill $(B)/stress/crashpoints \
@@ -302,11 +304,20 @@ FUZZ_CC   ?= clang
 FUZZ_RUNS ?= -1
 FUZZ_TIME ?= 60
 FUZZ_SAN  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-$(B)/fuzz/fuzz_qcow: tests/fuzz/fuzz_qcow.c $(QCOW_SRC) $(QCOW_HDR)
+# The oracle's walk is built without coverage: libFuzzer must steer by the
+# library's branches, not the checker's (and the walk runs twice per input).
+$(B)/fuzz/fuzz_qcow: tests/fuzz/fuzz_qcow.c $(FUZZ_HELP) tests/unit/qt.h $(QCOW_SRC) $(QCOW_HDR)
 	@mkdir -p $(@D)
 	@command -v $(FUZZ_CC) >/dev/null || FUZZ_PKGS=clang sh tests/deps.sh
+	$(FUZZ_CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g \
+		-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+		-Iqcow -Itests/unit -c -o $(B)/fuzz/qt_check.o tests/unit/qt_check.c
+	$(FUZZ_CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g \
+		-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+		-Iqcow -Itests/unit -c -o $(B)/fuzz/qt_util.o tests/unit/qt_util.c
 	$(FUZZ_CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O1 -g $(FUZZ_SAN) \
-		-Iqcow -o $@ tests/fuzz/fuzz_qcow.c $(QCOW_SRC) $(LIBS)
+		-Iqcow -Itests/unit -o $@ tests/fuzz/fuzz_qcow.c $(B)/fuzz/qt_check.o $(B)/fuzz/qt_util.o \
+		$(QCOW_SRC) $(LIBS)
 
 fuzz: $(B)/fuzz/fuzz_qcow
 	@sh tests/deps.sh

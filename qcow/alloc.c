@@ -237,8 +237,9 @@ int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t
 /* Drop one reference to every cluster touched by [hoff, hoff+len), later. */
 int qc_free_later(struct qcow *q, uint64_t hoff, uint64_t len)
 {
-	if (!len)
-		return 0;
+	int r = qc_check_release(q, hoff, len); /* release.c: corruption is never applied */
+	if (r < 0 || !len)
+		return r;
 	uint64_t c = hoff >> q->cluster_bits, n = ((hoff + len - 1) >> q->cluster_bits) - c + 1;
 	if (q->nfrees && q->frees[q->nfrees - 1].cluster + q->frees[q->nfrees - 1].n == c) {
 		q->frees[q->nfrees - 1].n += n;
@@ -268,7 +269,12 @@ static void punch(struct qcow *q, uint64_t c, uint64_t n)
  */
 int qc_frees_apply(struct qcow *q)
 {
-	int r = 0;
+	int r = qc_frees_validate(q); /* all of them, before changing one */
+	if (r < 0) {
+		if (r != -ENOMEM)
+			q->nfrees = 0; /* leaked, never applied */
+		return r;
+	}
 	for (size_t i = 0; i < q->nfrees && !r; i++) {
 		uint64_t hole = 0, hn = 0;
 		for (uint64_t c = q->frees[i].cluster; c < q->frees[i].cluster + q->frees[i].n; c++) {

@@ -56,7 +56,7 @@ static uint8_t *load_dir(struct qcow *q)
 	if (!q->bm_dir_bytes ||
 	    qc_validate_table(q, q->bm_dir_offset, q->bm_dir_bytes, 1, BM_MAX_DIR_BYTES, q->file_end,
 			      "bitmap directory") < 0 ||
-	    qc_meta_overlap(q, q->bm_dir_offset, q->bm_dir_bytes, QC_META_NONE)) {
+	    qc_meta_overlap(q, q->bm_dir_offset, q->bm_dir_bytes, QC_META_BITMAP)) {
 		qc_log(q, "bitmap directory is not valid; the bitmaps will be ignored");
 		return NULL;
 	}
@@ -148,7 +148,7 @@ int qc_bitmaps_mark_in_use(struct qcow *q)
 		changed |= !(flags & BM_FLAG_IN_USE);
 		be32_put(dir + pos + 12, flags | BM_FLAG_IN_USE);
 	}
-	r = changed ? qc_meta_pwrite(q, dir, q->bm_dir_bytes, q->bm_dir_offset, QC_META_NONE) : 0;
+	r = changed ? qc_meta_pwrite(q, dir, q->bm_dir_bytes, q->bm_dir_offset, QC_META_BITMAP) : 0;
 	if (r == 0 && changed)
 		r = qc_sync(q);
 	free(dir);

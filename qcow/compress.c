@@ -15,17 +15,18 @@
 #include "qcow_int.h"
 
 #ifdef QCOW_NO_CODECS
-int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen)
+int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen,
+		  size_t *used)
 {
 	if (type == QC_COMPRESSION_DEFLATE)
-		return qc_inflate_raw(in, inlen, out, outlen);
+		return qc_inflate_raw_used(in, inlen, out, outlen, used);
 	return -ENOTSUP;
 }
 #else
 #include <zlib.h>
 #include <zstd.h>
 
-static int inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
+static int inflate_raw(const void *in, size_t inlen, void *out, size_t outlen, size_t *used)
 {
 	z_stream s = {0};
 	if (inflateInit2(&s, -15) != Z_OK)
@@ -36,13 +37,14 @@ static int inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
 	s.avail_out = (uInt)outlen;
 	int r = inflate(&s, Z_FINISH);
 	inflateEnd(&s);
+	*used = inlen - s.avail_in;
 	/* Sector padding follows the stream, so a full buffer is success. */
 	if ((r == Z_STREAM_END || r == Z_BUF_ERROR || r == Z_OK) && s.avail_out == 0)
 		return 0;
 	return -EIO;
 }
 
-static int zstd_decode(const void *in, size_t inlen, void *out, size_t outlen)
+static int zstd_decode(const void *in, size_t inlen, void *out, size_t outlen, size_t *used)
 {
 	ZSTD_DCtx *d = ZSTD_createDCtx();
 	if (!d)
@@ -59,14 +61,16 @@ static int zstd_decode(const void *in, size_t inlen, void *out, size_t outlen)
 		}
 	}
 	ZSTD_freeDCtx(d);
+	*used = ib.pos;
 	return r;
 }
 
-int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen)
+int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen,
+		  size_t *used)
 {
 	switch (type) {
-	case QC_COMPRESSION_DEFLATE: return inflate_raw(in, inlen, out, outlen);
-	case QC_COMPRESSION_ZSTD: return zstd_decode(in, inlen, out, outlen);
+	case QC_COMPRESSION_DEFLATE: return inflate_raw(in, inlen, out, outlen, used);
+	case QC_COMPRESSION_ZSTD: return zstd_decode(in, inlen, out, outlen, used);
 	default: return -ENOTSUP;
 	}
 }

@@ -227,6 +227,7 @@ static void unload(struct qcow *q)
 	q->reftable_dirty_lo = q->reftable_dirty_hi = 0;
 	q->nfrees = 0;
 	q->free_hint = 0;
+	qc_release_state_free(q);
 }
 
 /* Read and validate everything the image's metadata says. */
@@ -236,7 +237,7 @@ static int load(struct qcow *q)
 	int r = q->be.ops->getsize(q->be.h, &fsize);
 	if (r < 0)
 		return r;
-	q->file_end = fsize;
+	q->file_end = q->load_end = fsize;
 	if ((r = qc_header_parse(q, fsize)) < 0 || (r = qc_snapshots_load(q, fsize)) < 0 ||
 	    (r = qc_reftable_load(q, fsize)) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
 	    (r = check_layout(q)) < 0)
@@ -283,6 +284,8 @@ static int open_writable(struct qcow *q)
 	int bm = q->version >= 3 ? qc_bitmaps_mark_in_use(q) : 0;
 	if (bm < 0)
 		return bm;
+	if (bm == 1 && (r = qc_bitmaps_register(q)) < 0)
+		return r;
 	if (bm == 1)
 		keep |= QC_AUTOCLEAR_BITMAPS;
 	if (q->version >= 3 && (q->autoclear & ~keep)) {
@@ -411,6 +414,7 @@ static int may_write(struct qcow *q, uint64_t voff, uint64_t n)
 		return -EROFS;
 	if (voff > q->size || n > q->size - voff)
 		return -ENOSPC;
+	qc_op_begin(q);
 	return 0;
 }
 
@@ -539,6 +543,8 @@ int qcow_invalidate(struct qcow *q)
 		} else {
 			q->read_only = ro;
 			q->unloaded = false;
+			if (!ro && (r = qc_bitmaps_register(q)) < 0)
+				q->broken = q->unloaded = true;
 		}
 	}
 	pthread_mutex_unlock(&q->lock);

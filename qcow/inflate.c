@@ -223,7 +223,8 @@ static int dynamic(struct ist *s)
 	return codes(s, &lit, &dist);
 }
 
-int qc_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
+/* *used: input bytes the decoder read to fill the cluster. */
+int qc_inflate_raw_used(const void *in, size_t inlen, void *out, size_t outlen, size_t *used)
 {
 	struct ist s = {.in = in, .inlen = inlen, .out = out, .outlen = outlen};
 	unsigned last = 0, type;
@@ -233,8 +234,16 @@ int qc_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
 		int r = type == 0 ? stored(&s) : type == 1 ? fixed(&s) : type == 2 ? dynamic(&s) : -EIO;
 		if (r < 0)
 			return r;
-		if (r == 1 || s.outpos == s.outlen)
+		if (r == 1 || s.outpos == s.outlen) {
+			*used = s.inpos;
 			return 0; /* one whole cluster; padding may follow */
+		}
 	}
 	return -EIO; /* the stream ended before the cluster did */
+}
+
+int qc_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
+{
+	size_t used;
+	return qc_inflate_raw_used(in, inlen, out, outlen, &used);
 }

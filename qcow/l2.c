@@ -255,6 +255,9 @@ int qc_l2_release(struct qcow *q, uint64_t l2e)
 	if (q->has_data_file) /* data in an external file is not refcounted */
 		return 0;
 	if (l2e & L2E_COMPRESSED) {
+		int r = qc_check_compressed_release(q, l2e);
+		if (r < 0)
+			return r;
 		qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
 		return qc_free_later(q, hoff, len);
 	}

@@ -92,22 +92,23 @@ int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *run)
 	return r;
 }
 
-static int read_compressed(struct qcow *q, uint64_t l2e)
+/* Decompress the cluster an entry describes into q->zbuf (cached). */
+int qc_read_compressed(struct qcow *q, uint64_t l2e)
 {
 	uint64_t hoff, len, cs = q->cluster_size;
 	if (q->zbuf_valid && q->zbuf_l2e == l2e)
 		return 0;
+	int r = qc_check_compressed(q, l2e); /* release.c */
+	if (r < 0)
+		return r;
 	qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
-	if (hoff < cs || len > 2 * cs)
-		return qc_corrupt(q, "compressed cluster descriptor 0x%llx out of range",
-				  (unsigned long long)l2e);
 	if ((!q->zbuf && !(q->zbuf = malloc(cs))) || (!q->zin && !(q->zin = malloc(2 * cs))))
 		return -ENOMEM;
 	q->zbuf_valid = false;
-	int r = qc_pread(q, &q->data_be, q->zin, len, hoff, false);
+	r = qc_pread(q, &q->data_be, q->zin, len, hoff, false);
 	if (r < 0)
 		return r;
-	r = qc_decompress(q->compression_type, q->zin, len, q->zbuf, cs);
+	r = qc_decompress(q->compression_type, q->zin, len, q->zbuf, cs, &q->zbuf_used);
 	if (r == -ENOTSUP) { /* a build without decoders (QCOW_NO_CODECS) */
 		if (!q->zcodec_logged)
 			qc_log(q, "compressed clusters cannot be read: this build has no %s decoder "
@@ -137,7 +138,7 @@ int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff)
 			r = qc_pread(q, &q->data_be, buf, run.len, run.hoff, false);
 			break;
 		case SC_COMPRESSED:
-			if (!(r = read_compressed(q, run.l2e)))
+			if (!(r = qc_read_compressed(q, run.l2e)))
 				memcpy(buf, q->zbuf + (voff & (q->cluster_size - 1)), run.len);
 			break;
 		case SC_UNALLOC_PLAIN:

@@ -54,6 +54,7 @@ enum {
 	QC_META_REFBLOCK,
 	QC_META_SNAPTABLE,
 	QC_META_SNAP_L1,
+	QC_META_BITMAP, /* bitmap directory, tables and data (kept bitmaps only) */
 };
 
 struct qc_region {
@@ -140,11 +141,22 @@ struct qcow {
 
 	bool unloaded; /* a failed qcow_invalidate left no metadata: I/O is -EIO */
 
+	/* What a release may not touch (release.c): clusters the current
+	 * operation allocated, and, for compressed descriptors (which only the
+	 * loaded file can hold), the end of the file when it was loaded and the
+	 * clusters below it allocated since. */
+	struct qc_free *op_allocs;
+	size_t nop_allocs, op_allocs_cap;
+	uint64_t op_lo, op_hi; /* [lo, hi): bounds of op_allocs */
+	uint64_t load_end;
+	uint8_t *reused; /* bitmap over the clusters below load_end; NULL: none */
+
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 
 	/* last decompressed cluster */
 	uint8_t *zbuf, *zin;
 	uint64_t zbuf_l2e;
+	size_t zbuf_used; /* compressed bytes the decoder read for it */
 	bool zbuf_valid;
 	bool zcodec_logged; /* "no decoder in this build" said once */
 
@@ -172,6 +184,7 @@ QC_HIDDEN unsigned qc_metaset_get(const struct qc_metaset *m, uint64_t cluster);
 QC_HIDDEN void qc_metaset_del(struct qc_metaset *m, uint64_t cluster);
 QC_HIDDEN void qc_metaset_free(struct qc_metaset *m);
 QC_HIDDEN unsigned qc_meta_overlap(struct qcow *q, uint64_t hoff, uint64_t len, unsigned kind);
+QC_HIDDEN const char *qc_kind_name(unsigned kind);
 QC_HIDDEN int qc_check_write(struct qcow *q, uint64_t hoff, uint64_t len, unsigned kind);
 QC_HIDDEN void qc_fixed_regions(struct qcow *q);
 QC_HIDDEN int qc_validate_table(struct qcow *q, uint64_t off, uint64_t entries, uint64_t esize,
@@ -236,20 +249,36 @@ struct qc_run {
 QC_HIDDEN int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *r);
 QC_HIDDEN bool qc_l2e_valid(struct qcow *q, uint64_t l2e, uint64_t bm);
 QC_HIDDEN int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
+QC_HIDDEN int qc_read_compressed(struct qcow *q, uint64_t l2e);
 
 /* rw.c */
 QC_HIDDEN int qc_write_locked(struct qcow *q, const uint8_t *buf, uint64_t n, uint64_t voff);
 QC_HIDDEN int qc_zero_locked(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags);
 
 /* compress.c */
-QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen);
+/* *used: the input bytes it took to fill the cluster (release.c checks it) */
+QC_HIDDEN int qc_decompress(unsigned type, const void *in, size_t inlen, void *out, size_t outlen,
+			    size_t *used);
 /* inflate.c: raw deflate without zlib (QCOW_NO_CODECS builds); 0 = out filled */
 QC_HIDDEN int qc_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen);
+QC_HIDDEN int qc_inflate_raw_used(const void *in, size_t inlen, void *out, size_t outlen,
+				  size_t *used);
 
 /* bitmaps.c */
 QC_HIDDEN int qc_bitmaps_count(struct qcow *q, int (*count)(void *, uint64_t, uint64_t),
 			       void *arg);
 QC_HIDDEN int qc_bitmaps_mark_in_use(struct qcow *q);
+
+/* release.c: never make a damaged image worse */
+QC_HIDDEN void qc_op_begin(struct qcow *q);
+QC_HIDDEN int qc_note_alloc(struct qcow *q, uint64_t cluster);
+QC_HIDDEN void qc_release_state_free(struct qcow *q);
+QC_HIDDEN int qc_check_compressed(struct qcow *q, uint64_t l2e);
+QC_HIDDEN int qc_check_compressed_release(struct qcow *q, uint64_t l2e);
+QC_HIDDEN int qc_check_release(struct qcow *q, uint64_t hoff, uint64_t len);
+QC_HIDDEN int qc_check_l2e_release(struct qcow *q, uint64_t l2e);
+QC_HIDDEN int qc_frees_validate(struct qcow *q);
+QC_HIDDEN int qc_bitmaps_register(struct qcow *q);
 
 /* repair.c */
 QC_HIDDEN int qc_repair_refcounts(struct qcow *q);

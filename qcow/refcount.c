@@ -117,7 +117,13 @@ int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc)
 		return r;
 	if (!e)
 		return -EAGAIN;
-	qc_rb_set(e->buf, cluster & ((1ull << q->rb_bits) - 1), q->refcount_order, rc);
+	uint64_t i = cluster & ((1ull << q->rb_bits) - 1);
+	/* an allocation: release.c keeps releases off it */
+	if (rc && !qc_rb_get(e->buf, i, q->refcount_order) && (r = qc_note_alloc(q, cluster)) < 0) {
+		qc_cache_put(e);
+		return r;
+	}
+	qc_rb_set(e->buf, i, q->refcount_order, rc);
 	qc_cache_dirty(&q->rb_cache, e);
 	qc_cache_put(e);
 	return 0;

@@ -70,5 +70,6 @@ int qc_resize_locked(struct qcow *q, uint64_t size, bool hide_backing)
 		return -EFBIG;
 	if (size == q->size)
 		return 0;
+	qc_op_begin(q);
 	return size > q->size ? grow(q, size, hide_backing) : shrink(q, size);
 }

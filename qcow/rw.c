@@ -140,13 +140,17 @@ static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_
 {
 	struct qcow *q = w->q;
 	uint64_t cs = q->cluster_size, k = 0, hoff, got;
+	int r;
 	for (unsigned i = w->idx; i < w->per_slice && (k + 1) * cs <= n; i++, k++) {
 		uint64_t l2e, bm;
 		qc_l2_entry(q, w->e, i, &l2e, &bm);
 		if (classify(q, l2e, bm, 0, cs) != W_NEW)
 			break;
+		/* what the entry held must be releasable before anything is allocated */
+		if ((r = qc_check_l2e_release(q, l2e)) < 0)
+			return r;
 	}
-	int r = data_alloc(q, voff, k, false, &hoff, &got);
+	r = data_alloc(q, voff, k, false, &hoff, &got);
 	if (r < 0)
 		return r;
 	if ((r = data_write(q, buf, got * cs, hoff)) < 0)
@@ -209,6 +213,12 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	uint64_t len = cs - in < n ? cs - in : n, l2e, bm, nl2e, nbm, hoff;
 	qc_l2_entry(q, w->e, w->idx, &l2e, &bm);
 	bool own = qc_l2e_owns(q, l2e) && (l2e & QC_COPIED), allocated = false;
+	int r;
+	/* what the entry held must be releasable before anything is allocated
+	 * (a compressed descriptor reaching past the end of the file would
+	 * otherwise release the cluster allocated here) */
+	if (!own && (r = qc_check_l2e_release(q, l2e)) < 0)
+		return r;
 	if (!own && !q->has_data_file && entry_reads_zero(q, l2e, bm, 0, cs)) {
 		int64_t done = write_fresh(w, buf, in, len, l2e, bm, &hoff);
 		if (done)
@@ -220,7 +230,7 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 		return -ENOMEM;
 	uint8_t *tmp = q->wbuf;
 	uint64_t cvoff = voff - in;
-	int r = qc_read_locked(q, tmp, b - a, cvoff + a);
+	r = qc_read_locked(q, tmp, b - a, cvoff + a);
 	if (r < 0)
 		goto out;
 	memcpy(tmp + (in - a), buf, len);

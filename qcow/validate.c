@@ -172,11 +172,11 @@ unsigned qc_meta_overlap(struct qcow *q, uint64_t hoff, uint64_t len, unsigned k
 	return QC_META_NONE;
 }
 
-static const char *kind_name(unsigned k)
+const char *qc_kind_name(unsigned k)
 {
 	static const char *const names[] = {"data", "header", "L1 table", "L2 table",
 					    "refcount table", "refcount block", "snapshot table",
-					    "snapshot L1 table"};
+					    "snapshot L1 table", "bitmap"};
 	return k < sizeof(names) / sizeof(names[0]) ? names[k] : "metadata";
 }
 
@@ -187,11 +187,11 @@ int qc_check_write(struct qcow *q, uint64_t hoff, uint64_t len, unsigned kind)
 		return 0;
 	if (hoff + len < hoff || hoff + len > QC_MAX_HOST_OFFSET)
 		return qc_corrupt(q, "%s write at 0x%llx is beyond the maximum host offset",
-				  kind_name(kind), (unsigned long long)hoff);
+				  qc_kind_name(kind), (unsigned long long)hoff);
 	unsigned k = qc_meta_overlap(q, hoff, len, kind);
 	if (k)
-		return qc_corrupt(q, "%s write at 0x%llx would overwrite the %s", kind_name(kind),
-				  (unsigned long long)hoff, kind_name(k));
+		return qc_corrupt(q, "%s write at 0x%llx would overwrite the %s", qc_kind_name(kind),
+				  (unsigned long long)hoff, qc_kind_name(k));
 	return 0;
 }
 

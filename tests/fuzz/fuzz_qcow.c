@@ -21,6 +21,25 @@
  * handed out twice within the operation); the file never grows beyond a
  * cap (the backend refuses, so a hostile resize cannot exhaust memory).
  *
+ * After a writable input, a full refcount walk (tests/unit/qt_check.c)
+ * judges every operation, writes spanning many clusters included: an input
+ * may already be inconsistent, so the image before and after are compared,
+ * and the operations must not have made it worse:
+ *   - no cluster may have more references beyond its stored refcount
+ *     than it had in the input (a reference to a cluster past the end of
+ *     the input file counts as one beyond its refcount there);
+ *   - a cluster whose tables and data clusters (the references that are
+ *     not compressed data, which only compressed data may share) were
+ *     covered by its refcount in the input still are: a damaged
+ *     compressed descriptor overlapping a data cluster must not lead to
+ *     that cluster being released and handed out again;
+ *   - every reference the operations created (an active L1 or L2 entry
+ *     whose host cluster changed) names a cluster inside the file with a
+ *     refcount of at least 1, so no later allocation can hand it out.
+ * The walk is bounded: at most WALK_BUDGET L2 entries (an input needing
+ * more is not judged), and only the clusters of the file after the
+ * operations (at most FILE_CAP) are compared.
+ *
  * Also built without libFuzzer (-DFUZZ_REPLAY) as a plain program that
  * replays the files named on its command line (tests/fuzz/regress).
  */
@@ -32,9 +51,11 @@
 #include <string.h>
 
 #include "qcow.h"
+#include "qt.h"
 
 #define FILE_CAP (64u << 20) /* the memory backend refuses to grow past this */
 #define MAX_IO (256u << 10)  /* largest single read/write */
+#define WALK_BUDGET (1u << 20) /* L2 entries one refcount walk may visit */
 
 static void die(const char *what, long v)
 {
@@ -168,10 +189,10 @@ static uint64_t pick_off(uint64_t r, uint64_t size)
 
 /*
  * What was just written must read back (unless the read itself reports an
- * error).  Writes spanning clusters are not checked: two L2 entries of an
- * image may name one host cluster with a refcount of 1, which only a full
- * refcount walk (qemu-img check) finds; qemu writes such a cluster in place
- * too.  want == NULL: zeros.
+ * error).  Writes spanning clusters are judged by the refcount walk
+ * instead: two L2 entries of an image may name one host cluster with a
+ * refcount of 1, and qemu writes such a cluster in place too, so what
+ * reads back is the image's damage, not ours.  want == NULL: zeros.
  */
 static void read_back(struct qcow *q, const uint8_t *want, size_t n, uint64_t off,
 		      const char *what)
@@ -260,6 +281,131 @@ static void run_ops(struct qcow *q, const uint8_t *ops, unsigned nops, bool inva
 	}
 }
 
+/* ---- the refcount-walk oracle ---- */
+static unsigned cluster_bits_of(const uint8_t *img, size_t len)
+{
+	if (len < 104)
+		return 0;
+	unsigned cb = (unsigned)get64(img + 16) & 0xffffffffu;
+	return cb >= 9 && cb <= 21 ? cb : 0;
+}
+
+/* Clusters past `limit` (the end of the file after the operations) are
+ * not compared: nothing there can be allocated. */
+static bool walk(const uint8_t *img, size_t len, uint64_t limit, struct qt_counts *c)
+{
+	return qt_walk_counts(img, len, limit, WALK_BUDGET, c) == 0;
+}
+
+/* A cluster past the end of the file has no refcount, whatever is stored;
+ * one past c->n is neither in the file nor referenced. */
+static uint64_t stored(const struct qt_counts *c, uint64_t i)
+{
+	return i < c->file_clusters && i < c->n ? c->stored[i] : 0;
+}
+
+static uint64_t refs(const struct qt_counts *c, uint64_t i)
+{
+	return i < c->n ? c->refs[i] : 0;
+}
+
+static uint64_t whole(const struct qt_counts *c, uint64_t i)
+{
+	return i < c->n ? c->whole[i] : 0;
+}
+
+static uint64_t deficit(const struct qt_counts *c, uint64_t i)
+{
+	return refs(c, i) > stored(c, i) ? refs(c, i) - stored(c, i) : 0;
+}
+
+/* Entry i of the table at off (n entries of esz bytes), 0 outside the file. */
+static uint64_t entry(const uint8_t *img, size_t len, uint64_t off, uint64_t n, uint64_t i,
+		      unsigned esz)
+{
+	if (i >= n || off > len || (i + 1) * esz > len - off)
+		return 0;
+	return get64(img + off + i * esz);
+}
+
+struct side {
+	const uint8_t *img;
+	size_t len;
+	uint64_t l1, l1_size;
+	unsigned esz;
+};
+
+static uint64_t incompat_of(const uint8_t *img)
+{
+	return (get64(img) & 0xffffffffu) >= 3 ? get64(img + 72) : 0; /* v2: none */
+}
+
+static struct side side_of(const uint8_t *img, size_t len)
+{
+	struct side s = {img, len, get64(img + 40), get64(img + 32) & 0xffffffffu,
+			 incompat_of(img) & 16 ? 16 : 8};
+	return s;
+}
+
+/* A reference the operations created must name an in-use cluster. */
+static void new_ref(const struct qt_counts *a, uint64_t hoff, const char *what)
+{
+	uint64_t c = hoff >> a->cb;
+	if (c >= a->file_clusters || stored(a, c) == 0)
+		die(what, (long)c);
+}
+
+#define OFF_MASK 0x00fffffffffffe00ull
+
+static void judge_new_refs(const struct side *b, const struct side *a, const struct qt_counts *ac)
+{
+	uint64_t cs = 1ull << ac->cb, per_l2 = cs / a->esz, budget = WALK_BUDGET;
+	for (uint64_t i = 0; i < a->l1_size && budget >= per_l2; i++) {
+		uint64_t la = entry(a->img, a->len, a->l1, a->l1_size, i, 8) & OFF_MASK;
+		uint64_t lb = entry(b->img, b->len, b->l1, b->l1_size, i, 8) & OFF_MASK;
+		if (!la || (la & (cs - 1)))
+			continue;
+		if (la != lb)
+			new_ref(ac, la, "a new L1 entry names a free cluster or one past EOF");
+		budget -= per_l2;
+		for (uint64_t j = 0; j < per_l2; j++) {
+			uint64_t ea = entry(a->img, a->len, la, per_l2, j, a->esz);
+			uint64_t eb = lb && !(lb & (cs - 1)) ? entry(b->img, b->len, lb, per_l2, j, b->esz) : 0;
+			if (ea >> 62 & 1)
+				continue; /* compressed: never written by the library */
+			uint64_t oa = ea & OFF_MASK, ob = eb >> 62 & 1 ? 0 : eb & OFF_MASK;
+			if (oa && oa != ob && !(oa & (cs - 1)))
+				new_ref(ac, oa, "a new L2 entry names a free cluster or one past EOF");
+		}
+	}
+}
+
+/* The image after the operations, compared with the input (see the top). */
+static void judge(const uint8_t *before, size_t blen, const uint8_t *after, size_t alen,
+		  unsigned cb)
+{
+	struct qt_counts ac, bc;
+	uint64_t limit = ((alen + (1ull << cb) - 1) >> cb) + 1;
+	if (cluster_bits_of(after, alen) != cb || !walk(after, alen, limit, &ac))
+		return;
+	if (!walk(before, blen, limit, &bc)) {
+		qt_counts_free(&ac);
+		return;
+	}
+	for (uint64_t i = 0; i < ac.n; i++) {
+		if (deficit(&ac, i) > deficit(&bc, i))
+			die("a cluster has more references than its refcount than before", (long)i);
+		if (whole(&bc, i) <= stored(&bc, i) && whole(&ac, i) > stored(&ac, i))
+			die("a cluster's tables and data outnumber its refcount, unlike before", (long)i);
+	}
+	qt_counts_free(&bc);
+	if (!(incompat_of(after) & 4)) { /* an external data file is not refcounted */
+		struct side b = side_of(before, blen), a = side_of(after, alen);
+		judge_new_refs(&b, &a, &ac);
+	}
+	qt_counts_free(&ac);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t *buf;
@@ -296,6 +442,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	run_ops(q, ops, nops, mode & 8, fill, buf);
+	/* the input (c.img: the backend works on a copy) against the result */
+	unsigned cb = mode & 1 ? 0 : cluster_bits_of(c.img, c.img_len);
+	if (cb) {
+		size_t n;
+		(void)qcow_flush(q); /* the deferred releases too; a failure leaves the file as is */
+		const uint8_t *d = qcow_backend_mem_data(mem, &n);
+		judge(c.img, c.img_len, d, n, cb);
+	}
 	if (mode & 1) {
 		size_t n;
 		const void *d = qcow_backend_mem_data(mem, &n);

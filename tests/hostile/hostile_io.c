@@ -11,12 +11,15 @@
  * RAW is the flat disk qemu-img convert made from the same image, or "-"
  * when qemu refused it.  ro: open read-only, read the first 4 MiB (or all)
  * and compare with RAW.  rw: open read-write, write 4 KiB at 0 and at
- * 64 KiB (where the bases keep plain and compressed data), fsync, read the
- * first 4 MiB back and compare with RAW plus the two writes: a write must
- * land where it was aimed and nowhere else.
+ * 64 KiB (where the bases keep plain and compressed data), fsync, then
+ * 4 KiB at 128 KiB (unallocated in the bases: a new cluster, which would
+ * be one the first writes wrongly released), fsync, read the first 4 MiB
+ * back and compare with RAW plus the three writes: a write must land
+ * where it was aimed and nowhere else, and stay there.
  *
  * Words: open=OK|<ERRNO>  size=N  read=OK|<ERRNO>  cmp=same|diff@OFF|-
- *        write0=OK|<ERRNO> write1=...  sync=OK|<ERRNO>  after=same|diff@OFF|-
+ *        write0=OK|<ERRNO> write1=...  sync=OK|<ERRNO>  write2=... sync2=...
+ *        after=same|diff@OFF|-
  * Exit 0 whatever the image did; 2 on usage or host errors.  Signals and
  * hangs are the caller's to catch.
  */
@@ -204,6 +207,22 @@ static void read_and_compare(struct dev *d, uint64_t size, const uint8_t *want, 
 	free(b);
 }
 
+/* Write i: 4 KiB of 0xc5 + i at 0, 64 KiB or 128 KiB; want follows. */
+static int put(struct dev *d, int i, uint64_t size, uint8_t *want, size_t want_n)
+{
+	static const uint64_t offs[3] = {0, 65536, 131072};
+	static uint8_t pat[WLEN];
+	if (offs[i] + WLEN > size)
+		return 0;
+	memset(pat, 0xc5 + i, sizeof pat);
+	long w = dev_pwrite(d, pat, WLEN, offs[i]);
+	int wr = w < 0 ? (int)w : w != WLEN ? -EIO : 0;
+	printf(" write%d=%s", i, wr ? ename(-wr) : "OK");
+	if (!wr && want && offs[i] + WLEN <= want_n)
+		memcpy(want + offs[i], pat, WLEN);
+	return wr;
+}
+
 static int run(bool lib, bool rw, const char *rawpath)
 {
 	struct dev d = {.fd = -1};
@@ -220,21 +239,18 @@ static int run(bool lib, bool rw, const char *rawpath)
 	if (!rw) {
 		read_and_compare(&d, size, want, want_n, "cmp");
 	} else {
-		static uint8_t pat[WLEN];
-		const uint64_t offs[2] = {0, 65536};
 		int wr = 0;
-		for (int i = 0; i < 2 && !wr; i++) {
-			if (offs[i] + WLEN > size)
-				continue;
-			memset(pat, 0xc5 + i, sizeof pat);
-			long w = dev_pwrite(&d, pat, WLEN, offs[i]);
-			wr = w < 0 ? (int)w : w != WLEN ? -EIO : 0;
-			printf(" write%d=%s", i, wr ? ename(-wr) : "OK");
-			if (!wr && want && offs[i] + WLEN <= want_n)
-				memcpy(want + offs[i], pat, WLEN);
-		}
+		for (int i = 0; i < 2 && !wr; i++)
+			wr = put(&d, i, size, want, want_n);
 		int s = dev_sync(&d);
 		printf(" sync=%s", s ? ename(-s) : "OK");
+		/* a new cluster now: one the writes above wrongly released
+		 * would be handed out again, and their data overwritten */
+		if (!wr && !s) {
+			wr = put(&d, 2, size, want, want_n);
+			s = dev_sync(&d);
+			printf(" sync2=%s", s ? ename(-s) : "OK");
+		}
 		if (!wr && !s)
 			read_and_compare(&d, size, want, want_n, "after");
 	}

@@ -248,6 +248,17 @@ static int compressed_straddles_eof(struct img *m)
 	p64(m->b + p, COMPRESSED | ((1ull << (cb - 8)) - 1) << x | ((m->len - 100) & ((1ull << x) - 1)));
 	return 0;
 }
+/* The sector count of the compressed cluster at 64k to its maximum: the
+ * range runs on into the host cluster after it (the data at 200k).  A
+ * copy-out must not release that cluster (issue 14). */
+static int compressed_overlong(struct img *m)
+{
+	uint64_t p = l2_find(m, true);
+	NEED(p);
+	unsigned cb = h32(m, H_CLUSTER_BITS), x = 62 - (cb - 8);
+	p64(m->b + p, g64(m->b + p) | ((1ull << (cb - 8)) - 1) << x);
+	return 0;
+}
 static int compressed_garbage(struct img *m)
 {
 	uint64_t p = l2_find(m, true);
@@ -473,6 +484,7 @@ static const struct hcase cases[] = {
 	C(compressed_past_eof, "v3", "compressed cluster beyond end of file"),
 	C(compressed_straddles_eof, "v3", "compressed cluster runs past end of file"),
 	C(compressed_garbage, "v3", "compressed cluster with garbage deflate data"),
+	C(compressed_overlong, "v3", "compressed cluster's sector count runs into the next cluster"),
 	C(refblock_zeroed_entry, "v3", "refcount table entry 0 cleared"),
 	C(refblock_at_header, "v3", "refcount block at offset 0 (flag bit set)"),
 	C(refblock_is_l1, "v3", "refcount block = L1 table"),

@@ -12,7 +12,11 @@
 #     gives when qemu accepts the image (qemu refusing while we accept is
 #     reported, and the bytes we read are then only required to be stable);
 #   - a write that succeeded reads back, and changed nothing else in the
-#     first 4 MiB of the disk;
+#     first 4 MiB of the disk, also after a later write allocated a new
+#     cluster (one wrongly released would be handed out again);
+#   - never worse: no cluster has more references beyond its refcount
+#     (qemu-img check's "ERROR cluster N refcount=R reference=F") than
+#     it had in the image given;
 #   - the host file is byte-identical afterwards, unless a write succeeded
 #     (the image was accepted) or the corrupt bit was deliberately set;
 #     those are reported per case.
@@ -88,6 +92,18 @@ run_io() {
 	else cat io.out; fi
 }
 
+# "CLUSTER DEFICIT" for every cluster qemu-img check finds referenced more
+# often than its refcount says, sorted
+deficits() {
+	timeout 20 qemu-img check -f qcow2 "$1" 2>&1 |
+		sed -n 's/^ERROR cluster \([0-9]*\) refcount=\([0-9]*\) reference=\([0-9]*\).*/\1 \2 \3/p' |
+		awk '{ print $1, $3 - $2 }' | sort
+}
+# worse BEFORE AFTER: the clusters whose deficit grew, "N:OLD->NEW" each
+worse() {
+	awk 'NR == FNR { d[$1] = $2; next } $2 > d[$1] + 0 { printf "%s:%d->%d ", $1, d[$1], $2 }' "$1" "$2"
+}
+
 # the low byte of the incompatible features (bit 1: corrupt), as a number
 incompat_lo() { echo $(( 0x$(od -An -tx1 -j79 -N1 "$1" | tr -d ' ') )); }
 
@@ -103,6 +119,7 @@ while read -r name base; do
 	elif timeout 20 qemu-img convert -f qcow2 -O raw "$img" q.raw 2>/dev/null; then
 		qemu=reads; qraw=q.raw
 	else qemu=read-fails; fi
+	deficits "$img" >def.before
 	for how in shim lib; do
 		for mode in ro rw; do
 			# backing names resolve against the image's directory ($T)
@@ -141,7 +158,12 @@ while read -r name base; do
 					fi
 				fi ;;
 			esac
-			# the host file: unchanged unless a write went through
+			# the host file: unchanged unless a write went through, and never worse
+			if [ "$mode" = rw ] && ! cmp -s "$img" "$w"; then
+				deficits "$w" >def.after
+				bad=$(worse def.before def.after)
+				[ -z "$bad" ] || fail "$name $how $mode: the image got worse: $bad"
+			fi
 			if ! cmp -s "$img" "$w"; then
 				"$IO" setbit "$img" saved.bit
 				if cmp -s saved.bit "$w"; then what="$what [only the corrupt bit set]"

@@ -143,6 +143,23 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r);
  * if clean (no errors, no leaks).  The message is static. */
 const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_leaks);
 
+/*
+ * The walk's raw counts, for oracles comparing an image before and after
+ * operations (tests/fuzz): references and stored refcounts of clusters
+ * [0, n) (stored: as the refcount blocks say, also past the end of the file);
+ * n covers every reference, up to `limit`: clusters past it have none.  References at or past `limit` are dropped; the walk gives up
+ * (-1) after `budget` L2 entries, or when the header is unusable.
+ */
+struct qt_counts {
+	uint64_t n, file_clusters;
+	unsigned cb;
+	uint64_t *refs, *stored;
+	uint64_t *whole; /* references other than compressed data: tables, clusters */
+};
+int qt_walk_counts(const uint8_t *img, size_t len, uint64_t limit, uint64_t budget,
+		   struct qt_counts *c);
+void qt_counts_free(struct qt_counts *c);
+
 /* ---- qt_mirror.c ------------------------------------------------------ */
 struct qt_mirror {
 	struct qcow *q;

@@ -28,12 +28,19 @@ struct walk {
 	unsigned cb, rbits, l2_entsz, version;
 	uint64_t cs, incompat;
 	uint64_t *exp;
+	uint64_t *whole; /* the references that are not compressed data */
 	uint64_t nexp;
+	bool in_compressed;
 	struct qt_check *r;
 	/* active L2 tables and allocated data clusters, for COPIED checks */
 	uint64_t *copied_chk; /* pairs: host cluster index | flag<<63 */
 	size_t ncc, ccap;
 	size_t msglen;
+	/* qt_walk_counts: references at or past `limit` are not recorded, and
+	 * the walk gives up (over) after `budget` L2 entries */
+	uint64_t limit, budget;
+	bool over;
+	uint64_t rt, rt_entries, last_rb;
 };
 
 static void problem(struct walk *w, bool is_error, const char *fmt, ...)
@@ -67,6 +74,11 @@ static bool ref_range(struct walk *w, uint64_t off, uint64_t n, const char *what
 	if (n == 0)
 		return true;
 	uint64_t first = off >> w->cb, last = (off + n - 1) >> w->cb;
+	if (w->limit && off + n >= off && last >= w->limit) {
+		if (first >= w->limit)
+			return true;
+		last = w->limit - 1;
+	}
 	if (off + n < off || last >= MAX_CLUSTERS) {
 		problem(w, true, "%s at %#llx+%#llx out of range", what, (unsigned long long)off,
 			(unsigned long long)n);
@@ -77,11 +89,15 @@ static bool ref_range(struct walk *w, uint64_t off, uint64_t n, const char *what
 		while (nn <= last)
 			nn *= 2;
 		w->exp = realloc(w->exp, nn * sizeof *w->exp);
+		w->whole = realloc(w->whole, nn * sizeof *w->whole);
 		memset(w->exp + w->nexp, 0, (nn - w->nexp) * sizeof *w->exp);
+		memset(w->whole + w->nexp, 0, (nn - w->nexp) * sizeof *w->whole);
 		w->nexp = nn;
 	}
-	for (uint64_t c = first; c <= last; c++)
+	for (uint64_t c = first; c <= last; c++) {
 		w->exp[c]++;
+		w->whole[c] += !w->in_compressed;
+	}
 	w->r->referenced += last - first + 1;
 	return true;
 }
@@ -123,6 +139,12 @@ static void walk_l2(struct walk *w, uint64_t l2, bool active, uint64_t l1i)
 {
 	uint64_t n = w->cs / w->l2_entsz;
 	bool external = w->incompat & 4;
+	if (w->budget) {
+		w->over |= w->budget < n;
+		if (w->over)
+			return;
+		w->budget -= n;
+	}
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *p = w->img + l2 + i * w->l2_entsz;
 		uint64_t e = qt_be64(p), bm = w->l2_entsz == 16 ? qt_be64(p + 8) : 0;
@@ -136,7 +158,9 @@ static void walk_l2(struct walk *w, uint64_t l2, bool active, uint64_t l1i)
 					(unsigned long long)l1i, (unsigned long long)i);
 			if (bm)
 				problem(w, true, "compressed entry with subcluster bitmap");
+			w->in_compressed = true;
 			ref_range(w, hoff & ~511ull, (hoff & 511) + size, "compressed cluster");
+			w->in_compressed = false;
 			continue;
 		}
 		uint64_t hoff = e & L2E_OFFSET_MASK;
@@ -254,32 +278,37 @@ static void walk_bitmaps(struct walk *w)
 	}
 }
 
-int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
+/* Count every reference; -1 when the header is unusable (r->msg). */
+static int walk_image(struct walk *wp, const uint8_t *img, size_t len, struct qt_check *r)
 {
 	memset(r, 0, sizeof *r);
-	struct walk w = { .img = img, .len = len, .r = r };
+	struct walk w = *wp;
+	w.img = img;
+	w.len = len;
+	w.r = r;
+	int ret = -1;
 	if (len < 72 || memcmp(img, "QFI\xfb", 4)) {
 		snprintf(r->msg, sizeof r->msg, "no qcow2 header");
-		return -1;
+		goto out;
 	}
 	w.version = qt_be32(img + QH_VERSION);
 	w.cb = qt_be32(img + QH_CLUSTER_BITS);
 	if ((w.version != 2 && w.version != 3) || w.cb < 9 || w.cb > 21) {
 		snprintf(r->msg, sizeof r->msg, "bad version/cluster_bits");
-		return -1;
+		goto out;
 	}
 	w.cs = 1ull << w.cb;
 	unsigned order = 4;
 	if (w.version == 3) {
 		if (len < 104) {
 			snprintf(r->msg, sizeof r->msg, "short v3 header");
-			return -1;
+			goto out;
 		}
 		w.incompat = qt_be64(img + QH_INCOMPAT);
 		order = qt_be32(img + QH_REFCOUNT_ORDER);
 		if (order > 6) {
 			snprintf(r->msg, sizeof r->msg, "refcount_order %u", order);
-			return -1;
+			goto out;
 		}
 	}
 	r->dirty = w.incompat & 1;
@@ -299,7 +328,7 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 	    !in_file(&w, rt, rt_cl << w.cb)) {
 		snprintf(r->msg, sizeof r->msg, "refcount table %#llx x%llu unusable",
 			 (unsigned long long)rt, (unsigned long long)rt_cl);
-		return -1;
+		goto out;
 	}
 	if (l1 & (w.cs - 1))
 		problem(&w, true, "L1 offset unaligned");
@@ -330,6 +359,24 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 		else
 			walk_snapshots(&w, snap, nb_snap);
 	}
+	w.rt = rt;
+	w.rt_entries = rt_entries;
+	w.last_rb = last_rb;
+	ret = 0;
+out:
+	*wp = w;
+	return ret;
+}
+
+int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
+{
+	struct walk w = {0};
+	if (walk_image(&w, img, len, r) < 0) {
+		free(w.exp);
+		free(w.copied_chk);
+		return -1;
+	}
+	uint64_t rt = w.rt, rt_entries = w.rt_entries, last_rb = w.last_rb;
 	/* compare */
 	uint64_t per_block = w.cs * 8 / w.rbits;
 	uint64_t n = last_rb * per_block;
@@ -370,6 +417,7 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 				(unsigned long long)rc, (unsigned long long)c);
 	}
 	free(w.exp);
+	free(w.whole);
 	free(w.copied_chk);
 	return 0;
 }
@@ -395,4 +443,37 @@ const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_lea
 		return msg;
 	}
 	return NULL;
+}
+
+int qt_walk_counts(const uint8_t *img, size_t len, uint64_t limit, uint64_t budget,
+		   struct qt_counts *c)
+{
+	memset(c, 0, sizeof *c);
+	struct qt_check r;
+	struct walk w = {.limit = limit ? limit : 1, .budget = budget ? budget : 1};
+	int ret = walk_image(&w, img, len, &r);
+	if (ret == 0 && w.over)
+		ret = -1;
+	c->cb = w.cb;
+	c->file_clusters = w.cs ? (len + w.cs - 1) >> w.cb : 0;
+	/* past the last reference there is nothing to compare */
+	c->n = w.nexp < w.limit ? w.nexp : w.limit;
+	c->refs = w.exp;
+	c->whole = w.whole;
+	if (!ret && c->n && !(c->stored = malloc(c->n * sizeof *c->stored)))
+		ret = -1;
+	for (uint64_t i = 0; !ret && i < c->n; i++)
+		c->stored[i] = stored_refcount(&w, w.rt, w.rt_entries, i);
+	free(w.copied_chk);
+	if (ret)
+		qt_counts_free(c);
+	return ret;
+}
+
+void qt_counts_free(struct qt_counts *c)
+{
+	free(c->refs);
+	free(c->whole);
+	free(c->stored);
+	c->refs = c->whole = c->stored = NULL;
 }

@@ -161,3 +161,34 @@ Test(bitmaps, directory_on_metadata_is_not_written)
 	free(after);
 	free(img);
 }
+
+/*
+ * Issue 14: the bitmaps kept in use are metadata.  Guest cluster 2 names
+ * the bitmap data cluster (not COPIED; its refcount, 1, counts the bitmap
+ * table's reference only): a discard must not release it, a write must not
+ * land on it, and neither may the table.
+ */
+Test(bitmaps, kept_bitmaps_are_never_released_or_written)
+{
+	for (unsigned target = TAB_C; target <= DATA_C; target++) {
+		size_t len;
+		uint8_t *img = bitmap_image(&len, 2);
+		qt_put64(img + 4 * CS + 8 * 2, (uint64_t)target * CS);
+		struct qcow_backend be;
+		int err;
+		struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+		cr_assert(q, "open = %d", err);
+		cr_expect_eq(qcow_zero(q, 2 * CS, CS, QCOW_ZERO_UNMAP), -EIO, "discard");
+		qcow_close(q);
+		q = qt_open_mem(img, len, 0, &be, &err);
+		cr_assert(q, "open = %d", err);
+		uint8_t b[512];
+		memset(b, 0x99, sizeof b);
+		cr_expect_eq(qcow_write(q, b, sizeof b, 2 * CS), -EIO, "write");
+		size_t n;
+		const uint8_t *d = qcow_backend_mem_data(be, &n);
+		cr_expect(!memcmp(d + target * CS, img + target * CS, CS), "cluster %u changed", target);
+		qcow_close(q);
+		free(img);
+	}
+}

@@ -136,3 +136,254 @@ Test(hostile, read_only_close_after_read_error)
 	cr_assert_eq(qcow_close(q), 0);
 	free(img);
 }
+
+/* ---- never make a damaged image worse (issue 14) ---- */
+
+#define HB 16
+#define HS (1u << HB)
+
+/*
+ * A handcrafted image (qt_build_image: header, reftable, refblock, L1, L2
+ * at cluster 4, guest clusters 0 and 1 at host clusters 5 and 6, 7 clusters
+ * in all) whose guest cluster 1 is a deflate-compressed cluster at host
+ * offset 6*HS + 300 with `sectors` additional sectors.
+ */
+static uint8_t *compressed_at_end(uint64_t sectors, size_t *len, uint8_t *plain)
+{
+	struct qt_img_spec s = {.version = 3, .cluster_bits = HB, .refcount_order = 4,
+				.size = 1 << 20, .data_clusters = 2};
+	uint8_t *img = qt_build_image(&s, len), *z = malloc(2 * HS);
+	cr_assert(img && z);
+	for (size_t i = 0; i < HS; i++)
+		plain[i] = (uint8_t)("compressible text "[i % 18]);
+	size_t zl = qt_deflate_raw(plain, HS, z, 2 * HS, 6, -12, 0);
+	cr_assert(zl > 0 && zl < HS - 300);
+	memset(img + 6ull * HS, 0, HS);
+	memcpy(img + 6ull * HS + 300, z, zl);
+	unsigned x = 62 - (HB - 8);
+	qt_put64(img + 4ull * HS + 8, 1ull << 62 | sectors << x | (6ull * HS + 300));
+	free(z);
+	return img;
+}
+
+/*
+ * Issue 14: an L2 entry describing a compressed cluster whose sector count
+ * runs past the end of the file.  A write into it copies the cluster out
+ * to a fresh cluster (the first free one: just past the end of the file),
+ * then released the whole described range -- which included the fresh
+ * cluster.  After the flush it had refcount 0 while guest cluster 1 used
+ * it, and the next allocation handed it out again: the data written first
+ * was lost ("cluster 7 refcount=0 reference=1").  The write must fail with
+ * -EIO instead, the image latched, nothing released.
+ */
+Test(hostile, compressed_past_eof_copy_out)
+{
+	size_t len;
+	uint8_t *plain = malloc(HS), buf[4096];
+	uint8_t *img = compressed_at_end((1ull << (HB - 8)) - 1, &len, plain);
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	cr_assert(q, "open: %d", err);
+	memset(buf, 0x5c, sizeof buf);
+	ssize_t w = qcow_write(q, buf, sizeof buf, HS + 100);
+	cr_expect_eq(w, -EIO, "write over a compressed cluster past EOF = %zd", w);
+	if (w > 0) { /* the bug: show the data loss it leads to */
+		cr_assert_eq(qcow_flush(q), 0);
+		uint8_t other[4096];
+		memset(other, 0x6d, sizeof other);
+		cr_assert_eq(qcow_write(q, other, sizeof other, 5 * HS), (ssize_t)sizeof other);
+		cr_assert_eq(qcow_read(q, other, sizeof other, HS + 100), (ssize_t)sizeof other);
+		cr_expect(!memcmp(other, buf, sizeof buf), "guest cluster 1 lost its data");
+	}
+	struct qcow_info in;
+	qcow_info(q, &in);
+	cr_expect(in.corrupt, "not reported as corrupt");
+	cr_expect_eq(qcow_write(q, buf, 512, 0), -EIO, "latched image still writable");
+	/* nothing was released or re-pointed: entry and refcounts as they were */
+	size_t n;
+	uint8_t *d = qt_mem_copy(be, &n);
+	cr_expect_eq(qt_be64(d + 4ull * HS + 8), qt_be64(img + 4ull * HS + 8));
+	cr_expect(!memcmp(d + 2ull * HS, img + 2ull * HS, HS), "refcounts changed");
+	free(d);
+	qcow_close(q);
+	free(img);
+	free(plain);
+}
+
+/* qt_build_image with guest clusters 0 and 1 at host clusters 5 and 6 (L2
+ * at cluster 4) and `extra` free clusters after them. */
+static uint8_t *base_image(unsigned extra, size_t *len)
+{
+	struct qt_img_spec s = {.version = 3, .cluster_bits = HB, .refcount_order = 4,
+				.size = 1 << 20, .data_clusters = 2};
+	uint8_t *img = qt_build_image(&s, len);
+	cr_assert(img);
+	img = realloc(img, *len + extra * HS);
+	memset(img + *len, 0, extra * HS);
+	*len += extra * HS;
+	return img;
+}
+
+static void set_l2e(uint8_t *img, unsigned guest, uint64_t e)
+{
+	qt_put64(img + 4ull * HS + 8 * guest, e);
+}
+
+static uint64_t refcount_of(struct qcow_backend be, uint64_t cluster)
+{
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	return qt_be16(d + 2ull * HS + 2 * cluster);
+}
+
+static struct qcow *open_rw(const uint8_t *img, size_t len, struct qcow_backend *be)
+{
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, be, &err);
+	cr_assert(q, "open: %d", err);
+	return q;
+}
+
+/* A compressed descriptor inside the L1 table: reads and writes fail with
+ * -EIO; the write neither allocates nor releases. */
+Test(hostile, compressed_into_metadata)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len), buf[4096];
+	unsigned x = 62 - (HB - 8);
+	set_l2e(img, 1, 1ull << 62 | 3ull << x | (3ull * HS + 100));
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	cr_expect_eq(qcow_read(q, buf, sizeof buf, HS), -EIO);
+	cr_expect_eq(qcow_write(q, buf, sizeof buf, HS), -EIO);
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect_eq(n, len, "the write allocated");
+	cr_expect(!memcmp(d + HS, img + HS, 4 * HS), "metadata changed");
+	qcow_close(q);
+	free(img);
+}
+
+/* An entry (not COPIED) naming the refcount block: a discard must not
+ * release the block. */
+Test(hostile, release_of_metadata_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len);
+	set_l2e(img, 1, 2ull * HS);
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	cr_expect_eq(qcow_zero(q, HS, HS, QCOW_ZERO_UNMAP), -EIO);
+	cr_expect_eq(qcow_flush(q), -EIO);
+	cr_expect_eq(refcount_of(be, 2), 1, "the refcount block lost its reference");
+	qcow_close(q);
+	free(img);
+}
+
+/* An entry (not COPIED) naming a free cluster: overwriting it whole must
+ * not release it (its refcount would go below 0). */
+Test(hostile, release_of_free_cluster_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(1, &len), buf[HS];
+	set_l2e(img, 1, 7ull * HS);
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	memset(buf, 0x3c, sizeof buf);
+	cr_expect_eq(qcow_write(q, buf, HS, HS), -EIO);
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect_eq(n, len, "the write allocated");
+	cr_expect_eq(qt_be64(d + 4ull * HS + 8), 7ull * HS, "the entry changed");
+	qcow_close(q);
+	free(img);
+}
+
+/* Two entries (not COPIED) share cluster 5, whose refcount says 1: the
+ * second release would take it below 0.  Nothing is decremented. */
+Test(hostile, release_underflow_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len);
+	set_l2e(img, 0, 5ull * HS);
+	set_l2e(img, 1, 5ull * HS);
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	int r = qcow_zero(q, 0, 2 * HS, QCOW_ZERO_UNMAP);
+	if (r == 0)
+		r = qcow_flush(q);
+	cr_expect_eq(r, -EIO);
+	cr_expect_eq(refcount_of(be, 5), 1, "refcount decremented: %llu",
+		     (unsigned long long)refcount_of(be, 5));
+	qcow_close(q);
+	free(img);
+}
+
+/*
+ * Guest cluster 1 names free cluster 7 (not COPIED); guest cluster 0 is
+ * unallocated.  One write over all of cluster 0 and part of cluster 1:
+ * cluster 0 gets the first free cluster, 7, and then the copy-out of
+ * cluster 1 would release 7 -- the cluster this very write just gave to
+ * cluster 0.  Refused; cluster 0's data stays readable.
+ */
+Test(hostile, release_of_own_allocation_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(1, &len), *buf = malloc(HS + 512), *got = malloc(HS);
+	set_l2e(img, 0, 0);
+	set_l2e(img, 1, 7ull * HS);
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	memset(buf, 0x4b, HS + 512);
+	cr_expect_eq(qcow_write(q, buf, HS + 512, 0), -EIO);
+	cr_expect_eq(refcount_of(be, 7), 0, "refcounts reached the file");
+	cr_assert_eq(qcow_read(q, got, HS, 0), HS);
+	cr_expect(!memcmp(got, buf, HS), "guest cluster 0 lost its data");
+	qcow_close(q);
+	free(img);
+	free(buf);
+	free(got);
+}
+
+/*
+ * Guest cluster 0 is a compressed cluster at host offset 5*HS + 300 whose
+ * sector count runs on into host cluster 6 -- guest cluster 1's data.  A
+ * copy-out of cluster 0 released cluster 6 too; the next allocations
+ * handed it out again and guest cluster 1's data was overwritten.  The
+ * stream ends in cluster 5, so the descriptor is damage: -EIO.
+ */
+Test(hostile, compressed_overlong_into_data)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len), *plain = malloc(HS), *z = malloc(2 * HS);
+	uint8_t buf[4096], *two = malloc(2 * HS);
+	for (size_t i = 0; i < HS; i++)
+		plain[i] = (uint8_t)("overlong descriptor "[i % 20]);
+	size_t zl = qt_deflate_raw(plain, HS, z, 2 * HS, 6, -12, 0);
+	cr_assert(zl > 0 && zl < HS - 300);
+	memset(img + 5ull * HS, 0, HS);
+	memcpy(img + 5ull * HS + 300, z, zl);
+	unsigned x = 62 - (HB - 8);
+	set_l2e(img, 0, 1ull << 62 | ((1ull << (HB - 8)) - 1) << x | (5ull * HS + 300));
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	cr_assert_eq(qcow_read(q, buf, sizeof buf, 0), (ssize_t)sizeof buf, "the stream reads");
+	cr_assert(!memcmp(buf, plain, sizeof buf));
+	memset(buf, 0x2e, sizeof buf);
+	ssize_t w = qcow_write(q, buf, sizeof buf, 100);
+	cr_expect_eq(w, -EIO, "copy-out of an overlong descriptor = %zd", w);
+	if (w > 0) { /* the bug: two allocations later, cluster 1 is someone else's */
+		cr_assert_eq(qcow_flush(q), 0);
+		memset(two, 0x77, 2 * HS);
+		cr_assert_eq(qcow_write(q, two, 2 * HS, 4 * HS), (ssize_t)(2 * HS));
+	}
+	cr_assert_eq(qcow_read(q, buf, sizeof buf, HS), (ssize_t)sizeof buf);
+	cr_expect_eq(buf[0], 0x41, "guest cluster 1 was overwritten (%#x)", buf[0]);
+	cr_expect_eq(refcount_of(be, 6), 1);
+	qcow_close(q);
+	free(img);
+	free(plain);
+	free(z);
+	free(two);
+}
