@@ -293,12 +293,16 @@ TEST_BUILD := all examples $(UNIT_BIN) $(HOSTILE_BIN) $(STRESS_BIN)
 ifneq ($(shell command -v $(MUSL_CC) 2>/dev/null),)
 TEST_BUILD += musl
 endif
+# The unit binaries run beside the integration scripts (their output is
+# shown once the scripts are done): the longest unit binary is as long as
+# the longest script.
 test:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory deps && \
 	$(MAKE) --no-print-directory -j$(NPROC) $(TEST_BUILD) && \
-	{ $(MAKE) --no-print-directory unit; u=$$?; \
-	  $(MAKE) --no-print-directory integration; i=$$?; [ $$u = 0 ] && [ $$i = 0 ]; }; \
+	{ $(MAKE) --no-print-directory unit >$(B)/unit.out 2>&1 & up=$$!; \
+	  $(MAKE) --no-print-directory integration; i=$$?; wait $$up; u=$$?; \
+	  cat $(B)/unit.out; [ $$u = 0 ] && [ $$i = 0 ]; }; \
 	rc=$$?; sh tests/summary.sh "$$start" $(B); exit $$rc
 
 # ---- tests/bench: make bench (timings, never part of make test) -----------
