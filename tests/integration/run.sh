@@ -19,15 +19,17 @@ trap 'exit 130' INT TERM HUP
 J=${QCS_JOBS:-$(($(nproc 2>/dev/null || echo 1) + 1))}
 [ "$J" -ge 1 ] 2>/dev/null || J=1
 
-# Seconds each script took on the 2-core reference machine, to start the
-# longest first on a fresh clone; a script's last measured time (its
-# .result) wins, and a script not listed and never run counts as long.
+# Roughly the seconds each script takes on the 2-core reference machine,
+# to start the longest first on a fresh clone; a script's last measured
+# time (its .result) wins.  A new script counts as 50 s until it has run.
 hint() {
 	case $1 in
-	t_shim_semantics) echo 120 ;; t_qcow_mirror) echo 60 ;; t_shim_symbols) echo 60 ;;
-	t_hostile) echo 40 ;; t_shim_kinds) echo 40 ;; t_tools_images) echo 35 ;;
-	t_stress_crash) echo 30 ;; t_stress_kill) echo 25 ;; t_qcow_read) echo 25 ;;
-	*) echo 100 ;;
+	t_shim_semantics) echo 150 ;; t_shim_symbols) echo 140 ;; t_qcow_mirror) echo 120 ;;
+	t_hostile) echo 75 ;; t_shim_kinds) echo 70 ;; t_tools_images) echo 65 ;;
+	t_qcow_read) echo 45 ;; t_stress_kill) echo 40 ;; t_tools_mkfs) echo 40 ;;
+	t_tools_shell | t_tools_partition | t_tools_partfiles) echo 35 ;;
+	t_musl | t_stress_crash) echo 30 ;;
+	*) echo 50 ;;
 	esac
 }
 
