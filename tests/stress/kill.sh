@@ -127,7 +127,7 @@ while [ "$i" -lt "$TRIALS" ]; do
 	pid=$!
 	sleep "$(awk -v d="$ms" 'BEGIN{printf "%.3f", d/1000}')"
 	if [ -n "$rpid" ]; then
-		kill -9 -- "-$rpid" 2>/dev/null || true
+		kill -9 "-$rpid" 2>/dev/null || true # dash: no "--"
 		wait "$rpid" 2>/dev/null || true
 	fi
 	if ! kill -9 "$pid" 2>/dev/null; then
