@@ -1,7 +1,8 @@
 # qcowshim - one non-recursive Makefile.
 #
 #   make            build/libqcow.a, build/libqcowshim.so, build/qcowshim
-#   make test       deps, then unit tests (ASan+UBSan), then integration tests
+#   make test       deps, a parallel build, then unit tests (ASan+UBSan) and the
+#                   integration tests, several at a time (docs/TESTING.md)
 #   make demo       deps, then an end-to-end job on a fresh image
 #   make bench      issue 5's performance table (tests/bench/run.sh; BENCH_* env)
 #   make musl       build-musl/: the shim for musl-linked programs (musl-gcc)
@@ -69,7 +70,7 @@ $(B)/libqcowshim.so: $(SHIM_OBJ) $(B)/libqcow.a $(B)/shim/exports.map
 
 # tests/shim: one snippet program per syms.def row (built by the test script).
 shim-test: $(B)/libqcowshim.so
-	@sh tests/integration/t_shim_symbols.sh
+	@sh tests/integration/t_shim_symbols.sh && sh tests/integration/t_shim_semantics.sh
 
 # The same tests against an ASan+UBSan build of the shim and the library.
 SHIM_SAN_OBJ := $(SHIM_SRC:%.c=$(B)/san/%.o)
@@ -83,7 +84,7 @@ $(B)/san/libqcowshim.so: $(SHIM_SAN_OBJ) $(B)/san/libqcow.a $(B)/shim/exports.ma
 
 shim-san: $(B)/san/libqcowshim.so
 	@ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
-		QCS_BUILD=$(abspath $(B))/san sh tests/integration/t_shim_symbols.sh
+		QCS_BUILD=$(abspath $(B))/san sh -c 'sh tests/integration/t_shim_symbols.sh && sh tests/integration/t_shim_semantics.sh'
 
 $(B)/qcowshim: shim/qcowshim.in
 	@mkdir -p $(@D)
@@ -138,11 +139,18 @@ uninstall:
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_HELP := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+UNIT_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DQC_TEST -O1 -g $(SAN) \
+	-Iqcow -Itests/unit
+# The helpers (qt_*.c) are compiled once, not once per test binary.
+UNIT_HELP_OBJ := $(UNIT_HELP:tests/unit/%.c=$(B)/unit/obj/%.o)
 
-$(B)/unit/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(B)/san/libqcow.a
+$(B)/unit/obj/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) qcow/qcow.h
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DQC_TEST -O1 -g $(SAN) \
-		-Iqcow -Itests/unit -o $@ $< $(UNIT_HELP) $(B)/san/libqcow.a -lcriterion $(LIBS)
+	$(CC) $(UNIT_CFLAGS) -c -o $@ $<
+
+$(B)/unit/%: tests/unit/%.c $(UNIT_HELP_OBJ) $(wildcard tests/unit/*.h) $(B)/san/libqcow.a
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(UNIT_HELP_OBJ) $(B)/san/libqcow.a -lcriterion $(LIBS)
 
 # test_parttab tests shim/parttab.c, which is pure (no interposition): built in.
 $(B)/unit/test_parttab: tests/unit/test_parttab.c shim/parttab.c shim/parttab.h
@@ -150,13 +158,20 @@ $(B)/unit/test_parttab: tests/unit/test_parttab.c shim/parttab.c shim/parttab.h
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O1 -g $(SAN) -Ishim -o $@ $< shim/parttab.c \
 		-lcriterion -lz
 
-# A binary that runs no test (a criterion start-up failure) fails too.
+# The binaries are independent (each test in its own process, temporary
+# files from mkstemp): NPROC of them run at once, each with 2 criterion
+# workers; their logs are then shown in order.  A binary that runs no test
+# (a criterion start-up failure) fails too.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 unit: $(UNIT_BIN)
-	@fail=0; mkdir -p $(B)/unit/log; for t in $(UNIT_BIN); do \
-		echo "== $$t"; log=$(B)/unit/log/$${t##*/}.log; \
-		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		$$t --jobs 2 >$$log 2>&1 || fail=1; cat $$log; \
-		grep -q 'Synthesis: Tested: [1-9]' $$log || { echo "$$t: ran no test"; fail=1; }; \
+	@rm -rf $(B)/unit/log; mkdir -p $(B)/unit/log
+	@printf '%s\n' $(UNIT_BIN) | xargs -P $(NPROC) -I{} sh -c \
+		'log=$(B)/unit/log/$${1##*/}; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		"$$1" --jobs 2 >$$log.log 2>&1; echo $$? >$$log.rc' sh {}
+	@fail=0; for t in $(UNIT_BIN); do \
+		echo "== $$t"; log=$(B)/unit/log/$${t##*/}; cat $$log.log; \
+		[ "$$(cat $$log.rc)" = 0 ] || fail=1; \
+		grep -q 'Synthesis: Tested: [1-9]' $$log.log || { echo "$$t: ran no test"; fail=1; }; \
 		done; exit $$fail
 
 # ---- tests/hostile + tests/fuzz/regress: malformed images (t_hostile.sh) --
@@ -273,11 +288,24 @@ stress: all $(STRESS_BIN)
 deps:
 	@sh tests/deps.sh
 
+# make test: everything is built by one parallel make (-j NPROC), then the
+# unit binaries and the integration scripts run several at a time (see
+# docs/TESTING.md); the last line sums up scripts, assertions and seconds.
+TEST_BUILD := all examples $(UNIT_BIN) $(HOSTILE_BIN) $(STRESS_BIN)
+ifneq ($(shell command -v $(MUSL_CC) 2>/dev/null),)
+TEST_BUILD += musl
+endif
+# The unit binaries run beside the integration scripts (their output is
+# shown once the scripts are done): the longest unit binary is as long as
+# the longest script.
 test:
-	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory integration
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory deps && \
+	$(MAKE) --no-print-directory -j$(NPROC) $(TEST_BUILD) && \
+	{ $(MAKE) --no-print-directory unit >$(B)/unit.out 2>&1 & up=$$!; \
+	  $(MAKE) --no-print-directory integration; i=$$?; wait $$up; u=$$?; \
+	  cat $(B)/unit.out; [ $$u = 0 ] && [ $$i = 0 ]; }; \
+	rc=$$?; sh tests/summary.sh "$$start" $(B); exit $$rc
 
 # ---- tests/bench: make bench (timings, never part of make test) -----------
 $(B)/bench/benchio: tests/bench/benchio.c

@@ -36,7 +36,11 @@
  * resets it.  Without /dev/shm every operation does the full check.
  * Every user of the page holds a shared lock on its byte 0; the last one
  * out (the one that can take it exclusively) unlinks it; a newcomer that
- * locked a page just unlinked sees the name gone and retries.
+ * locked a page just unlinked sees the name gone and retries.  A process
+ * killed with SIGKILL (or by the OOM killer) loses its lock without
+ * unlinking, so the first attach of every process also sweeps /dev/shm:
+ * any trusted page of ours that it can lock exclusively has no user left,
+ * and it unlinks it exactly as a last user would (page_sweep).
  *
  * Known limit: a reader that starts while another process is in the middle
  * of writing sees that writer's earlier writes once the writer does its
@@ -47,6 +51,7 @@
  */
 #include "shim.h"
 
+#include <dirent.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -212,6 +217,71 @@ int coh_qemu_refuses_writer(const char *shown, int fd)
 
 /* ---- the shared change page */
 
+/* A page we may use or remove: a plain file of ours that nobody else can
+ * write, and still linked.  Anything else is someone else's: left alone. */
+static bool page_trusted(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 077) &&
+	       st->st_nlink == 1;
+}
+
+/* "qcowshim.DEV.INO", both in lower-case hex, as coh_attach names pages. */
+static bool page_name(const char *n)
+{
+	static const char prefix[] = "qcowshim.";
+	size_t d1 = 0, d2 = 0;
+	if (strncmp(n, prefix, sizeof prefix - 1) != 0)
+		return false;
+	n += sizeof prefix - 1;
+	for (; *n && *n != '.'; n++, d1++)
+		if (!((*n >= '0' && *n <= '9') || (*n >= 'a' && *n <= 'f')))
+			return false;
+	if (*n++ != '.')
+		return false;
+	for (; *n; n++, d2++)
+		if (!((*n >= '0' && *n <= '9') || (*n >= 'a' && *n <= 'f')))
+			return false;
+	return d1 && d1 <= 16 && d2 && d2 <= 16;
+}
+
+/* Remove `path` if no process uses it: the last-user protocol of coh_detach.
+ * Exclusive lock first, so nobody is attached; then the name must still be
+ * this file (only an exclusive holder unlinks, so it stays so until ours).
+ * A newcomer that opened it before our unlink locks it after our close,
+ * finds the name gone and makes a fresh page (page_open). */
+static void page_reap(const char *path)
+{
+	struct stat st, cur;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	int fd = real_open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
+	if (fd < 0)
+		return;
+	if (real_fstat(fd, &st) == 0 && page_trusted(&st) && real_fcntl(fd, F_OFD_SETLK, &fl) == 0 &&
+	    real_lstat(path, &cur) == 0 && cur.st_ino == st.st_ino && cur.st_dev == st.st_dev)
+		unlink(path);
+	real_close(fd);
+}
+
+/* Once per process (its first attach): remove the pages of processes that
+ * died without detaching.  A few system calls per page, not per I/O. */
+static void page_sweep(void)
+{
+	static atomic_bool swept;
+	char path[300];
+	if (atomic_exchange(&swept, true))
+		return;
+	DIR *d = opendir("/dev/shm");
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (!page_name(e->d_name))
+			continue;
+		snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+		page_reap(path);
+	}
+	closedir(d);
+}
+
 /* Open, lock and verify the page; the fd or -1 (then: no page). */
 static int page_open(const char *name)
 {
@@ -223,8 +293,7 @@ static int page_open(const char *name)
 		if (fd < 0)
 			return -1;
 		/* Someone else's page, or not a plain private file: do not trust it. */
-		if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-		    (st.st_mode & 077) || st.st_nlink != 1) {
+		if (real_fstat(fd, &st) < 0 || !page_trusted(&st)) {
 			real_close(fd);
 			return -1;
 		}
@@ -255,6 +324,7 @@ void coh_attach(struct coh_state *c, int trfd)
 	c->fd = -1;
 	if (real_fstat(shim_priv_real(trfd), &st) < 0)
 		goto out;
+	page_sweep();
 	snprintf(c->name, sizeof c->name, "/dev/shm/qcowshim.%llx.%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	int fd = page_open(c->name);

@@ -281,7 +281,8 @@ fi
 
 section "encrypted images are refused, the file untouched"
 for f in luks aes; do
-	mkimg "encrypted $f" qemu-img create -q -f qcow2 --object secret,id=s0,data=pw \
+	mkimg "encrypted $f" sh "$QCS_ROOT/tests/tools/peer_retry.sh" \
+		qemu-img create -q -f qcow2 --object secret,id=s0,data=pw \
 		-o encrypt.format=$f,encrypt.key-secret=s0 enc-$f.qcow2 4M || continue
 	sum=$(sha256sum <enc-$f.qcow2)
 	out=$(S cat enc-$f.qcow2 2>&1 >/dev/null); rc=$?

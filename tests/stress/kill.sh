@@ -117,7 +117,9 @@ while [ "$i" -lt "$TRIALS" ]; do
 	ms=$((20 + $(rnd "$MAXMS")))
 	rpid=""
 	if [ $((i % 3)) = 0 ]; then
-		LD_PRELOAD="$SHIM" sh -c 'while :; do cat "$1" >/dev/null 2>&1; done' reader "$T/img.qcow2" &
+		# Its own process group (setsid execs in place: a background job is
+		# no group leader), so one kill ends the loop and the cat it runs.
+		LD_PRELOAD="$SHIM" setsid sh -c 'while :; do cat "$1" >/dev/null 2>&1; done' reader "$T/img.qcow2" &
 		rpid=$!
 		desc="$desc, with a reader process"
 	fi
@@ -125,7 +127,7 @@ while [ "$i" -lt "$TRIALS" ]; do
 	pid=$!
 	sleep "$(awk -v d="$ms" 'BEGIN{printf "%.3f", d/1000}')"
 	if [ -n "$rpid" ]; then
-		kill -9 "$rpid" 2>/dev/null || true
+		kill -9 "-$rpid" 2>/dev/null || true # dash: no "--"
 		wait "$rpid" 2>/dev/null || true
 	fi
 	if ! kill -9 "$pid" 2>/dev/null; then

@@ -12,8 +12,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 : "${QCS_BUILD:=$ROOT/build}"
 MP="$QCS_BUILD/stress/multiproc" SHIM="$QCS_BUILD/libqcowshim.so"
 W=${1:-4} R=${2:-3} ROUNDS=${3:-6}
-T=$(mktemp -d)
+T=$(mktemp -d "${TMPDIR:-/tmp}/qcs-multiproc.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
+# A writer waits its turn (for the exclusive byte) up to QCOWSHIM_WAIT_MS,
+# 10 s by default; on a loaded machine W writers can queue longer than that,
+# and an EBUSY then would say nothing about the shim.  The test's question is
+# whether they take turns correctly, so they may wait up to 10 minutes.
+QCOWSHIM_WAIT_MS=${QCOWSHIM_WAIT_MS:-600000}
+export QCOWSHIM_WAIT_MS
 fails=0
 size=$(((W + 1) * 4))M
 "$MP" expect "$T/expect.raw" "$W" "$ROUNDS"
