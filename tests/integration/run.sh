@@ -14,6 +14,9 @@ export QCS_ROOT="$PWD" QCS_BUILD="$PWD/build"
 L=build/integration
 mkdir -p "$L"
 R=$(mktemp -d "${TMPDIR:-/tmp}/qcs-run.XXXXXX") || exit 1
+# Traversable: t_shim_reach.sh and t_tools_repart.sh run tools as an
+# unprivileged user inside their own directories below it.
+chmod 711 "$R" || exit 1
 trap 'rm -rf "$R"' EXIT
 trap 'exit 130' INT TERM HUP
 J=${QCS_JOBS:-$(($(nproc 2>/dev/null || echo 1) + 1))}
