@@ -202,6 +202,20 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 	return 0;
 }
 
+/* Pin slice `s` of L1 entry l1i's table, at soff; checked at first use. */
+static int slice_get(struct qcow *q, uint64_t l1i, uint64_t s, uint64_t soff, bool load,
+		     struct qc_cent **e)
+{
+	int r = qc_cache_get(q, &q->l2_cache, soff, load, e);
+	if (r < 0)
+		return r;
+	if ((r = qc_check_l2_slice(q, l1i, s, *e)) < 0) {
+		qc_cache_put(*e);
+		*e = NULL;
+	}
+	return r;
+}
+
 /*
  * Pin the L2 slice that maps `cluster`; *idx is the entry's index in it.
  * Without alloc, *e is NULL when no L2 table exists.  With alloc, a missing
@@ -225,10 +239,12 @@ int qc_l2_slice(struct qcow *q, uint64_t cluster, bool alloc, struct qc_cent **e
 	}
 	if (!l2off)
 		return 0;
+	if (fresh && (r = qc_l2_seen_table(q, l1i)) < 0)
+		return r;
 	uint64_t per_slice = q->l2_slice_bytes / q->l2_entry_bytes;
 	uint64_t soff = l2off + (l2i / per_slice) * q->l2_slice_bytes;
 	*idx = (unsigned)(l2i % per_slice);
-	return qc_cache_get(q, &q->l2_cache, soff, !fresh, e);
+	return slice_get(q, l1i, l2i / per_slice, soff, !fresh, e);
 }
 
 void qc_l2_entry(struct qcow *q, const struct qc_cent *e, unsigned idx, uint64_t *l2e,
@@ -274,7 +290,7 @@ int qc_l2_unlink(struct qcow *q, uint64_t l1_index)
 	uint64_t per_slice = q->l2_slice_bytes / q->l2_entry_bytes;
 	for (uint64_t s = 0; s < cs / q->l2_slice_bytes; s++) {
 		struct qc_cent *e;
-		int r = qc_cache_get(q, &q->l2_cache, l2off + s * q->l2_slice_bytes, true, &e);
+		int r = slice_get(q, l1_index, s, l2off + s * q->l2_slice_bytes, true, &e);
 		if (r < 0)
 			return r;
 		for (unsigned i = 0; i < per_slice && !r; i++) {

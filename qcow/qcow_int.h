@@ -150,6 +150,10 @@ struct qcow {
 	uint64_t op_lo, op_hi; /* [lo, hi): bounds of op_allocs */
 	uint64_t load_end;
 	uint8_t *reused; /* bitmap over the clusters below load_end; NULL: none */
+	/* L2 slices (L1 index x slice) whose entries were checked against the
+	 * refcounts at their first use (release.c, qc_check_l2_slice) */
+	uint8_t *l2_seen;
+	uint64_t l2_seen_bits;
 
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 
@@ -277,6 +281,9 @@ QC_HIDDEN int qc_check_compressed(struct qcow *q, uint64_t l2e);
 QC_HIDDEN int qc_check_compressed_release(struct qcow *q, uint64_t l2e);
 QC_HIDDEN int qc_check_release(struct qcow *q, uint64_t hoff, uint64_t len);
 QC_HIDDEN int qc_check_l2e_release(struct qcow *q, uint64_t l2e);
+QC_HIDDEN int qc_check_l2_slice(struct qcow *q, uint64_t l1_index, uint64_t slice,
+				const struct qc_cent *e);
+QC_HIDDEN int qc_l2_seen_table(struct qcow *q, uint64_t l1_index);
 QC_HIDDEN int qc_frees_validate(struct qcow *q);
 QC_HIDDEN int qc_bitmaps_register(struct qcow *q);
 

@@ -18,6 +18,13 @@
  *   - a cluster whose refcount is already 0; and when the deferred
  *     decrements are applied, a cluster they would take below 0
  *     (qc_frees_validate checks every one before alloc.c changes any).
+ * A writable handle also checks each L2 slice the first time it uses it
+ * (qc_check_l2_slice): every entry must name a cluster that was inside the
+ * file when it was loaded, was not allocated since, and is in use.  An
+ * entry naming a free cluster, or one past the end of the file, is a
+ * reference the refcounts do not know of: once this handle allocates that
+ * cluster for other data, a write or release through the entry would
+ * overwrite or free it.
  * Compressed descriptors are checked against the file as it was loaded:
  * this library never writes compressed data, so a descriptor reaching past
  * the loaded end of the file, or onto a cluster allocated since, is damage
@@ -26,6 +33,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qcow_int.h"
 
@@ -84,6 +92,9 @@ int qc_note_alloc(struct qcow *q, uint64_t c)
 
 void qc_release_state_free(struct qcow *q)
 {
+	free(q->l2_seen);
+	q->l2_seen = NULL;
+	q->l2_seen_bits = 0;
 	free(q->reused);
 	free(q->op_allocs);
 	q->reused = NULL;
@@ -199,6 +210,70 @@ int qc_check_l2e_release(struct qcow *q, uint64_t l2e)
 	}
 	hoff = l2e & L2E_OFFSET_MASK;
 	return hoff ? qc_check_release(q, hoff, q->cluster_size) : 0;
+}
+
+/* Bit of slice `slice` of L1 entry l1_index in q->l2_seen, grown to cover
+ * the whole L1 table; -ENOMEM. */
+static int64_t seen_bit(struct qcow *q, uint64_t l1_index, uint64_t slice)
+{
+	uint64_t per = q->cluster_size / q->l2_slice_bytes, bit = l1_index * per + slice;
+	if (bit >= q->l2_seen_bits) {
+		uint64_t bits = ((uint64_t)q->l1_size + 1) * per;
+		if (bit >= bits)
+			bits = bit + 1;
+		uint8_t *m = realloc(q->l2_seen, (bits + 7) / 8);
+		if (!m)
+			return -ENOMEM;
+		memset(m + (q->l2_seen_bits + 7) / 8, 0, (bits + 7) / 8 - (q->l2_seen_bits + 7) / 8);
+		q->l2_seen = m;
+		q->l2_seen_bits = bits;
+	}
+	return (int64_t)bit;
+}
+
+/* A new L2 table (zeros) for l1_index: every entry in it is this handle's. */
+int qc_l2_seen_table(struct qcow *q, uint64_t l1_index)
+{
+	for (uint64_t s = 0; s < q->cluster_size / q->l2_slice_bytes; s++) {
+		int64_t b = seen_bit(q, l1_index, s);
+		if (b < 0)
+			return (int)b;
+		q->l2_seen[b >> 3] |= (uint8_t)(1u << (b & 7));
+	}
+	return 0;
+}
+
+/* The first use of an L2 slice by a writable handle (see the top). */
+int qc_check_l2_slice(struct qcow *q, uint64_t l1_index, uint64_t slice, const struct qc_cent *e)
+{
+	if (q->read_only || q->broken || q->has_data_file)
+		return 0; /* nothing will be written or released through it */
+	int64_t b = seen_bit(q, l1_index, slice);
+	if (b < 0)
+		return (int)b;
+	if (q->l2_seen[b >> 3] & (1u << (b & 7)))
+		return 0;
+	uint64_t below = clusters_in(q, q->load_end), n = q->l2_slice_bytes / q->l2_entry_bytes, rc;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t l2e = be64_get(e->buf + i * q->l2_entry_bytes), hoff = l2e & L2E_OFFSET_MASK;
+		uint64_t c = hoff >> q->cluster_bits;
+		if ((l2e & L2E_COMPRESSED) || !hoff) /* descriptors: qc_check_compressed */
+			continue;
+		if (c >= below)
+			return qc_corrupt(q, "L2 entry 0x%llx names a cluster past the end of the file",
+					  (unsigned long long)l2e);
+		if (reused(q, c, c))
+			return qc_corrupt(q, "L2 entry 0x%llx names a cluster allocated since the image "
+					     "was opened", (unsigned long long)l2e);
+		int r = qc_refcount_get(q, c, &rc);
+		if (r < 0)
+			return r;
+		if (!rc)
+			return qc_corrupt(q, "L2 entry 0x%llx names a free cluster",
+					  (unsigned long long)l2e);
+	}
+	q->l2_seen[b >> 3] |= (uint8_t)(1u << (b & 7));
+	return 0;
 }
 
 struct edge {

@@ -322,10 +322,11 @@ Test(hostile, release_underflow_refused)
 
 /*
  * Guest cluster 1 names free cluster 7 (not COPIED); guest cluster 0 is
- * unallocated.  One write over all of cluster 0 and part of cluster 1:
- * cluster 0 gets the first free cluster, 7, and then the copy-out of
- * cluster 1 would release 7 -- the cluster this very write just gave to
- * cluster 0.  Refused; cluster 0's data stays readable.
+ * unallocated.  One write over all of cluster 0 and part of cluster 1
+ * would give cluster 0 the first free cluster, 7, and the copy-out of
+ * cluster 1 would then release 7 -- the cluster this very write just gave
+ * to cluster 0.  The L2 slice is refused at its first use, before anything
+ * is allocated: the write fails and changes no refcount.
  */
 Test(hostile, release_of_own_allocation_refused)
 {
@@ -338,12 +339,76 @@ Test(hostile, release_of_own_allocation_refused)
 	memset(buf, 0x4b, HS + 512);
 	cr_expect_eq(qcow_write(q, buf, HS + 512, 0), -EIO);
 	cr_expect_eq(refcount_of(be, 7), 0, "refcounts reached the file");
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect_eq(n, len, "the refused write allocated");
+	cr_expect(!memcmp(d + HS, img + HS, len - HS), "the refused write changed the file");
 	cr_assert_eq(qcow_read(q, got, HS, 0), HS);
-	cr_expect(!memcmp(got, buf, HS), "guest cluster 0 lost its data");
+	for (size_t i = 0; i < HS; i++)
+		cr_assert_eq(got[i], 0, "guest cluster 0 changed by a refused write");
 	qcow_close(q);
 	free(img);
 	free(buf);
 	free(got);
+}
+
+/*
+ * Found by the fuzzer: guest cluster 1 names a cluster past the end of the
+ * file (not COPIED).  A write to guest cluster 2 grew the file and gave
+ * that very cluster to cluster 2; a later write to cluster 1 copied it out
+ * and released the cluster under cluster 2's data, which the next
+ * allocation handed out again.  The slice naming a cluster past the end of
+ * the file is refused at its first use by a writable handle: no write goes
+ * through it, the file keeps its length; a read-only handle still reads.
+ */
+Test(hostile, entry_past_eof_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len), buf[HS];
+	uint64_t past = len / HS; /* the first cluster past the end: the next allocation */
+	set_l2e(img, 1, past * HS);
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	memset(buf, 0x5a, sizeof buf);
+	cr_expect_eq(qcow_write(q, buf, HS, 2 * HS), -EIO);
+	cr_expect_eq(qcow_write(q, buf, HS, HS), -EIO);
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect_eq(n, len, "the file grew: %zu -> %zu", len, n);
+	cr_expect(!memcmp(d + HS, img + HS, len - HS), "the refused writes changed the file");
+	qcow_close(q);
+	int err;
+	q = qt_open_mem(img, len, QCOW_RDONLY, NULL, &err);
+	cr_assert(q, "read-only open = %d", err);
+	cr_expect_eq(qcow_read(q, buf, HS, 0), HS, "a read-only handle reads");
+	qcow_close(q);
+	free(img);
+}
+
+/* The same with a free cluster inside the file (refcount 0), which the
+ * allocator would hand out first; and once the slice was accepted (the
+ * entries are sound), later uses do not look again. */
+Test(hostile, entry_naming_free_cluster_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(2, &len), buf[HS];
+	set_l2e(img, 1, 8ull * HS | 1ull << 63);
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	memset(buf, 0x6e, sizeof buf);
+	cr_expect_eq(qcow_write(q, buf, HS, 3 * HS), -EIO);
+	cr_expect_eq(refcount_of(be, 7), 0, "cluster 7 was allocated");
+	cr_expect_eq(refcount_of(be, 8), 0, "cluster 8 was allocated");
+	qcow_close(q);
+	set_l2e(img, 1, 6ull * HS | 1ull << 63); /* sound again */
+	q = open_rw(img, len, &be);
+	cr_expect_eq(qcow_write(q, buf, HS, 3 * HS), HS);
+	cr_expect_eq(qcow_write(q, buf, HS, 4 * HS), HS);
+	cr_expect_eq(qcow_read(q, buf, HS, HS), HS);
+	const char *m = qt_check_open(q, be, true);
+	cr_expect(!m, "%s", m);
+	qcow_close(q);
+	free(img);
 }
 
 /*
