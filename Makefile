@@ -143,6 +143,9 @@ UNIT_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DQC_TEST
 	-Iqcow -Itests/unit
 # The helpers (qt_*.c) are compiled once, not once per test binary.
 UNIT_HELP_OBJ := $(UNIT_HELP:tests/unit/%.c=$(B)/unit/obj/%.o)
+# Kept after the link (make would delete them as intermediates and rebuild
+# every test binary the next time).
+.SECONDARY: $(UNIT_HELP_OBJ)
 
 $(B)/unit/obj/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) qcow/qcow.h
 	@mkdir -p $(@D)
@@ -281,7 +284,7 @@ STRESS_BIN := $(B)/stress/stresskill $(B)/stress/crashpoints $(B)/stress/multipr
 	$(B)/tsan/libqcowshim.so \
 	$(B)/tsan/threads_tsan
 
-stress: all $(STRESS_BIN)
+stress: all $(STRESS_BIN) $(UNIT_BIN)
 	@sh tests/stress/run.sh
 
 # ---- set-up and housekeeping ----------------------------------------------

@@ -5,6 +5,9 @@
 #   STRESS_POINTS  power-cut points                  (default 3000)
 #   STRESS_QEMU    judge every Nth point with qemu-img check + convert (default 3)
 #   STRESS_SEED    seed for both (default: the time)
+# Then the unit binaries with QCS_LONG=1: make test runs each randomized unit
+# test with fewer seeds and operations (tests/unit/qt.h, qt_reps), this runs
+# the full counts.
 cd "$(dirname "$0")/../.." || exit 1
 B=${QCS_BUILD:-$PWD/build}
 SEED=${STRESS_SEED:-$(date +%s)}
@@ -22,4 +25,16 @@ part "power cuts (tests/stress/crashpoints.c)" \
 part "kill -9 through the shim (tests/stress/kill.sh)" env STRESS_SEED="$SEED" sh tests/stress/kill.sh
 part "threads under ThreadSanitizer (tests/stress/threads.sh)" sh tests/stress/threads.sh 16 1500
 part "several processes on one image (tests/stress/multiproc.sh)" sh tests/stress/multiproc.sh 6 4 30
+# every unit binary, the full repetitions, two criterion workers each
+unit_long() {
+	f=0
+	for t in "$B"/unit/test_*; do
+		[ -x "$t" ] || continue
+		QCS_LONG=1 ASAN_OPTIONS=detect_leaks=1 "$t" --jobs 2 >"$B/stress/${t##*/}.log" 2>&1 ||
+			{ echo "   FAIL $t (log: $B/stress/${t##*/}.log)"; f=1; }
+		grep 'Synthesis' "$B/stress/${t##*/}.log" | sed "s|^|   ${t##*/}: |"
+	done
+	return $f
+}
+part "unit tests, full repetitions (QCS_LONG=1)" unit_long
 exit $rc

@@ -34,6 +34,17 @@ static inline uint64_t qt_rng(uint64_t *s)
 }
 static inline uint64_t qt_below(uint64_t *s, uint64_t n) { return n ? qt_rng(s) % n : 0; }
 
+/* How many times a randomized test repeats (seeds, operations): `quick` in
+ * make test, `full` when QCS_LONG=1 (make stress runs the unit binaries so).
+ * Only repetition counts differ between the two, never which kinds of
+ * image, geometry or check run; the first `quick` seeds are a prefix of
+ * the `full` ones, so a failure in make test reproduces under make stress. */
+static inline unsigned qt_reps(unsigned quick, unsigned full)
+{
+	const char *e = getenv("QCS_LONG");
+	return e && *e && strcmp(e, "0") != 0 ? full : quick;
+}
+
 static inline uint16_t qt_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline uint32_t qt_be32(const uint8_t *p)
 {

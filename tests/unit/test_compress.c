@@ -108,7 +108,7 @@ Test(compress, damage)
 		uint8_t *orig = compressed_image(zstd, 300, &len, plain, &d);
 		uint64_t rng = 5 + (uint64_t)zstd;
 		uint8_t *img = malloc(len);
-		for (int it = 0; it < 400; it++) {
+		for (unsigned it = 0; it < qt_reps(100, 400); it++) {
 			memcpy(img, orig, len);
 			unsigned x = 62 - (CB - 8);
 			switch (it % 4) {
@@ -119,7 +119,7 @@ Test(compress, damage)
 				qt_put64(img + d, (qt_be64(img + d) & ~(((1ull << (CB - 8)) - 1) << x)));
 				break;
 			default: /* flip stream bytes */
-				for (int k = 0; k < 1 + it % 5; k++)
+				for (unsigned k = 0; k < 1 + it % 5; k++)
 					img[6ull * CS + 300 + qt_below(&rng, 2000)] ^=
 						(uint8_t)(1 + qt_below(&rng, 255));
 			}
@@ -127,7 +127,7 @@ Test(compress, damage)
 			cr_assert(q);
 			memset(buf, 0xa5, CS);
 			ssize_t r = qcow_read(q, buf, CS, CS);
-			cr_assert(r == CS || r == -EIO, "%s damage %d: read = %zd", zstd ? "zstd" : "deflate",
+			cr_assert(r == CS || r == -EIO, "%s damage %u: read = %zd", zstd ? "zstd" : "deflate",
 				  it, r);
 			if (it % 4 == 1)
 				cr_expect_eq(r, -EIO, "truncated compressed stream read as data");

@@ -100,7 +100,7 @@ ParameterizedTestParameters(crash, seeds)
 
 ParameterizedTest(struct crash_geo *g, crash, seeds)
 {
-	unsigned n = g->cb >= 18 ? 20 : g->cb >= 16 ? 40 : 100;
+	unsigned n = g->cb >= 18 ? qt_reps(2, 20) : g->cb >= 16 ? qt_reps(4, 40) : qt_reps(10, 100);
 	for (uint64_t seed = 1; seed <= n; seed++)
 		one_crash(g, seed * 1000 + g->cb * 10 + g->order);
 }
@@ -168,13 +168,13 @@ static void resize_crash(uint64_t seed, bool grow)
 
 Test(crash, l1_growth)
 {
-	for (uint64_t seed = 1; seed <= 60; seed++)
+	for (uint64_t seed = 1; seed <= qt_reps(12, 60); seed++)
 		resize_crash(seed, true);
 }
 
 Test(crash, shrink)
 {
-	for (uint64_t seed = 1; seed <= 60; seed++)
+	for (uint64_t seed = 1; seed <= qt_reps(12, 60); seed++)
 		resize_crash(seed, false);
 }
 
@@ -182,7 +182,7 @@ Test(crash, shrink)
  * refcounts (64 clusters per refblock, 2 MiB per reftable cluster). */
 Test(crash, reftable_growth)
 {
-	for (uint64_t seed = 1; seed <= 40; seed++) {
+	for (uint64_t seed = 1; seed <= qt_reps(4, 40); seed++) {
 		struct qcow_create_opts c = { .size = 6 << 20, .cluster_bits = 9,
 					      .refcount_bits = 64 };
 		struct qcow_backend mbe;
@@ -333,7 +333,7 @@ ParameterizedTestParameters(crash, mid_op)
 
 ParameterizedTest(struct crash_geo *g, crash, mid_op)
 {
-	unsigned n = g->cb >= 16 ? 30 : 80;
+	unsigned n = g->cb >= 16 ? qt_reps(3, 30) : qt_reps(8, 80);
 	for (uint64_t seed = 1; seed <= n; seed++)
 		mid_op_crash(g, seed * 7777 + g->cb * 10 + g->order);
 }

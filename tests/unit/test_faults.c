@@ -91,11 +91,11 @@ static void every_point(enum qt_op op, bool sticky, unsigned long max_runs)
 }
 
 Test(faults, pread_once) { every_point(QT_PREAD, false, 120); }
-Test(faults, pwrite_once) { every_point(QT_PWRITE, false, 150); }
+Test(faults, pwrite_once) { every_point(QT_PWRITE, false, qt_reps(50, 150)); }
 Test(faults, flush_once) { every_point(QT_FLUSH, false, 100); }
 Test(faults, truncate_once) { every_point(QT_TRUNCATE, false, 50); }
 Test(faults, punch_once) { every_point(QT_PUNCH, false, 50); }
-Test(faults, pwrite_from_then_on) { every_point(QT_PWRITE, true, 60); }
+Test(faults, pwrite_from_then_on) { every_point(QT_PWRITE, true, qt_reps(20, 60)); }
 Test(faults, flush_from_then_on) { every_point(QT_FLUSH, true, 40); }
 Test(faults, pread_from_then_on) { every_point(QT_PREAD, true, 40); }
 
@@ -106,9 +106,9 @@ static void geometry(unsigned cb, unsigned version, unsigned rbits)
 	CB = cb;
 	VERSION = version;
 	RBITS = rbits;
-	every_point(QT_PWRITE, false, 80);
-	every_point(QT_FLUSH, false, 40);
-	every_point(QT_PREAD, false, 40);
+	every_point(QT_PWRITE, false, qt_reps(20, 80));
+	every_point(QT_FLUSH, false, qt_reps(10, 40));
+	every_point(QT_PREAD, false, qt_reps(10, 40));
 }
 
 Test(faults, geometry_512_rb1) { geometry(9, 3, 1); }

@@ -163,7 +163,7 @@ static void fuzz(unsigned cb, unsigned version, unsigned rbits, unsigned iters)
 	free(orig);
 }
 
-Test(fuzz, v3_4k_rb16) { fuzz(12, 3, 16, 1500); }
-Test(fuzz, v3_512_rb1) { fuzz(9, 3, 1, 1000); }
-Test(fuzz, v3_64k_rb64) { fuzz(16, 3, 64, 800); }
-Test(fuzz, v2_4k) { fuzz(12, 2, 16, 1000); }
+Test(fuzz, v3_4k_rb16) { fuzz(12, 3, 16, qt_reps(300, 1500)); }
+Test(fuzz, v3_512_rb1) { fuzz(9, 3, 1, qt_reps(200, 1000)); }
+Test(fuzz, v3_64k_rb64) { fuzz(16, 3, 64, qt_reps(160, 800)); }
+Test(fuzz, v2_4k) { fuzz(12, 2, 16, qt_reps(200, 1000)); }

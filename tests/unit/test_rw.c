@@ -28,7 +28,7 @@ static uint64_t geo_size(unsigned cb)
 
 static unsigned geo_ops(unsigned cb)
 {
-	return cb <= 16 ? 2000 : cb <= 18 ? 1000 : 300;
+	return cb <= 16 ? qt_reps(400, 2000) : cb <= 18 ? qt_reps(100, 1000) : qt_reps(20, 300);
 }
 
 static void run_mirror(const struct geo *g, uint64_t seed, bool resize)
@@ -73,7 +73,7 @@ static void run_mirror(const struct geo *g, uint64_t seed, bool resize)
 		cr_assert_fail("after reopen: v%u cb %u rb %u: %s", g->version, g->cb,
 			       1u << g->order, mi.err);
 	/* a few more ops on the reopened image */
-	for (unsigned i = 0; i < 200; i++)
+	for (unsigned i = 0; i < qt_reps(30, 200); i++)
 		if (qt_mirror_step(&mi))
 			cr_assert_fail("reopened v%u cb %u: %s", g->version, g->cb, mi.err);
 	m = qt_check_open(q, be, false);
@@ -159,7 +159,7 @@ Test(mirror, tiny_caches)
 		qt_mirror_init(&mi, q, be, c.size, 2 * c.size, 77 + k);
 		mi.resize = true;
 		mi.check_every = true;
-		for (unsigned i = 0; i < 2000; i++)
+		for (unsigned i = 0; i < qt_reps(400, 2000); i++)
 			if (qt_mirror_step(&mi))
 				cr_assert_fail("tiny caches, cb %u: %s", g[k].cb, mi.err);
 		cr_assert(!qt_mirror_verify(&mi), "tiny caches cb %u: %s", g[k].cb, mi.err);
@@ -185,7 +185,7 @@ Test(mirror, large_requests)
 		qt_mirror_init(&mi, q, be, c.size, 16 << 20, 91 + k);
 		mi.max_len = 3 << 20;
 		mi.resize = true;
-		for (unsigned i = 0; i < 250; i++)
+		for (unsigned i = 0; i < qt_reps(80, 250); i++)
 			if (qt_mirror_step(&mi))
 				cr_assert_fail("large requests, cb %u rb %u v%u: %s", g[k].cb,
 					       1u << g[k].order, g[k].version, mi.err);
@@ -200,7 +200,7 @@ Test(mirror, large_requests)
 /* Longer runs with other seeds on the common geometries. */
 Test(mirror, long_default_geometry)
 {
-	for (uint64_t seed = 1; seed <= 4; seed++) {
+	for (uint64_t seed = 1; seed <= qt_reps(2, 4); seed++) {
 		struct geo g = { 3, 16, 4 };
 		run_mirror(&g, seed, seed & 1);
 	}
@@ -208,7 +208,7 @@ Test(mirror, long_default_geometry)
 
 Test(mirror, long_small_clusters_wide_refcounts)
 {
-	for (uint64_t seed = 10; seed <= 12; seed++) {
+	for (uint64_t seed = 10; seed < 10 + qt_reps(1, 3); seed++) {
 		struct geo g = { 3, 9, 6 };
 		run_mirror(&g, seed, true);
 		g.order = 0;
