@@ -281,15 +281,19 @@ static int open_writable(struct qcow *q)
 	 * external data file we do maintain (data at guest offsets, zeros
 	 * written), and bitmaps flagged IN_USE stay valid (bitmaps.c). */
 	uint64_t keep = q->has_data_file ? QC_AUTOCLEAR_DATA_FILE_RAW : 0;
+	/* Tables and data are checked before any flag is written; bitmaps
+	 * that cannot be kept lose the autoclear bit (in memory, then below
+	 * on disk) and are left as they are. */
+	if (q->version >= 3 && (r = qc_bitmaps_register(q)) < 0)
+		return r;
 	int bm = q->version >= 3 ? qc_bitmaps_mark_in_use(q) : 0;
 	if (bm < 0)
 		return bm;
-	if (bm == 1 && (r = qc_bitmaps_register(q)) < 0)
-		return r;
 	if (bm == 1)
 		keep |= QC_AUTOCLEAR_BITMAPS;
-	if (q->version >= 3 && (q->autoclear & ~keep)) {
-		q->autoclear &= keep;
+	uint64_t disk = be64_get(q->hdr + QH_AUTOCLEAR);
+	if (q->version >= 3 && (disk & ~keep)) {
+		q->autoclear = disk & keep;
 		be64_put(q->hdr + QH_AUTOCLEAR, q->autoclear);
 		r = qc_header_write(q, QH_AUTOCLEAR, 8);
 		if (r < 0 || (r = qc_sync(q)) < 0)

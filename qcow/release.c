@@ -331,6 +331,12 @@ static int add_bitmap(void *arg, uint64_t hoff, uint64_t len)
 	uint64_t c0, c1;
 	if (!span(q, hoff, len, &c0, &c1))
 		return -EINVAL;
+	/* A bitmap table or data cluster on the header, an L1 or L2 table, the
+	 * refcount structures or snapshots cannot be kept: the bitmaps would
+	 * claim clusters whose contents this handle changes (and a walk
+	 * reading them as bitmap tables would find new references). */
+	if (qc_meta_overlap(q, hoff, len, QC_META_BITMAP))
+		return -EINVAL;
 	for (uint64_t c = c0; c <= c1; c++) {
 		int r = qc_metaset_add(&q->meta, c, QC_META_BITMAP);
 		if (r < 0 && r != -EEXIST) /* shared with other metadata: that one guards it */
@@ -339,7 +345,9 @@ static int add_bitmap(void *arg, uint64_t hoff, uint64_t len)
 	return 0;
 }
 
-/* The bitmaps we keep (flagged in use) are metadata: never data, never freed. */
+/* The bitmaps we keep (flagged in use) are metadata: never data, never
+ * freed.  Tables or data that cannot be kept clear the bitmaps autoclear
+ * bit in memory (qc_bitmaps_count); open_writable then clears it on disk. */
 int qc_bitmaps_register(struct qcow *q)
 {
 	if (!(q->autoclear & QC_AUTOCLEAR_BITMAPS))

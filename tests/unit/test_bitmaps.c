@@ -162,6 +162,32 @@ Test(bitmaps, directory_on_metadata_is_not_written)
 	free(img);
 }
 
+/* Found by the fuzzer: a bitmap table on the header.  Kept, it made every
+ * header change (a moved L1 table) new "bitmap data" references to
+ * clusters in use.  Tables or data on other metadata are not kept: the
+ * autoclear bit is cleared on disk, the directory is not written, and the
+ * bitmaps' clusters become leaks. */
+Test(bitmaps, table_on_metadata_is_not_kept)
+{
+	for (unsigned target = 0; target < 2; target++) {
+		size_t len, n;
+		uint8_t *img = bitmap_image(&len, 2);
+		if (target == 0)
+			qt_put64(img + DIR_C * CS, 0); /* the table on the header */
+		else
+			qt_put64(img + TAB_C * CS, 4ull * CS); /* a data cluster on the L2 table */
+		uint8_t *after = write_once(img, len, &n);
+		cr_expect_eq(qt_be64(after + QH_AUTOCLEAR), 0, "target %u: autoclear kept", target);
+		cr_expect(!memcmp(after + DIR_C * CS, img + DIR_C * CS, CS),
+			  "target %u: the directory was written", target);
+		struct qt_check c;
+		cr_assert_eq(qt_check_image(after, n, &c), 0, "%s", c.msg);
+		cr_expect_eq(c.errors, 0, "target %u: %s", target, c.msg);
+		free(after);
+		free(img);
+	}
+}
+
 /*
  * Issue 14: the bitmaps kept in use are metadata.  Guest cluster 2 names
  * the bitmap data cluster (not COPIED; its refcount, 1, counts the bitmap
