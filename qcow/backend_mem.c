@@ -9,6 +9,8 @@
 
 #include "qcow_int.h"
 
+/* Bytes in [len, cap) are undefined: growing the file zeroes the gap it
+ * exposes, so a reservation never touches pages nothing will read. */
 struct mem_backend {
 	uint8_t *data;
 	size_t len, cap;
@@ -26,7 +28,6 @@ static int mem_reserve(struct mem_backend *m, uint64_t need)
 	uint8_t *d = realloc(m->data, cap);
 	if (!d)
 		return -ENOMEM;
-	memset(d + m->cap, 0, cap - m->cap);
 	m->data = d;
 	m->cap = cap;
 	return 0;
@@ -52,6 +53,8 @@ static ssize_t mem_pwrite(void *h, const void *buf, size_t n, uint64_t off)
 	int r = mem_reserve(m, end);
 	if (r < 0)
 		return r;
+	if (off > m->len)
+		memset(m->data + m->len, 0, off - m->len);
 	memcpy(m->data + off, buf, n);
 	if (end > m->len)
 		m->len = end;
@@ -76,8 +79,8 @@ static int mem_truncate(void *h, uint64_t size)
 	int r = mem_reserve(m, size);
 	if (r < 0)
 		return r;
-	if (size < m->len)
-		memset(m->data + size, 0, m->len - size);
+	if (size > m->len)
+		memset(m->data + m->len, 0, size - m->len);
 	m->len = size;
 	return 0;
 }
