@@ -60,23 +60,31 @@ if [ $bad = 0 ]; then pass "resolution: every row's next definition is libc's"; 
 
 # 3. snippets
 if [ $# -gt 0 ]; then printf '%s\n' "$@" >"$T/rows"; else cp "$T/table" "$T/rows"; fi
-mkdir -p "$T/bin" "$T/run"
+mkdir -p "$T/bin" "$T/run" "$T/cc"
+# every snippet compiled first, as many at once as there are CPUs (each
+# compiler's output in its own log)
+while read -r s; do
+	[ -f "$SN/$s.c" ] && echo "$s"
+done <"$T/rows" | xargs -P "$(nproc 2>/dev/null || echo 2)" -I{} sh -c \
+	'$0 -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-unused-function -Wno-unused-parameter \
+		-o "$1/bin/$2" "$3/$2.c" >"$1/cc/$2.log" 2>&1; echo $? >"$1/cc/$2.rc"' "$CC" "$T" {} "$SN"
+# the disk, made once and copied for every row: 4 MiB, data at 0 and 1 MiB,
+# a tail at the end, holes between; its raw twin from qemu-img convert
+qemu-img create -q -f qcow2 "$T/disk.qcow2" 4M &&
+qemu-io -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
+	-c 'write -q -P 0xcd 4190208 4096' "$T/disk.qcow2" >/dev/null &&
+qemu-img convert -f qcow2 -O raw "$T/disk.qcow2" "$T/disk.raw" || { fail "making the disk"; exit 1; }
 while read -r s; do
 	src=$SN/$s.c
 	if [ ! -f "$src" ]; then fail "$s: no snippet $src"; continue; fi
-	if ! $CC -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-unused-function -Wno-unused-parameter \
-		-o "$T/bin/$s" "$src" >"$T/cc.log" 2>&1; then
-		fail "$s: snippet does not compile"; sed 's/^/#      | /' "$T/cc.log" | head -20; continue
+	if [ "$(cat "$T/cc/$s.rc" 2>/dev/null)" != 0 ]; then
+		fail "$s: snippet does not compile"; sed 's/^/#      | /' "$T/cc/$s.log" | head -20; continue
 	fi
 	if ! nm -D --undefined-only "$T/bin/$s" | awk '{print $NF}' | sed 's/@.*//' | grep -qx "$s"; then
 		fail "$s: the snippet does not call $s through the dynamic symbol table"; continue
 	fi
 	d=$T/run/$s; mkdir -p "$d"
-	# the disk: 4 MiB, data at 0 and 1 MiB, a tail at the end, holes between
-	qemu-img create -q -f qcow2 "$d/disk.qcow2" 4M &&
-	qemu-io -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
-		-c 'write -q -P 0xcd 4190208 4096' "$d/disk.qcow2" >/dev/null &&
-	qemu-img convert -f qcow2 -O raw "$d/disk.qcow2" "$d/disk.raw" || { fail "$s: making the disk"; continue; }
+	cp "$T/disk.qcow2" "$T/disk.raw" "$d/" || { fail "$s: copying the disk"; continue; }
 	(cd "$d" && QCS_IMAGE=1 timeout 60 env LD_PRELOAD="$LIB" "$T/bin/$s" "$d/disk.qcow2" >"$d/out.img" 2>"$d/err.img"); rc1=$?
 	(cd "$d" && timeout 60 "$T/bin/$s" "$d/disk.raw" >"$d/out.raw" 2>"$d/err.raw"); rc2=$?
 	why=""
