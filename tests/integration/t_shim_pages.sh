@@ -5,18 +5,33 @@
 # of ours that no process holds any more; a page in use is never removed,
 # even while processes attach, detach and die around it; pages that are not
 # ours to trust (another mode) are left alone.
+#
+# Every process of a user sweeps that user's pages, so the shim processes
+# of the other scripts running beside this one (make test runs several at
+# once) would remove the pages this script kills before it counts them.
+# As root, this script's shim processes therefore run as a user no other
+# test uses (uid 64123, through setpriv); the sweep only touches pages its
+# own user owns.
 . "$(dirname "$0")/lib_tools.sh"
 require_shim
 require cc
 cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/pagehold" "$QCS_ROOT/tests/shim/progs/pagehold.c" ||
 	{ fail "compile pagehold"; finish; }
 LIB=$QCOWSHIM_LIB
+AS=""
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	AS="setpriv --reuid=64123 --regid=64123 --clear-groups"
+	chmod 755 "$T" "$T/lib" "$T/pagehold" && chmod 644 "$LIB" && chmod 777 "$T" ||
+		{ fail "making the directory usable by uid 64123"; finish; }
+else
+	note "not root: the pages are this user's, and other shim processes of this user running now may sweep them"
+fi
 
 # page IMG: the path of IMG's change page.
 page() { echo "/dev/shm/qcowshim.$(printf %x "$(stat -c %d "$1")").$(printf %x "$(stat -c %i "$1")")"; }
 # hold r|w IMG OUT: a process attached to IMG's page; its pid in $held.
 hold() {
-	LD_PRELOAD=$LIB "$T/pagehold" "$1" "$2" >"$3" 2>&1 &
+	$AS env LD_PRELOAD="$LIB" "$T/pagehold" "$1" "$2" >"$3" 2>&1 &
 	held=$!
 }
 # ready OUT...: until each holder has said "holding" (QCS_TIMEOUT: a hang).
@@ -31,7 +46,7 @@ ready() {
 # in_use PID PAGE: PID has PAGE open and it is still linked.
 in_use() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q " -> $2\$"; }
 # sweep: a new process opens an unrelated image (its first attach sweeps).
-sweep() { S cat other.qcow2 >/dev/null; }
+sweep() { $AS timeout -k 5 "$QCS_TIMEOUT" env LD_PRELOAD="$LIB" cat other.qcow2 >/dev/null; }
 # gone PAGE...: how many of PAGE... exist.
 present() { _n=0; for _p in "$@"; do [ -e "$_p" ] && _n=$((_n + 1)); done; echo $_n; }
 
@@ -39,6 +54,7 @@ for n in w r wr live other; do
 	qemu-img create -q -f qcow2 $n.qcow2 4M || { fail "qemu-img create"; finish; }
 done
 qemu-io -f qcow2 -c 'write -q -P 0x5a 0 1M' live.qcow2 >/dev/null
+[ -z "$AS" ] || chmod 666 ./*.qcow2
 PW=$(page w.qcow2) PR=$(page r.qcow2) PWR=$(page wr.qcow2) PL=$(page live.qcow2)
 
 section "pages of processes killed with SIGKILL are removed by the next process"
@@ -62,8 +78,7 @@ in_use $live "$PL" && pass "... which that reader still has open, linked" ||
 section "a page of ours whose image is gone is removed; pages we must not trust stay"
 dead=/dev/shm/qcowshim.0.$(printf %x "$(stat -c %i "$T")")
 foreign=/dev/shm/qcowshim.1.$(printf %x "$(stat -c %i "$T")")
-: >"$dead"; chmod 600 "$dead"
-: >"$foreign"; chmod 666 "$foreign"
+$AS sh -c ': >"$1"; chmod 600 "$1"; : >"$2"; chmod 666 "$2"' sh "$dead" "$foreign"
 sweep
 same "a stale page (mode 600, no holder) is removed" 0 "$(present "$dead")"
 same "a page with another mode (666) is left alone" 1 "$(present "$foreign")"
@@ -75,6 +90,7 @@ section "attaching, detaching and dying around a page in use"
 # during or after its attach and sweep), the others read the whole disk.
 qemu-img convert -f qcow2 -O raw live.qcow2 live.raw
 for n in a b c; do cp live.qcow2 $n.qcow2; done
+[ -z "$AS" ] || chmod 666 ./*.qcow2 live.raw
 keep=""
 for n in a b c; do hold r $n.qcow2 keep-$n.out; keep="$keep $held"; done
 ready keep-a.out keep-b.out keep-c.out
@@ -86,7 +102,8 @@ for i in $(seq 1 60); do
 		kill -9 $held
 		pids="$pids $held"
 	else
-		(S cmp $n.qcow2 live.raw >cmp-$i.out 2>&1; echo $? >cmp-$i.rc) &
+		($AS timeout -k 5 "$QCS_TIMEOUT" env LD_PRELOAD="$LIB" cmp $n.qcow2 live.raw >cmp-$i.out 2>&1
+		 echo $? >cmp-$i.rc) &
 		pids="$pids $!"
 	fi
 done
