@@ -80,24 +80,29 @@ ncases=$(wc -l <cases.txt)
 echo "# $ncases malformed images"
 
 # ---- drive each one ----------------------------------------------------------
-# run_io HOW MODE IMG RAW: hostile_io under the limits; prints its words,
-# or SIGNAL/HANG.  The shim's stderr lines go to io.err.
+# run_io HOW MODE IMG RAW: hostile_io under the limits; sets res to its
+# words, or SIGNAL/HANG.  The shim's stderr lines go to io.err.
 run_io() {
 	if [ "$1" = shim ]; then pre="env LD_PRELOAD=$LIB"; else pre=""; fi
 	( ulimit -v 1048576; exec timeout 20 $pre "$IO" "$1" "$2" "$3" "$4" ) >io.out 2>io.err
 	rc=$?
-	if [ $rc = 124 ]; then echo "HANG"
-	elif [ $rc -ge 128 ]; then echo "SIGNAL$((rc - 128))"
-	elif [ $rc != 0 ]; then echo "EXIT$rc $(head -c 200 io.err)"
-	else cat io.out; fi
+	if [ $rc = 124 ]; then res="HANG"
+	elif [ $rc -ge 128 ]; then res="SIGNAL$((rc - 128))"
+	elif [ $rc != 0 ]; then res="EXIT$rc $(head -c 200 io.err)"
+	else res=; IFS= read -r res <io.out; fi # one line (the shell's read, no cat)
 }
 
 # "CLUSTER DEFICIT" for every cluster qemu-img check finds referenced more
-# often than its refcount says, sorted
+# often than its refcount says, sorted.  The backing file is not opened
+# ("backing": null): references and refcounts are the image's own, and a
+# broken or looping chain (qemu opens a loop until the timeout) would
+# otherwise leave nothing to compare.
 deficits() {
-	timeout 20 qemu-img check -f qcow2 "$1" 2>&1 |
-		sed -n 's/^ERROR cluster \([0-9]*\) refcount=\([0-9]*\) reference=\([0-9]*\).*/\1 \2 \3/p' |
-		awk '{ print $1, $3 - $2 }' | sort
+	timeout 20 qemu-img check "json:{\"driver\": \"qcow2\", \"backing\": null,
+		\"file\": {\"driver\": \"file\", \"filename\": \"$1\"}}" 2>&1 |
+		awk '/^ERROR cluster [0-9]* refcount=[0-9]* reference=[0-9]*/ {
+			r = $4; sub(/^refcount=/, "", r); f = $5; sub(/^reference=/, "", f)
+			print $3, f - r }' | sort
 }
 # worse BEFORE AFTER: the clusters whose deficit grew, "N:OLD->NEW" each
 worse() {
@@ -111,11 +116,16 @@ printf '%-34s %-7s %-34s %s\n' "case" "how" "qemu" "outcome" >table.txt
 while read -r name base; do
 	img=out/$name.qcow2
 	# what qemu makes of it (small disks only: never convert 2^63 bytes)
-	qraw=-
-	vs=$(timeout 20 qemu-img info --output=json "$img" 2>/dev/null |
-		sed -n 's/.*"virtual-size": *\([0-9]*\).*/\1/p' | head -n 1)
+	qraw=- vs= setbit=
+	info=$(timeout 20 qemu-img info --output=json "$img" 2>/dev/null)
+	case $info in *'"virtual-size": '[0-9]*) vs=${info#*\"virtual-size\": } vs=${vs%%[!0-9]*} ;; esac
 	if [ -z "$vs" ]; then qemu=refuses
 	elif [ "$vs" -gt 67108864 ]; then qemu="opens(size=$vs)"
+	# a backing loop: qemu-img info --backing-chain says so at once, where
+	# qemu-img convert would open the chain over and over until the timeout
+	elif case $info in *'"backing-filename"'*) ;; *) false ;; esac &&
+		timeout 20 qemu-img info --backing-chain "$img" 2>&1 | grep -q 'creates an infinite loop'; then
+		qemu=refuses-loop
 	elif timeout 20 qemu-img convert -f qcow2 -O raw "$img" q.raw 2>/dev/null; then
 		qemu=reads; qraw=q.raw
 	else qemu=read-fails; fi
@@ -125,7 +135,7 @@ while read -r name base; do
 			# backing names resolve against the image's directory ($T)
 			case $name in backing_self|backing_loop_ab) w=$name.qcow2 ;; *) w=w.qcow2 ;; esac
 			cp "$img" "$w"
-			res=$(run_io "$how" "$mode" "$w" "$qraw")
+			run_io "$how" "$mode" "$w" "$qraw"
 			what="$res"
 			case "$res" in
 			HANG*|SIGNAL*|EXIT*) fail "$name $how $mode: $res"; cat io.err | head -n 5 ;;
@@ -159,13 +169,13 @@ while read -r name base; do
 				fi ;;
 			esac
 			# the host file: unchanged unless a write went through, and never worse
-			if [ "$mode" = rw ] && ! cmp -s "$img" "$w"; then
-				deficits "$w" >def.after
-				bad=$(worse def.before def.after)
-				[ -z "$bad" ] || fail "$name $how $mode: the image got worse: $bad"
-			fi
 			if ! cmp -s "$img" "$w"; then
-				"$IO" setbit "$img" saved.bit
+				if [ "$mode" = rw ]; then
+					deficits "$w" >def.after
+					bad=$(worse def.before def.after)
+					[ -z "$bad" ] || fail "$name $how $mode: the image got worse: $bad"
+				fi
+				[ -n "$setbit" ] || { "$IO" setbit "$img" saved.bit; setbit=1; }
 				if cmp -s saved.bit "$w"; then what="$what [only the corrupt bit set]"
 				else case "$res" in
 					*write0=OK*) what="$what [file written]"
