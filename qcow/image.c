@@ -284,7 +284,8 @@ static int open_writable(struct qcow *q)
 	/* Tables and data are checked before any flag is written; bitmaps
 	 * that cannot be kept lose the autoclear bit (in memory, then below
 	 * on disk) and are left as they are. */
-	if (q->version >= 3 && (r = qc_bitmaps_register(q)) < 0)
+	if ((r = qc_snap_l2_register(q)) < 0 ||
+	    (q->version >= 3 && (r = qc_bitmaps_register(q)) < 0))
 		return r;
 	int bm = q->version >= 3 ? qc_bitmaps_mark_in_use(q) : 0;
 	if (bm < 0)
@@ -547,7 +548,7 @@ int qcow_invalidate(struct qcow *q)
 		} else {
 			q->read_only = ro;
 			q->unloaded = false;
-			if (!ro && (r = qc_bitmaps_register(q)) < 0)
+			if (!ro && ((r = qc_bitmaps_register(q)) < 0 || (r = qc_snap_l2_register(q)) < 0))
 				q->broken = q->unloaded = true;
 		}
 	}

@@ -193,7 +193,7 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 	if (src) { /* the old table stays with the snapshots that share it */
 		qc_metaset_del(&q->meta, src >> q->cluster_bits);
 		qc_cache_drop_range(&q->l2_cache, src, cs);
-		if ((r = qc_free_later(q, src, cs)) < 0)
+		if ((r = qc_free_later(q, src, cs)) < 0 || (r = qc_snap_l2_keep(q, src)) < 0)
 			return r;
 	}
 	q->l1[l1_index] = hoff | QC_COPIED;
@@ -306,5 +306,6 @@ int qc_l2_unlink(struct qcow *q, uint64_t l1_index)
 	qc_metaset_del(&q->meta, l2off >> q->cluster_bits);
 	q->l1[l1_index] = 0;
 	l1_mark(q, (uint32_t)l1_index);
-	return qc_free_later(q, l2off, cs);
+	int r = qc_free_later(q, l2off, cs);
+	return r < 0 ? r : qc_snap_l2_keep(q, l2off);
 }

@@ -55,6 +55,7 @@ enum {
 	QC_META_SNAPTABLE,
 	QC_META_SNAP_L1,
 	QC_META_BITMAP, /* bitmap directory, tables and data (kept bitmaps only) */
+	QC_META_SNAP_L2, /* L2 tables of internal snapshots (writable handles) */
 };
 
 struct qc_region {
@@ -154,6 +155,9 @@ struct qcow {
 	 * refcounts at their first use (release.c, qc_check_l2_slice) */
 	uint8_t *l2_seen;
 	uint64_t l2_seen_bits;
+	/* the clusters of the snapshots' L2 tables, sorted (release.c) */
+	uint64_t *snap_l2;
+	size_t nsnap_l2;
 
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 
@@ -284,6 +288,8 @@ QC_HIDDEN int qc_check_l2e_release(struct qcow *q, uint64_t l2e);
 QC_HIDDEN int qc_check_l2_slice(struct qcow *q, uint64_t l1_index, uint64_t slice,
 				const struct qc_cent *e);
 QC_HIDDEN int qc_l2_seen_table(struct qcow *q, uint64_t l1_index);
+QC_HIDDEN int qc_snap_l2_register(struct qcow *q);
+QC_HIDDEN int qc_snap_l2_keep(struct qcow *q, uint64_t hoff);
 QC_HIDDEN int qc_frees_validate(struct qcow *q);
 QC_HIDDEN int qc_bitmaps_register(struct qcow *q);
 

@@ -92,6 +92,9 @@ int qc_note_alloc(struct qcow *q, uint64_t c)
 
 void qc_release_state_free(struct qcow *q)
 {
+	free(q->snap_l2);
+	q->snap_l2 = NULL;
+	q->nsnap_l2 = 0;
 	free(q->l2_seen);
 	q->l2_seen = NULL;
 	q->l2_seen_bits = 0;
@@ -210,6 +213,74 @@ int qc_check_l2e_release(struct qcow *q, uint64_t l2e)
 	}
 	hoff = l2e & L2E_OFFSET_MASK;
 	return hoff ? qc_check_release(q, hoff, q->cluster_size) : 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A writable handle registers the L2 tables of the internal snapshots as
+ * metadata: an active L2 entry naming one (damage) must neither release it
+ * nor be written through, or the next allocation (a moved L1, say) would
+ * overwrite the snapshot's table.  A table the active L1 shares stays an
+ * active L2 table until it is copied on write or dropped; then it becomes
+ * a snapshot L2 table again (qc_snap_l2_keep).
+ */
+int qc_snap_l2_register(struct qcow *q)
+{
+	uint64_t cs = q->cluster_size, cap = 0;
+	int r = 0;
+	for (unsigned i = 0; i < q->nb_snapshots && r == 0; i++) {
+		uint64_t n = q->snaps[i].l1_size, *l1 = n ? malloc(n * 8) : NULL;
+		if (n && !l1)
+			return -ENOMEM;
+		if (n && (r = qc_pread(q, &q->be, l1, n * 8, q->snaps[i].l1_offset, true)) < 0) {
+			free(l1);
+			return r;
+		}
+		for (uint64_t j = 0; j < n && r == 0; j++) {
+			uint64_t off = be64_get(&l1[j]) & L1E_OFFSET_MASK;
+			if (!off || (off & (cs - 1)) || off >= q->file_end)
+				continue; /* nothing there to protect */
+			if (q->nsnap_l2 == cap) {
+				uint64_t *a = realloc(q->snap_l2, (cap = cap ? 2 * cap : 64) * 8);
+				if (!a) {
+					r = -ENOMEM;
+					break;
+				}
+				q->snap_l2 = a;
+			}
+			q->snap_l2[q->nsnap_l2++] = off >> q->cluster_bits;
+		}
+		free(l1);
+	}
+	if (r < 0 || !q->nsnap_l2)
+		return r;
+	qsort(q->snap_l2, q->nsnap_l2, 8, u64_cmp);
+	size_t k = 0;
+	for (size_t i = 0; i < q->nsnap_l2; i++)
+		if (!k || q->snap_l2[k - 1] != q->snap_l2[i])
+			q->snap_l2[k++] = q->snap_l2[i];
+	q->nsnap_l2 = k;
+	for (size_t i = 0; i < k; i++) {
+		r = qc_metaset_add(&q->meta, q->snap_l2[i], QC_META_SNAP_L2);
+		if (r < 0 && r != -EEXIST) /* an active L2 table or other metadata: that one guards it */
+			return r;
+	}
+	return 0;
+}
+
+/* The active L1 let go of the L2 table at hoff: a snapshot's stays metadata. */
+int qc_snap_l2_keep(struct qcow *q, uint64_t hoff)
+{
+	uint64_t c = hoff >> q->cluster_bits;
+	if (!q->nsnap_l2 || !bsearch(&c, q->snap_l2, q->nsnap_l2, 8, u64_cmp))
+		return 0;
+	int r = qc_metaset_add(&q->meta, c, QC_META_SNAP_L2);
+	return r == -EEXIST ? 0 : r;
 }
 
 /* Bit of slice `slice` of L1 entry l1_index in q->l2_seen, grown to cover

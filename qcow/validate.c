@@ -176,7 +176,7 @@ const char *qc_kind_name(unsigned k)
 {
 	static const char *const names[] = {"data", "header", "L1 table", "L2 table",
 					    "refcount table", "refcount block", "snapshot table",
-					    "snapshot L1 table", "bitmap"};
+					    "snapshot L1 table", "bitmap", "snapshot L2 table"};
 	return k < sizeof(names) / sizeof(names[0]) ? names[k] : "metadata";
 }
 

@@ -117,3 +117,34 @@ Test(snapshot, active_size_kept_beyond_the_snapshot_l1)
 	qcow_close(q);
 	free(img);
 }
+
+/*
+ * Found by the fuzzer: an active L2 entry (not COPIED) naming the
+ * snapshot's L2 table, whose refcount (1) counts the snapshot's reference.
+ * Dropping the entry freed the table; the next allocation (the L1 table
+ * moved by a resize) overwrote it and the snapshot was lost.  A writable
+ * handle knows the snapshots' L2 tables as metadata: the discard is
+ * refused, a write is not made through the entry, and the table is intact.
+ */
+Test(snapshot, active_entry_naming_snapshot_l2_refused)
+{
+	size_t len;
+	uint8_t *img = snapshot_image(&len);
+	qt_put64(img + 4ull * CS + 8, 8ull * CS); /* guest cluster 1 -> the snapshot's L2 */
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	cr_assert(q, "open = %d", err);
+	cr_expect_eq(qcow_zero(q, CS, CS, QCOW_ZERO_UNMAP), -EIO, "discard through the entry");
+	qcow_close(q);
+	q = qt_open_mem(img, len, 0, &be, &err);
+	cr_assert(q, "open = %d", err);
+	uint8_t b[512];
+	memset(b, 0x5e, sizeof b);
+	cr_expect_eq(qcow_write(q, b, sizeof b, CS), -EIO, "write through the entry");
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect(!memcmp(d + 8ull * CS, img + 8ull * CS, CS), "the snapshot's L2 table changed");
+	qcow_close(q);
+	free(img);
+}
