@@ -5,9 +5,10 @@
 #   STRESS_POINTS  power-cut points                  (default 3000)
 #   STRESS_QEMU    judge every Nth point with qemu-img check + convert (default 3)
 #   STRESS_SEED    seed for both (default: the time)
-# Then the unit binaries with QCS_LONG=1: make test runs each randomized unit
-# test with fewer seeds and operations (tests/unit/qt.h, qt_reps), this runs
-# the full counts.
+# Then the unit binaries and the integration scripts that use
+# tests/integration/lib_reps.sh, with QCS_LONG=1: make test runs their
+# randomized workloads with fewer seeds and operations (qt_reps, reps), this
+# runs the full counts.
 cd "$(dirname "$0")/../.." || exit 1
 B=${QCS_BUILD:-$PWD/build}
 SEED=${STRESS_SEED:-$(date +%s)}
@@ -37,4 +38,7 @@ unit_long() {
 	return $f
 }
 part "unit tests, full repetitions (QCS_LONG=1)" unit_long
+# the integration scripts whose repetitions make test shortens (lib_reps.sh)
+part "integration scripts, full repetitions (QCS_LONG=1)" env QCS_LONG=1 sh tests/integration/run.sh \
+	$(grep -l 'lib_reps.sh' tests/integration/t_*.sh)
 exit $rc
