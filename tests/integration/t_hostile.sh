@@ -53,7 +53,7 @@ done
 
 # ---- valid bases, made by qemu ---------------------------------------------
 mkdir src out
-qi() { qemu-io -f qcow2 "$@" >/dev/null || echo "t_hostile: qemu-io $* failed"; }
+qi() { qemu-io -t unsafe -f qcow2 "$@" >/dev/null || echo "t_hostile: qemu-io $* failed"; }
 fill() { # data at 0 and 20k, zeros at 8k, a compressed cluster at 64k
 	qi -c 'write -P 0x11 0 1k' -c 'write -z 8k 4k' -c 'write -P 0x22 20k 3k' \
 		-c 'write -c -P 0x33 64k 64k' -c 'write -P 0x44 200k 4k' "$1"

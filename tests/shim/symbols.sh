@@ -73,7 +73,7 @@ while read -r s; do [ -f "$SN/$s.c" ] && echo "$s"; done <"$T/rows" |
 # qemu-img check nor compare again.
 mkdir "$T/disk"
 qemu-img create -q -f qcow2 "$T/disk/disk.qcow2" 4M &&
-qemu-io -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
+qemu-io -t unsafe -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
 	-c 'write -q -P 0xcd 4190208 4096' "$T/disk/disk.qcow2" >/dev/null &&
 qemu-img convert -f qcow2 -O raw "$T/disk/disk.qcow2" "$T/disk/disk.raw" &&
 qemu-img check -q "$T/disk/disk.qcow2" >"$T/disk/check" 2>&1 &&
