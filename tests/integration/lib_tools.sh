@@ -196,7 +196,7 @@ new_image() {
 	qemu-v2) qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 "$_n.qcow2" "$_s" >"$T/mk.log" 2>&1 ;;
 	qemu-pat)
 		qemu-img create -q -f qcow2 -o cluster_size=65536 "$_n.qcow2" "$_s" >"$T/mk.log" 2>&1 &&
-			qemu-io -f qcow2 -c 'write -P 0x5a 0 3M' -c 'write -P 0xa5 5000000 70000' \
+			qemu-io -t unsafe -f qcow2 -c 'write -P 0x5a 0 3M' -c 'write -P 0xa5 5000000 70000' \
 				-c 'write -z 1M 64k' -c 'discard 2M 128k' -c 'write -P 0x33 12345 1000' \
 				"$_n.qcow2" >>"$T/mk.log" 2>&1 ;;
 	shim) S truncate -s "$_s" "$_n.qcow2" >"$T/mk.log" 2>&1 ;;

@@ -50,7 +50,7 @@ esac
 # A 4 MiB disk: data at 0 and at 1 MiB, a tail at the end, holes between.
 mkdisk() {
 	qemu-img create -q -f qcow2 "$1.qcow2" 4M &&
-	qemu-io -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
+	qemu-io -t unsafe -f qcow2 -c 'write -q -P 0x11 0 512' -c 'write -q -P 0xab 1M 64k' \
 		-c 'write -q -P 0xcd 4190208 4096' "$1.qcow2" >/dev/null &&
 	qemu-img convert -f qcow2 -O raw "$1.qcow2" "$1.raw"
 }

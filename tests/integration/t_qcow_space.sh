@@ -61,7 +61,7 @@ rm -f "$img"
 
 # 3. refcount table growth: 24 MiB of 512-byte clusters, each refcount width
 qemu-img create -q -f raw "$T/ref.raw" 24M
-qemu-io -f raw -c 'write -P 0x7 0 24M' "$T/ref.raw" >/dev/null
+qemu-io -t unsafe -f raw -c 'write -P 0x7 0 24M' "$T/ref.raw" >/dev/null
 for v in 3:64 3:16 3:1 2:16; do
 	ver=${v%:*} rb=${v#*:}
 	img="$T/rt$ver-$rb.qcow2"

@@ -17,7 +17,7 @@ require sha256sum mkfifo
 M=1048576
 mkbase() { # NAME BYTE: a 1 MiB qcow2 base filled with BYTE
 	qemu-img create -q -f qcow2 "$1" 1M >>"$T/mk.log" 2>&1 &&
-		qemu-io -f qcow2 -c "write -P $2 0 1M" "$1" >>"$T/mk.log" 2>&1
+		qemu-io -t unsafe -f qcow2 -c "write -P $2 0 1M" "$1" >>"$T/mk.log" 2>&1
 }
 ov() { # OVERLAY BACKING FMT: qemu-img create -u (the backing may be absent or odd)
 	qemu-img create -q -f qcow2 -u -b "$2" -F "$3" "$1" 1M >>"$T/mk.log" 2>&1 ||
@@ -83,7 +83,7 @@ section "chain depth and loops"
 mkbase c0.qcow2 0x33
 i=1
 while [ $i -le 16 ]; do ov c$i.qcow2 c$((i - 1)).qcow2 qcow2 || break; i=$((i + 1)); done
-qemu-io -f qcow2 -c "write -P 0x44 $((M / 2)) 4096" c15.qcow2 >/dev/null 2>&1
+qemu-io -t unsafe -f qcow2 -c "write -P 0x44 $((M / 2)) 4096" c15.qcow2 >/dev/null 2>&1
 reads_as "a chain of 16 images reads as qemu reads it" c15.qcow2
 refused "a chain of 17 images is refused" c16.qcow2 "deeper than 16"
 ov la.qcow2 lb.qcow2 qcow2 && ov lb.qcow2 la.qcow2 qcow2 && refused "a loop a -> b -> a is refused" la.qcow2 "or a loop"

@@ -33,7 +33,7 @@ seq 1 50000 | dd of=content.raw bs=1M seek=7 conv=notrunc status=none
 qio() { # IMG CMD...: qemu-io writes into a fresh image
 	_i=$1; shift
 	for _c in "$@"; do set -- "$@" -c "$_c"; shift; done
-	qemu-io -f qcow2 "$@" "$_i" >>"$T/mk.log" 2>&1
+	qemu-io -t unsafe -f qcow2 "$@" "$_i" >>"$T/mk.log" 2>&1
 }
 
 # hdr_u32 FILE OFF / hdr_u64 FILE OFF: big-endian header fields.

@@ -53,7 +53,7 @@ present() { _n=0; for _p in "$@"; do [ -e "$_p" ] && _n=$((_n + 1)); done; echo 
 for n in w r wr live other; do
 	qemu-img create -q -f qcow2 $n.qcow2 4M || { fail "qemu-img create"; finish; }
 done
-qemu-io -f qcow2 -c 'write -q -P 0x5a 0 1M' live.qcow2 >/dev/null
+qemu-io -t unsafe -f qcow2 -c 'write -q -P 0x5a 0 1M' live.qcow2 >/dev/null
 [ -z "$AS" ] || chmod 666 ./*.qcow2
 PW=$(page w.qcow2) PR=$(page r.qcow2) PWR=$(page wr.qcow2) PL=$(page live.qcow2)
 

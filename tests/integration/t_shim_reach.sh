@@ -25,7 +25,7 @@ R=$T/reach
 
 mkdisk() { # DIR: DIR/d.qcow2 with data at 0 and 1 MiB, DIR/d.raw its twin
 	qemu-img create -q -f qcow2 "$1/d.qcow2" 8M &&
-		qemu-io -f qcow2 -c 'write -q -P 0x11 0 4096' -c 'write -q -P 0xab 1M 64k' \
+		qemu-io -t unsafe -f qcow2 -c 'write -q -P 0x11 0 4096' -c 'write -q -P 0xab 1M 64k' \
 			"$1/d.qcow2" >/dev/null &&
 		qemu-img convert -f qcow2 -O raw "$1/d.qcow2" "$1/d.raw"
 }
@@ -64,7 +64,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	mkdir -p "$T/u" && chmod 777 "$T/u"
 	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
 	if $NOBODY sh -c "$(command -v qemu-img) create -q -f qcow2 $T/u/d.qcow2 8M" &&
-		$NOBODY qemu-io -f qcow2 -c 'write -q -P 0x11 0 4096' -c 'write -q -P 0xab 1M 64k' \
+		$NOBODY qemu-io -t unsafe -f qcow2 -c 'write -q -P 0x11 0 4096' -c 'write -q -P 0xab 1M 64k' \
 			"$T/u/d.qcow2" >/dev/null &&
 		$NOBODY qemu-img convert -f qcow2 -O raw "$T/u/d.qcow2" "$T/u/d.raw"; then
 		ways "$T/u" $NOBODY

@@ -52,10 +52,10 @@ mk() {
 	zlib) qemu-img convert -q -c -f raw -O qcow2 text.raw "$IMG" ;;
 	zstd) qemu-img convert -q -c -f raw -O qcow2 -o compression_type=zstd text.raw "$IMG" ;;
 	extl2) qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=65536 "$IMG" 96M &&
-		qemu-io -f qcow2 -c 'write -P 0x61 4k 8k' -c 'write -P 0x62 100k 3k' "$IMG" >/dev/null ;;
+		qemu-io -t unsafe -f qcow2 -c 'write -P 0x61 4k 8k' -c 'write -P 0x62 100k 3k' "$IMG" >/dev/null ;;
 	c512) qemu-img create -q -f qcow2 -o cluster_size=512 "$IMG" 96M ;;
 	c2m) qemu-img create -q -f qcow2 -o cluster_size=2M "$IMG" 96M &&
-		qemu-io -f qcow2 -c 'write -P 0x63 0 3M' "$IMG" >/dev/null ;;
+		qemu-io -t unsafe -f qcow2 -c 'write -P 0x63 0 3M' "$IMG" >/dev/null ;;
 	rc1) qemu-img create -q -f qcow2 -o refcount_bits=1 "$IMG" 96M ;;
 	rc64) qemu-img create -q -f qcow2 -o refcount_bits=64,cluster_size=4096 "$IMG" 96M ;;
 	prealloc) qemu-img create -q -f qcow2 -o preallocation=metadata "$IMG" 96M ;;
