@@ -330,6 +330,11 @@ int qc_check_l2_slice(struct qcow *q, uint64_t l1_index, uint64_t slice, const s
 		uint64_t c = hoff >> q->cluster_bits;
 		if ((l2e & L2E_COMPRESSED) || !hoff) /* descriptors: qc_check_compressed */
 			continue;
+		/* an unaligned offset names no cluster: releasing it (a zero, a
+		 * discard, a copy-out) would drop a reference the entry never held */
+		if (hoff & (q->cluster_size - 1))
+			return qc_corrupt(q, "L2 entry 0x%llx is not cluster-aligned",
+					  (unsigned long long)l2e);
 		if (c >= below)
 			return qc_corrupt(q, "L2 entry 0x%llx names a cluster past the end of the file",
 					  (unsigned long long)l2e);

@@ -412,6 +412,29 @@ Test(hostile, entry_naming_free_cluster_refused)
 }
 
 /*
+ * An L2 entry whose offset is not cluster-aligned (found by fuzzing: the
+ * host cluster it falls in held 16 compressed clusters with refcount 16).
+ * Zeroing the guest cluster released the entry's cluster, leaving 16
+ * references on refcount 15.  Refused at the slice's first use by a
+ * writable handle: the zero fails with EIO and no refcount changes.
+ */
+Test(hostile, unaligned_entry_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len);
+	set_l2e(img, 1, 5ull * HS + 0xa00); /* inside guest 0's cluster */
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	cr_expect_eq(qcow_zero(q, HS, HS, 0), -EIO);
+	cr_expect_eq(qcow_zero(q, 0, HS, QCOW_ZERO_UNMAP), -EIO, "the image is latched");
+	(void)qcow_flush(q); /* where deferred releases would be applied */
+	cr_expect_eq(refcount_of(be, 6), 1, "cluster 6 was released");
+	cr_expect_eq(refcount_of(be, 5), 1, "cluster 5 was released");
+	qcow_close(q);
+	free(img);
+}
+
+/*
  * Guest cluster 0 is a compressed cluster at host offset 5*HS + 300 whose
  * sector count runs on into host cluster 6 -- guest cluster 1's data.  A
  * copy-out of cluster 0 released cluster 6 too; the next allocations
