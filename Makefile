@@ -22,6 +22,9 @@ WARN    := -Wall -Wextra -Werror
 BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS    := -lz -lzstd -lpthread
+# The shim loads zlib and libzstd itself at the first compressed cluster
+# (qcow/compress.c): a preloaded process that never meets one maps neither.
+SHIM_LIBS := -ldl -lpthread
 
 .PHONY: all test unit integration deps demo clean shim-test shim-san bench examples install uninstall \
 	stress fuzz
@@ -64,7 +67,7 @@ $(B)/shim/exports.map: shim/exports.map.in shim/syms.def
 	$(CC) -E -P -x c -Ishim $< | grep -v '^ *$$' > $@
 
 $(B)/libqcowshim.so: $(SHIM_OBJ) $(B)/libqcow.a $(B)/shim/exports.map
-	$(CC) -shared -o $@.tmp $(SHIM_OBJ) $(B)/libqcow.a -ldl $(LIBS) -Wl,-z,defs \
+	$(CC) -shared -o $@.tmp $(SHIM_OBJ) $(B)/libqcow.a $(SHIM_LIBS) -Wl,-z,defs \
 		-Wl,--version-script=$(B)/shim/exports.map
 	mv -f $@.tmp $@ # atomic: a program starting now never loads half a library
 
@@ -79,7 +82,7 @@ $(B)/san/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) qcow/qcow.h
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -Iqcow -O1 -g $(SAN) -c -o $@ $<
 
 $(B)/san/libqcowshim.so: $(SHIM_SAN_OBJ) $(B)/san/libqcow.a $(B)/shim/exports.map
-	$(CC) -shared $(SAN) -o $@ $(SHIM_SAN_OBJ) $(B)/san/libqcow.a -ldl $(LIBS) \
+	$(CC) -shared $(SAN) -o $@ $(SHIM_SAN_OBJ) $(B)/san/libqcow.a $(SHIM_LIBS) \
 		-Wl,--version-script=$(B)/shim/exports.map
 
 shim-san: $(B)/san/libqcowshim.so
@@ -156,10 +159,10 @@ $(B)/unit/%: tests/unit/%.c $(UNIT_HELP_OBJ) $(wildcard tests/unit/*.h) $(B)/san
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(UNIT_HELP_OBJ) $(B)/san/libqcow.a -lcriterion $(LIBS)
 
 # test_parttab tests shim/parttab.c, which is pure (no interposition): built in.
-$(B)/unit/test_parttab: tests/unit/test_parttab.c shim/parttab.c shim/parttab.h
+$(B)/unit/test_parttab: tests/unit/test_parttab.c shim/parttab.c shim/parttab.h shim/crc32.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O1 -g $(SAN) -Ishim -o $@ $< shim/parttab.c \
-		-lcriterion -lz
+		shim/crc32.c -lcriterion -lz
 
 # The binaries are independent (each test in its own process, temporary
 # files from mkstemp): NPROC of them run at once, each with 2 criterion
@@ -273,7 +276,7 @@ $(B)/tsan/shim/%.o: shim/%.c $(wildcard shim/*.h shim/*.def) qcow/qcow.h
 	$(CC) $(BASE) -U_FORTIFY_SOURCE -Iqcow -O1 -g $(TSAN) -c -o $@ $<
 
 $(B)/tsan/libqcowshim.so: $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a $(B)/shim/exports.map
-	$(CC) -shared $(TSAN) -o $@ $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a -ldl $(LIBS) \
+	$(CC) -shared $(TSAN) -o $@ $(SHIM_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libqcow.a $(SHIM_LIBS) \
 		-Wl,--version-script=$(B)/shim/exports.map
 
 $(B)/tsan/threads_tsan: tests/stress/threads_tsan.c $(B)/tsan/libqcow.a qcow/qcow.h

@@ -1,7 +1,8 @@
 /*
- * crc32.c - CRC-32 (IEEE 802.3, the GPT checksum) for builds without zlib
- * (QCOW_NO_CODECS, the musl flavour), where parttab.c cannot use zlib's
- * crc32(); same results.  Bitwise: GPT headers and entry arrays are small.
+ * crc32.c - CRC-32 (IEEE 802.3, the GPT checksum) for parttab.c: zlib's
+ * crc32() gives the same results, but the shim does not link zlib (it is
+ * loaded only for compressed clusters).  Bitwise: GPT headers and entry
+ * arrays are small.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -10,13 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef QCOW_NO_CODECS /* no zlib (the musl flavour): crc32.c */
+/* crc32.c, not zlib's: the shim maps zlib only when a compressed cluster
+ * needs it (qcow/compress.c), and the musl flavour has none */
 uint32_t shim_crc32(uint32_t crc, const void *p, size_t n);
 #define crc32(crc, p, n) shim_crc32(crc, p, n)
 typedef unsigned uInt;
-#else
-#include <zlib.h>
-#endif
 
 enum pt_kind { PT_DATA, PT_EXTENDED };
 
