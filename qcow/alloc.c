@@ -271,11 +271,21 @@ static int resv_drop(struct qcow *q, uint64_t a, uint64_t b)
 	return 0;
 }
 
-/* The run grows fourfold per refill, up to 256 MiB or four refcount
- * blocks' worth (small clusters would need one durable write per block). */
+/* The run starts at 1/1024 of the virtual size, from 1 to 16 MiB (a mkfs
+ * of a 16 GiB disk fits in one: each refill costs two durable writes), and
+ * grows fourfold per refill, up to 1 GiB or four refcount blocks' worth
+ * (small clusters would need one durable write per block).  Unused
+ * clusters are holes: they cost no space, and close gives them back. */
+#define RESV_MAX (1ull << 30)
+static uint64_t resv_first(const struct qcow *q)
+{
+	uint64_t b = q->size >> 10;
+	b = b < (1ull << 20) ? 1ull << 20 : b > (16ull << 20) ? 16ull << 20 : b;
+	return b >> q->cluster_bits;
+}
 static uint64_t resv_cap(const struct qcow *q)
 {
-	uint64_t cap = (256ull << 20) >> q->cluster_bits, blocks = 4 * range_clusters(q);
+	uint64_t cap = RESV_MAX >> q->cluster_bits, blocks = 4 * range_clusters(q);
 	return cap < blocks ? cap : blocks;
 }
 
@@ -287,7 +297,7 @@ static uint64_t resv_cap(const struct qcow *q)
  */
 static int reserve(struct qcow *q, uint64_t want)
 {
-	uint64_t n = q->resv_grant ? q->resv_grant : (1ull << 20) >> q->cluster_bits, c0, len, first;
+	uint64_t n = q->resv_grant ? q->resv_grant : resv_first(q), c0, len, first;
 	if (n > resv_cap(q))
 		n = resv_cap(q);
 	if (n < 4)
@@ -298,6 +308,7 @@ static int reserve(struct qcow *q, uint64_t want)
 	 * without RWF_DSYNC: then one fdatasync makes up for it below */
 	unsigned long wb = q->rb_cache.writebacks;
 	int r;
+again:
 	for (;;) {
 		uint64_t start = (q->file_end + q->cluster_size - 1) >> q->cluster_bits;
 		if ((r = scan_free(q, start, NO_END, n, true, &c0, &len, &first)) < 0)
@@ -316,13 +327,18 @@ static int reserve(struct qcow *q, uint64_t want)
 	for (uint64_t c = c0; c < c0 + n; c++)
 		if ((r = qc_refcount_set(q, c, 1)) < 0)
 			return r;
-	if (c0 != q->resv_end && (r = resv_drop(q, q->resv_next, q->resv_end)) < 0)
-		return r;
 	/* the new end first (a write: its size is durable with it), then the
 	 * refcount blocks, then the table entries of new blocks */
 	static const uint8_t zero[512];
 	uint64_t end = (c0 + n) << q->cluster_bits;
-	if ((r = qc_meta_pwrite_sync(q, zero, sizeof zero, end - sizeof zero, QC_META_NONE)) < 0 ||
+	r = qc_meta_pwrite_sync(q, zero, sizeof zero, end - sizeof zero, QC_META_NONE);
+	if (r == -EFBIG && n > want) { /* ulimit -f: reserve only what is asked */
+		if ((r = resv_drop(q, c0, c0 + n)) < 0)
+			return r;
+		n = want;
+		goto again;
+	}
+	if (r < 0 || (c0 != q->resv_end && (r = resv_drop(q, q->resv_next, q->resv_end)) < 0) ||
 	    (r = qc_cache_flush_sync(q, &q->rb_cache)) < 0 ||
 	    (r = qc_table_write_sync(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
 				     q->reftable_offset, QC_META_REFTABLE)) < 0)

@@ -107,7 +107,8 @@ int qc_meta_pwrite_sync(struct qcow *q, const void *buf, size_t n, uint64_t off,
 		ssize_t w = q->be.ops->pwrite_sync(q->be.h, buf, n, off);
 		if (w != -EOPNOTSUPP) {
 			if (w < 0) {
-				q->sync_failed = true; /* close then syncs and reports too */
+				if (w != -EFBIG && w != -ENOSPC) /* the disk failed, not the space */
+					q->sync_failed = true; /* close syncs and reports too */
 				return (int)w;
 			}
 			if (off + n > q->file_end)
