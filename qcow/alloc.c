@@ -11,6 +11,17 @@
  *  - decrements are deferred (qc_free_later) until the entries that dropped
  *    the references are durable (qc_frees_apply runs inside flush), so a
  *    crash can leak clusters but never leave a referenced cluster free.
+ *
+ * The durable reservation is what lets a write skip the barrier (a full
+ * fdatasync, which writes every dirty byte of guest data back) before its
+ * L2 entry: a run of clusters past the end of the file gets refcount 1 on
+ * disk ahead of use, with one small durable write per refcount block and
+ * one for the new end of the file (pwrite_sync, RWF_DSYNC), while the
+ * guest data stays in the page cache.  An entry pointing into the run
+ * therefore names a counted cluster whatever reaches the disk, and one
+ * whose data never did reads zeros, which is what the guest saw before
+ * (write paths that replace anything else set q->barrier).  The run grows
+ * fourfold per refill; what is left is given back at close.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,8 +44,10 @@ static bool has_block(const struct qcow *q, uint64_t range)
  * run of up to `want` (exactly `want` if exact).  Clusters in ranges that
  * have no refcount block are free.  *first is the first free cluster seen.
  */
-static int scan_free(struct qcow *q, uint64_t start, uint64_t want, bool exact, uint64_t *c0,
-		     uint64_t *len, uint64_t *first)
+#define NO_END UINT64_MAX
+
+static int scan_free(struct qcow *q, uint64_t start, uint64_t end, uint64_t want, bool exact,
+		     uint64_t *c0, uint64_t *len, uint64_t *first)
 {
 	uint64_t c = start, run = 0, E = range_clusters(q);
 	uint64_t limit = QC_MAX_HOST_OFFSET >> q->cluster_bits;
@@ -42,6 +55,8 @@ static int scan_free(struct qcow *q, uint64_t start, uint64_t want, bool exact, 
 	while (run < want) {
 		if (c >= limit)
 			return -ENOSPC;
+		if (c >= end) /* bounded: *len says how much was found */
+			break;
 		uint64_t range = c >> q->rb_bits, idx = c & (E - 1);
 		if (!has_block(q, range)) {
 			uint64_t take = E - idx;
@@ -51,6 +66,8 @@ static int scan_free(struct qcow *q, uint64_t start, uint64_t want, bool exact, 
 				*first = c;
 			if (take > want - run)
 				take = want - run;
+			if (take > end - c)
+				take = end - c;
 			run += take;
 			c += take;
 			continue;
@@ -59,7 +76,7 @@ static int scan_free(struct qcow *q, uint64_t start, uint64_t want, bool exact, 
 		int r = qc_cache_get(q, &q->rb_cache, q->reftable[range] & RTE_OFFSET_MASK, true, &e);
 		if (r < 0)
 			return r;
-		for (; idx < E && run < want; idx++, c++) {
+		for (; idx < E && run < want && c < end; idx++, c++) {
 			if (qc_rb_get(e->buf, idx, q->refcount_order) == 0) {
 				if (!run)
 					*c0 = c;
@@ -73,7 +90,7 @@ static int scan_free(struct qcow *q, uint64_t start, uint64_t want, bool exact, 
 			}
 		}
 		qc_cache_put(e);
-		if (run && !exact && idx < E)
+		if (run && !exact && idx < E && c < end)
 			break;
 	}
 	*len = run;
@@ -168,9 +185,10 @@ static int refblock_create(struct qcow *q, uint64_t range, uint64_t a, uint64_t 
 				return r;
 			continue;
 		}
-		if ((r = scan_free(q, q->free_hint, 1, true, &p, &len, &first)) < 0)
+		if ((r = scan_free(q, q->free_hint, NO_END, 1, true, &p, &len, &first)) < 0)
 			return r;
-		if (p >= a && p < b && (r = scan_free(q, b, 1, true, &p, &len, &first)) < 0)
+		if (p >= a && p < b &&
+		    (r = scan_free(q, b, NO_END, 1, true, &p, &len, &first)) < 0)
 			return r;
 		uint64_t pr = p >> q->rb_bits;
 		if (pr >= q->reftable_size) {
@@ -200,18 +218,23 @@ static int refblock_create(struct qcow *q, uint64_t range, uint64_t a, uint64_t 
 }
 
 /*
- * Allocate up to `want` contiguous clusters (exactly `want` if exact), each
- * with refcount 1.  Returns 0 with *hoff and *got, or -errno.
+ * Clusters below `end` whose refcounts reach the disk only through the
+ * next barrier (which they set).  *got = 0 when there are none.
  */
-int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t *got)
+static int alloc_plain(struct qcow *q, uint64_t want, bool exact, uint64_t end, uint64_t *hoff,
+		       uint64_t *got)
 {
 	int r;
-	if (q->read_only)
-		return -EROFS;
+	*got = 0;
 	for (;;) {
 		uint64_t c0 = 0, len = 0, first;
-		if ((r = scan_free(q, q->free_hint, want, exact, &c0, &len, &first)) < 0)
+		if ((r = scan_free(q, q->free_hint, end, want, exact, &c0, &len, &first)) < 0)
 			return r;
+		if (!len || (exact && len < want)) {
+			if (first == UINT64_MAX && end != NO_END && end > q->free_hint)
+				q->free_hint = end; /* every cluster below is in use */
+			return 0;
+		}
 		uint64_t missing = UINT64_MAX;
 		for (uint64_t g = c0 >> q->rb_bits; g <= (c0 + len - 1) >> q->rb_bits; g++)
 			if (!has_block(q, g)) {
@@ -228,10 +251,162 @@ int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t
 				return r;
 		if (first == c0)
 			q->free_hint = c0 + len;
+		q->barrier = true;
 		*hoff = c0 << q->cluster_bits;
 		*got = len;
 		return 0;
 	}
+}
+
+/* Give clusters [a, b) of the reservation back (never referenced). */
+static int resv_drop(struct qcow *q, uint64_t a, uint64_t b)
+{
+	for (uint64_t c = a; c < b; c++) {
+		int r = qc_refcount_set(q, c, 0);
+		if (r < 0)
+			return r;
+	}
+	if (a < b && a < q->free_hint)
+		q->free_hint = a;
+	return 0;
+}
+
+/* The run starts at 1/1024 of the virtual size, from 1 to 16 MiB (a mkfs
+ * of a 16 GiB disk fits in one: each refill costs two durable writes), and
+ * grows fourfold per refill, up to 1 GiB or four refcount blocks' worth
+ * (small clusters would need one durable write per block).  Unused
+ * clusters are holes: they cost no space, and close gives them back. */
+#define RESV_MAX (1ull << 30)
+static uint64_t resv_first(const struct qcow *q)
+{
+	uint64_t b = q->size >> 10;
+	b = b < (1ull << 20) ? 1ull << 20 : b > (16ull << 20) ? 16ull << 20 : b;
+	return b >> q->cluster_bits;
+}
+static uint64_t resv_cap(const struct qcow *q)
+{
+	uint64_t cap = RESV_MAX >> q->cluster_bits, blocks = 4 * range_clusters(q);
+	return cap < blocks ? cap : blocks;
+}
+
+/*
+ * Reserve at least `want` clusters at the end of the file, durably: the
+ * refcounts and the new end of the file reach the disk now, the guest data
+ * written so far does not have to.  Contiguous with what is left of the
+ * current run when possible; otherwise that rest is given back.
+ */
+static int reserve(struct qcow *q, uint64_t want)
+{
+	uint64_t n = q->resv_grant ? q->resv_grant : resv_first(q), c0, len, first;
+	if (n > resv_cap(q))
+		n = resv_cap(q);
+	if (n < 4)
+		n = 4;
+	if (n < want)
+		n = want;
+	/* a refcount block evicted from the cache meanwhile is written
+	 * without RWF_DSYNC: then one fdatasync makes up for it below */
+	unsigned long wb = q->rb_cache.writebacks;
+	int r;
+again:
+	for (;;) {
+		uint64_t start = (q->file_end + q->cluster_size - 1) >> q->cluster_bits;
+		if ((r = scan_free(q, start, NO_END, n, true, &c0, &len, &first)) < 0)
+			return r;
+		uint64_t missing = UINT64_MAX;
+		for (uint64_t g = c0 >> q->rb_bits; g <= (c0 + n - 1) >> q->rb_bits; g++)
+			if (!has_block(q, g)) {
+				missing = g;
+				break;
+			}
+		if (missing == UINT64_MAX)
+			break;
+		if ((r = refblock_create(q, missing, c0, c0 + n)) < 0)
+			return r;
+	}
+	for (uint64_t c = c0; c < c0 + n; c++)
+		if ((r = qc_refcount_set(q, c, 1)) < 0)
+			return r;
+	/* the new end first (a write: its size is durable with it), then the
+	 * refcount blocks, then the table entries of new blocks */
+	static const uint8_t zero[512];
+	uint64_t end = (c0 + n) << q->cluster_bits;
+	r = qc_meta_pwrite_sync(q, zero, sizeof zero, end - sizeof zero, QC_META_NONE);
+	if (r == -EFBIG && n > want) { /* ulimit -f: reserve only what is asked */
+		if ((r = resv_drop(q, c0, c0 + n)) < 0)
+			return r;
+		n = want;
+		goto again;
+	}
+	if (r < 0 || (c0 != q->resv_end && (r = resv_drop(q, q->resv_next, q->resv_end)) < 0) ||
+	    (r = qc_cache_flush_sync(q, &q->rb_cache)) < 0 ||
+	    (r = qc_table_write_sync(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
+				     q->reftable_offset, QC_META_REFTABLE)) < 0)
+		return r;
+	if (q->rb_cache.writebacks != wb && (r = q->be.ops->flush(q->be.h)) < 0) {
+		q->sync_failed = true;
+		return r;
+	}
+	if (c0 != q->resv_end)
+		q->resv_next = c0;
+	q->resv_end = c0 + n;
+	q->resv_grant = 4 * n < resv_cap(q) ? 4 * n : resv_cap(q);
+	return 0;
+}
+
+/*
+ * Allocate up to `want` contiguous clusters (exactly `want` if exact), each
+ * with refcount 1.  Free clusters inside the file come first (they set the
+ * barrier); then the reservation.  q->alloc_fresh: the clusters come from
+ * the reservation (they read as zeros and need no barrier).
+ * Returns 0 with *hoff and *got, or -errno.
+ */
+int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t *got)
+{
+	int r;
+	if (q->read_only)
+		return -EROFS;
+	q->alloc_fresh = false;
+	if (!q->resv_ok) {
+		r = alloc_plain(q, want, exact, NO_END, hoff, got);
+		return r < 0 ? r : *got ? 0 : -ENOSPC;
+	}
+	uint64_t bound = q->resv_next < q->resv_end
+				 ? q->resv_next
+				 : (q->file_end + q->cluster_size - 1) >> q->cluster_bits;
+	if ((r = alloc_plain(q, want, exact, bound, hoff, got)) < 0 || *got)
+		return r;
+	uint64_t avail = q->resv_end - q->resv_next;
+	if (!avail || (exact && avail < want)) {
+		if ((r = reserve(q, want)) < 0)
+			return r;
+		avail = q->resv_end - q->resv_next;
+	}
+	*got = want < avail ? want : avail;
+	*hoff = q->resv_next << q->cluster_bits;
+	q->resv_next += *got;
+	q->alloc_fresh = true;
+	return 0;
+}
+
+/*
+ * Give the rest of the reservation back (close, invalidate): refcounts to
+ * zero, written without a sync (nothing ever referenced these clusters),
+ * and the file cut back when the run is its tail.
+ */
+int qc_resv_release(struct qcow *q)
+{
+	uint64_t a = q->resv_next, b = q->resv_end;
+	q->resv_next = q->resv_end = 0;
+	int r = resv_drop(q, a, b);
+	if (r < 0 || a >= b || (r = qc_cache_flush(q, &q->rb_cache)) < 0)
+		return r;
+	if ((b << q->cluster_bits) == q->file_end && !q->extend_pending && q->be.ops->truncate) {
+		if ((r = q->be.ops->truncate(q->be.h, a << q->cluster_bits)) < 0)
+			return r;
+		q->file_end = a << q->cluster_bits;
+	}
+	return 0;
 }
 
 /* Drop one reference to every cluster touched by [hoff, hoff+len), later. */

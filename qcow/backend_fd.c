@@ -9,9 +9,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "qcow_int.h"
+
+#ifndef RWF_DSYNC
+#define RWF_DSYNC 0x2 /* linux/fs.h; older libc headers lack it */
+#endif
 
 struct fd_backend {
 	int fd;
@@ -52,6 +58,31 @@ static ssize_t fd_pwrite(void *h, const void *buf, size_t n, uint64_t off)
 			if (errno == EINTR)
 				continue;
 			return -errno;
+		}
+		if (r == 0)
+			return -EIO;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/* RWF_DSYNC: this write (and the size it implies) is durable on return,
+ * the rest of the file's dirty data is left to the page cache. */
+static ssize_t fd_pwrite_sync(void *h, const void *buf, size_t n, uint64_t off)
+{
+	struct fd_backend *b = h;
+	size_t done = 0;
+	if (!b->sys->pwritev2)
+		return -EOPNOTSUPP;
+	if (off > INT64_MAX || n > INT64_MAX - off)
+		return -EFBIG;
+	while (done < n) {
+		struct iovec v = {(char *)buf + done, n - done};
+		ssize_t r = b->sys->pwritev2(b->fd, &v, 1, (off_t)(off + done), RWF_DSYNC);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ENOSYS || errno == EINVAL ? -EOPNOTSUPP : -errno;
 		}
 		if (r == 0)
 			return -EIO;
@@ -113,11 +144,18 @@ static const struct qcow_backend_ops fd_ops = {
 	.truncate = fd_truncate,
 	.punch = fd_punch,
 	.close = fd_close,
+	.pwrite_sync = fd_pwrite_sync,
 };
 
 static int libc_fallocate(int fd, int mode, off_t off, off_t len)
 {
 	return fallocate(fd, mode, off, len);
+}
+
+/* The system call itself: not every libc has pwritev2 (musl 1.2.3). */
+static ssize_t libc_pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	return syscall(SYS_pwritev2, fd, iov, cnt, (long)off, (long)((uint64_t)off >> 32), flags);
 }
 
 static const struct qcow_sysio libc_sysio = {
@@ -128,6 +166,7 @@ static const struct qcow_sysio libc_sysio = {
 	.ftruncate = ftruncate,
 	.fallocate = libc_fallocate,
 	.close = close,
+	.pwritev2 = libc_pwritev2,
 };
 
 const struct qcow_sysio *qcow_sysio_default(void)

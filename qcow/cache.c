@@ -119,6 +119,7 @@ static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
 		return r;
 	e->dirty = false;
 	c->ndirty--;
+	c->writebacks++;
 	return 0;
 }
 
@@ -205,6 +206,23 @@ int qc_cache_flush(struct qcow *q, struct qc_cache *c)
 		struct qc_cent *e = &c->ents[i];
 		if (e->valid && e->dirty && (r = write_entry(q, c, e)) < 0)
 			return r;
+	}
+	return 0;
+}
+
+/* Write every dirty entry back durably, one entry at a time (no hook:
+ * for blocks whose own durability is the point, the reservation's). */
+int qc_cache_flush_sync(struct qcow *q, struct qc_cache *c)
+{
+	for (unsigned i = 0; i < c->n && c->ndirty; i++) {
+		struct qc_cent *e = &c->ents[i];
+		if (!e->valid || !e->dirty)
+			continue;
+		int r = qc_meta_pwrite_sync(q, e->buf, c->bsize, e->hoff, c->kind);
+		if (r < 0)
+			return r;
+		e->dirty = false;
+		c->ndirty--;
 	}
 	return 0;
 }

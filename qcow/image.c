@@ -95,11 +95,46 @@ int qc_meta_pwrite(struct qcow *q, const void *buf, size_t n, uint64_t off, unsi
 }
 
 /*
+ * The same, durable when it returns, without making the rest of the file
+ * durable (the backend's pwrite_sync); a backend without one pays a flush.
+ */
+int qc_meta_pwrite_sync(struct qcow *q, const void *buf, size_t n, uint64_t off, unsigned kind)
+{
+	int r = qc_check_write(q, off, n, kind);
+	if (r < 0)
+		return r;
+	if (q->be.ops->pwrite_sync) {
+		ssize_t w = q->be.ops->pwrite_sync(q->be.h, buf, n, off);
+		if (w != -EOPNOTSUPP) {
+			if (w < 0) {
+				if (w != -EFBIG && w != -ENOSPC) /* the disk failed, not the space */
+					q->sync_failed = true; /* close syncs and reports too */
+				return (int)w;
+			}
+			if (off + n > q->file_end)
+				q->file_end = off + n;
+			return (size_t)w == n ? 0 : -EIO;
+		}
+	}
+	if ((r = qc_pwrite(q, &q->be, buf, n, off)) < 0)
+		return r;
+	if ((r = q->be.ops->flush(q->be.h)) < 0)
+		q->sync_failed = true;
+	return r;
+}
+
+/* Must everything written so far be durable before the next L2 or L1 write? */
+bool qc_need_barrier(const struct qcow *q)
+{
+	return !q->resv_ok || q->barrier;
+}
+
+/*
  * Write entries [*lo, *hi) of an in-memory (host byte order) table to the
  * file at table_offset, overlap-checked as `kind`; clears the range.
  */
-int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
-		   uint64_t table_offset, unsigned kind)
+static int table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
+		       uint64_t table_offset, unsigned kind, bool durable)
 {
 	if (*lo >= *hi)
 		return 0;
@@ -109,11 +144,23 @@ int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t
 		return -ENOMEM;
 	for (uint64_t i = *lo; i < *hi; i++)
 		be64_put(buf + (i - *lo) * 8, table[i]);
-	int r = qc_meta_pwrite(q, buf, n, off, kind);
+	int r = durable ? qc_meta_pwrite_sync(q, buf, n, off, kind) : qc_meta_pwrite(q, buf, n, off, kind);
 	free(buf);
 	if (!r)
 		*lo = *hi = 0;
 	return r;
+}
+
+int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
+		   uint64_t table_offset, unsigned kind)
+{
+	return table_write(q, table, lo, hi, table_offset, kind, false);
+}
+
+int qc_table_write_sync(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
+			uint64_t table_offset, unsigned kind)
+{
+	return table_write(q, table, lo, hi, table_offset, kind, true);
 }
 
 int qc_sync(struct qcow *q)
@@ -129,22 +176,31 @@ int qc_sync(struct qcow *q)
 		return 0; /* only data pending: references to it may reach the file first */
 	if (q->has_data_file && (r = q->data_be.ops->flush(q->data_be.h)) < 0)
 		return r;
-	if ((r = q->be.ops->flush(q->be.h)) < 0)
+	if ((r = q->be.ops->flush(q->be.h)) < 0) {
+		q->sync_failed = true; /* close then asks for durability again */
 		return r;
-	q->unsynced = q->l2_new_unsynced = q->ord_unsynced = false;
+	}
+	q->unsynced = q->l2_new_unsynced = q->ord_unsynced = q->sync_failed = false;
 	return 0;
 }
 
-/* Before any L2 slice reaches the file: guest data and refcounts first. */
+/*
+ * Before any L2 slice reaches the file: guest data and refcounts first,
+ * unless every entry written since the last sync points into the durable
+ * reservation at a cluster that held nothing worth keeping.
+ */
 static int l2_before_write(struct qcow *q)
 {
-	return qc_refblocks_sync(q);
+	return qc_need_barrier(q) ? qc_refblocks_sync(q) : 0;
 }
 
 /*
  * Everything written so far becomes durable, in the order
  * data + refcount increments + new L2 tables -> L2 updates and L1 -> deferred
- * frees (see qc_l1_sync for why L2 updates and L1 share one sync).
+ * frees (see qc_l1_sync for why L2 updates and L1 share one sync).  When no
+ * barrier is needed the first sync is skipped: one fdatasync makes it all
+ * durable.  Closing (settling) asks for order only: then, without a
+ * barrier, nothing is synced at all (unless clusters are to be freed).
  */
 int qc_flush_locked(struct qcow *q)
 {
@@ -153,6 +209,7 @@ int qc_flush_locked(struct qcow *q)
 		return 0;
 	if (q->broken)
 		return -EIO;
+	bool order = qc_need_barrier(q);
 	if ((r = qc_cache_flush(q, &q->l2_cache)) < 0)
 		return r;
 	if (q->l1_dirty_lo < q->l1_dirty_hi &&
@@ -160,6 +217,8 @@ int qc_flush_locked(struct qcow *q)
 		return r;
 	if (q->nfrees && !q->publishing && ((r = qc_sync(q)) < 0 || (r = qc_frees_apply(q)) < 0))
 		return r;
+	if (!order && (q->settling || q->publishing))
+		return qc_cache_flush(q, &q->rb_cache); /* decrements only: any order */
 	return qc_refblocks_sync(q);
 }
 
@@ -287,6 +346,8 @@ static int open_writable(struct qcow *q)
 	if ((r = qc_snap_l2_register(q)) < 0 ||
 	    (q->version >= 3 && (r = qc_bitmaps_register(q)) < 0))
 		return r;
+	/* an external data file holds data at guest offsets: no reservation */
+	q->resv_ok = !q->has_data_file;
 	int bm = q->version >= 3 ? qc_bitmaps_mark_in_use(q) : 0;
 	if (bm < 0)
 		return bm;
@@ -384,7 +445,13 @@ int qcow_close(struct qcow *q)
 	if (!q)
 		return 0;
 	pthread_mutex_lock(&q->lock);
+	/* closing asks for order, not durability (a raw file's close), unless
+	 * a sync failed: then it tries again and reports */
+	q->settling = !q->sync_failed;
 	int r = qc_flush_locked(q);
+	if (!r && !q->read_only)
+		r = qc_resv_release(q);
+	q->settling = false;
 	pthread_mutex_unlock(&q->lock);
 	if (q->be.ops)
 		q->be.ops->close(q->be.h);
@@ -460,6 +527,16 @@ int qcow_flush(struct qcow *q)
 	return r;
 }
 
+int qcow_checkpoint(struct qcow *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int r = qc_flush_locked(q);
+	if (!r && !q->read_only)
+		r = qc_resv_release(q);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
 int qcow_resize(struct qcow *q, uint64_t size)
 {
 	pthread_mutex_lock(&q->lock);
@@ -531,6 +608,8 @@ int qcow_info(struct qcow *q, struct qcow_info *i)
 	i->nb_snapshots = q->nb_snapshots;
 	snprintf(i->backing_file, sizeof(i->backing_file), "%s", q->backing_name);
 	snprintf(i->backing_fmt, sizeof(i->backing_fmt), "%s", q->backing_fmt);
+	i->reserved_offset = q->resv_next << q->cluster_bits;
+	i->reserved_bytes = (q->resv_end - q->resv_next) << q->cluster_bits;
 	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
@@ -539,6 +618,8 @@ int qcow_invalidate(struct qcow *q)
 {
 	pthread_mutex_lock(&q->lock);
 	int r = qc_flush_locked(q);
+	if (r == 0 && !q->read_only)
+		r = qc_resv_release(q); /* the reloaded refcounts must show no reservation */
 	if (r == 0) {
 		bool ro = q->read_only;
 		unload(q);

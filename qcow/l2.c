@@ -7,7 +7,10 @@
  *   guest data  ->  refcount increments  ->  L2 entries  ->  L1 entries
  * each durable before the next layer points at it.  Guest data and
  * refcount blocks are made durable by the L2 cache's before_write hook
- * (image.c) before any dirty L2 slice is written; L1 entries are written
+ * (image.c) before any dirty L2 slice is written, unless every reference
+ * made since the last sync points into the durable reservation (alloc.c:
+ * counted on disk already, zeros on disk until its data arrives, which is
+ * what the guest range held before); L1 entries are written
  * only by flush, after every dirty L2 slice; a new L2 table is written in
  * full (zeros or its copy) right after allocation, long before its L1 entry.
  * Clusters that lose a reference are freed only after all of that
@@ -198,7 +201,12 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 	}
 	q->l1[l1_index] = hoff | QC_COPIED;
 	l1_mark(q, l1_index);
-	q->l2_new_unsynced = true;
+	/* A zeroed table in a reserved cluster reads the same whether or not
+	 * its first contents reach the disk; a copy or a reused cluster not. */
+	if (src || !q->alloc_fresh) {
+		q->l2_new_unsynced = true;
+		q->barrier = true;
+	}
 	return 0;
 }
 

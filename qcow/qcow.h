@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct qcow;
 
@@ -37,7 +38,10 @@ struct qcow;
  * A backend is what an image reads its bytes from.  pread returns the number
  * of bytes read (fewer than n only at end of file) or -errno; pwrite writes
  * all n bytes or fails.  punch (optional, may be NULL) releases host space;
- * the range must read back as zeros afterwards.
+ * the range must read back as zeros afterwards.  pwrite_sync (optional, may
+ * be NULL or fail with -EOPNOTSUPP) is a pwrite that is durable when it
+ * returns, together with the file size it implies, without making the rest
+ * of the file durable (RWF_DSYNC); the library then uses pwrite + flush.
  */
 struct qcow_backend_ops {
 	ssize_t (*pread)(void *h, void *buf, size_t n, uint64_t off);
@@ -47,6 +51,7 @@ struct qcow_backend_ops {
 	int (*truncate)(void *h, uint64_t size);
 	int (*punch)(void *h, uint64_t off, uint64_t n);
 	void (*close)(void *h);
+	ssize_t (*pwrite_sync)(void *h, const void *buf, size_t n, uint64_t off);
 };
 
 struct qcow_backend {
@@ -67,6 +72,8 @@ struct qcow_sysio {
 	int (*ftruncate)(int fd, off_t len);
 	int (*fallocate)(int fd, int mode, off_t off, off_t len); /* may be NULL */
 	int (*close)(int fd);
+	/* may be NULL: durable writes then cost a whole fdatasync */
+	ssize_t (*pwritev2)(int fd, const struct iovec *iov, int cnt, off_t off, int flags);
 };
 
 #define QCOW_FD_OWN 1u /* close the fd when the backend is closed */
@@ -148,6 +155,9 @@ ssize_t qcow_write(struct qcow *q, const void *buf, size_t n, uint64_t voff);
 int qcow_zero(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags);
 /* Make everything written so far durable, in crash-safe order. */
 int qcow_flush(struct qcow *q);
+/* qcow_flush, then give the reserve back (qcow_info's reserved_*): the file
+ * is then a clean image, as after qcow_close, and the handle stays open. */
+int qcow_checkpoint(struct qcow *q);
 /* Write cached metadata so that other readers of the file see every
  * completed write; crash-safe (refcounts reach the disk before references
  * to them) but guest data is not made durable, so cheaper than a flush. */
@@ -185,6 +195,10 @@ struct qcow_info {
 	unsigned nb_snapshots;
 	char backing_file[1024];   /* "" if none */
 	char backing_fmt[32];
+	/* Host clusters this handle holds in reserve for its next allocations:
+	 * refcount 1, referenced by nothing, given back at close.  Until then
+	 * a check of the file counts them as leaked. */
+	uint64_t reserved_offset, reserved_bytes;
 };
 int qcow_info(struct qcow *q, struct qcow_info *i);
 

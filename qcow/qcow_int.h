@@ -40,6 +40,7 @@ struct qc_cache {
 	unsigned nbuckets;
 	int newest, oldest;
 	unsigned ndirty;
+	unsigned long writebacks; /* entries written back by flushes and evictions */
 	/* Called before any dirty entry is written back (ordering). */
 	int (*before_write)(struct qcow *q);
 };
@@ -139,6 +140,19 @@ struct qcow {
 	bool l2_new_unsynced; /* a new L2 table's first contents are not yet durable */
 	bool ord_unsynced;    /* refcount blocks or table written since the last sync */
 	bool publishing;      /* inside qcow_publish: sync only what ordering needs */
+	bool settling;        /* inside qcow_close: ordered, but no durability asked */
+	/*
+	 * Durable reservation (alloc.c): clusters [resv_next, resv_end) have
+	 * refcount 1 on disk, no reference, and read as zeros after a crash
+	 * (they lay past the end of the file when reserved), so an L2 entry
+	 * may point at one without a sync before it.  `barrier`: some
+	 * reference made since the last full sync does depend on one (an
+	 * allocation outside the reservation, a copy-on-write of old contents,
+	 * a copied L2 table).  resv_ok: this image uses reservations.
+	 */
+	uint64_t resv_next, resv_end, resv_grant;
+	bool resv_ok, barrier, alloc_fresh;
+	bool sync_failed; /* the last flush of the file failed */
 
 	bool unloaded; /* a failed qcow_invalidate left no metadata: I/O is -EIO */
 
@@ -181,6 +195,7 @@ QC_HIDDEN int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bo
 QC_HIDDEN void qc_cache_put(struct qc_cent *e);
 QC_HIDDEN void qc_cache_dirty(struct qc_cache *c, struct qc_cent *e);
 QC_HIDDEN int qc_cache_flush(struct qcow *q, struct qc_cache *c);
+QC_HIDDEN int qc_cache_flush_sync(struct qcow *q, struct qc_cache *c);
 QC_HIDDEN void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len);
 QC_HIDDEN void qc_cache_clear(struct qc_cache *c);
 
@@ -210,7 +225,12 @@ QC_HIDDEN int qc_meta_pwrite(struct qcow *q, const void *buf, size_t n, uint64_t
 			     unsigned kind);
 QC_HIDDEN int qc_table_write(struct qcow *q, const uint64_t *table, uint64_t *lo, uint64_t *hi,
 			     uint64_t table_offset, unsigned kind);
+QC_HIDDEN int qc_table_write_sync(struct qcow *q, const uint64_t *table, uint64_t *lo,
+				  uint64_t *hi, uint64_t table_offset, unsigned kind);
 QC_HIDDEN int qc_flush_locked(struct qcow *q);
+QC_HIDDEN int qc_meta_pwrite_sync(struct qcow *q, const void *buf, size_t n, uint64_t off,
+				  unsigned kind);
+QC_HIDDEN bool qc_need_barrier(const struct qcow *q);
 
 /* header.c */
 QC_HIDDEN int qc_header_parse(struct qcow *q, uint64_t file_size);
@@ -232,6 +252,7 @@ QC_HIDDEN void qc_reftable_mark(struct qcow *q, uint64_t range);
 QC_HIDDEN int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t *got);
 QC_HIDDEN int qc_free_later(struct qcow *q, uint64_t hoff, uint64_t len);
 QC_HIDDEN int qc_frees_apply(struct qcow *q);
+QC_HIDDEN int qc_resv_release(struct qcow *q);
 
 /* l2.c */
 QC_HIDDEN int qc_l1_load(struct qcow *q, uint64_t file_size);

@@ -144,10 +144,12 @@ int qc_refblocks_sync(struct qcow *q)
 	int r = qc_cache_flush(q, &q->rb_cache);
 	if (r < 0 || (r = qc_sync(q)) < 0)
 		return r;
-	if (q->reftable_dirty_lo >= q->reftable_dirty_hi)
-		return 0;
-	if ((r = qc_table_write(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
-				 q->reftable_offset, QC_META_REFTABLE)) < 0)
+	if (q->reftable_dirty_lo < q->reftable_dirty_hi &&
+	    ((r = qc_table_write(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
+				  q->reftable_offset, QC_META_REFTABLE)) < 0 ||
+	     (r = qc_sync(q)) < 0))
 		return r;
-	return qc_sync(q);
+	if (!q->publishing) /* publishing may have left guest data unsynced */
+		q->barrier = false;
+	return 0;
 }

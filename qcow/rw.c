@@ -126,14 +126,20 @@ static int64_t write_inplace(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 			len = done - pos;
 		qc_l2_entry(q, w->e, w->idx, &l2e, &bm);
 		entry_after(q, bm, false, l2e & L2E_OFFSET_MASK, in, len, &nl2e, &nbm);
-		if (nl2e != l2e || nbm != bm)
+		if (nl2e != l2e || nbm != bm) {
+			/* the cluster may hold stale bytes where it read as zeros:
+			 * the data must be durable before the entry that shows it */
+			q->barrier = true;
 			qc_l2_set(q, w->e, w->idx, nl2e, nbm);
+		}
 		pos += len;
 	}
 	if ((voff + done) & (cs - 1))
 		w->idx--; /* ended inside a cluster: stay on it */
 	return (int64_t)done;
 }
+
+static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len);
 
 /* Whole new clusters: one allocation, one pwrite. Returns bytes consumed. */
 static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_t voff)
@@ -158,6 +164,10 @@ static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_
 	for (uint64_t i = 0; i < got; i++, w->idx++) {
 		uint64_t l2e, bm, nl2e, nbm;
 		qc_l2_entry(q, w->e, w->idx, &l2e, &bm);
+		/* replacing contents that were there: new data durable first
+		 * (a crash must show the old or the new cluster, not zeros) */
+		if (!entry_reads_zero(q, l2e, bm, 0, cs))
+			q->barrier = true;
 		if ((r = qc_l2_release(q, l2e)) < 0)
 			return r;
 		entry_after(q, bm, true, hoff + i * cs, 0, cs, &nl2e, &nbm);
@@ -165,8 +175,6 @@ static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_
 	}
 	return (int64_t)(got * cs);
 }
-
-static bool entry_reads_zero(struct qcow *q, uint64_t l2e, uint64_t bm, uint64_t in, uint64_t len);
 
 /*
  * A partial write into a cluster that reads as zeros and that we do not
@@ -184,7 +192,7 @@ static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint
 	int r = qc_alloc(q, 1, true, hoff, &got);
 	if (r < 0)
 		return r;
-	if (*hoff < q->file_end)
+	if (*hoff < q->file_end && !q->alloc_fresh)
 		return 0; /* a reused cluster may hold stale bytes */
 	if ((r = data_write(q, buf, len, *hoff + in)) < 0)
 		return r;
@@ -234,6 +242,8 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	if (r < 0)
 		goto out;
 	memcpy(tmp + (in - a), buf, len);
+	if (!own) /* old contents copied into a new cluster: durable first */
+		q->barrier = true;
 	if (own) {
 		hoff = l2e & L2E_OFFSET_MASK;
 	} else if (!allocated) {
@@ -246,6 +256,8 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	if (!own && (r = qc_l2_release(q, l2e)) < 0)
 		goto out;
 	entry_after(q, bm, (l2e & L2E_COMPRESSED) != 0, hoff, in, len, &nl2e, &nbm);
+	if (own && (nl2e != l2e || nbm != bm))
+		q->barrier = true; /* as in write_inplace: stale bytes where zeros were */
 	qc_l2_set(q, w->e, w->idx, nl2e, nbm);
 	if (!((in + len) & (cs - 1)))
 		w->idx++;

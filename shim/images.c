@@ -43,6 +43,10 @@ static ssize_t sys_pwrite(int fd, const void *b, size_t n, off_t o)
 {
 	return real_pwrite64(shim_priv_real(fd), b, n, o);
 }
+static ssize_t sys_pwritev2(int fd, const struct iovec *v, int c, off_t o, int f)
+{
+	return real_pwritev2(shim_priv_real(fd), v, c, o, f);
+}
 static int sys_fdatasync(int fd)
 {
 	return real_fdatasync(shim_priv_real(fd));
@@ -73,6 +77,7 @@ const struct qcow_sysio shim_sysio = {
 	.ftruncate = sys_ftruncate,
 	.fallocate = sys_fallocate,
 	.close = sys_close,
+	.pwritev2 = sys_pwritev2,
 };
 
 bool shim_probe_magic(int fd)

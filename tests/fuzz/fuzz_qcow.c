@@ -109,7 +109,7 @@ static void cap_close(void *h)
 	free(c);
 }
 static const struct qcow_backend_ops cap_ops = {
-	cap_pread, cap_pwrite, cap_flush, cap_getsize, cap_truncate, cap_punch, cap_close,
+	cap_pread, cap_pwrite, cap_flush, cap_getsize, cap_truncate, cap_punch, cap_close, NULL,
 };
 
 static int capped_new(struct qcow_backend *be, const uint8_t *d, size_t n)

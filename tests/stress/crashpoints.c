@@ -3,7 +3,8 @@
  * geometry, judged by the project's own refcount walk (qt_check_image) and by
  * qemu-img check on the surviving bytes.
  *
- *   crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR]
+ *   crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR] [-p POINT]
+ *   (-p: run only point number POINT of that seed, to replay a failure)
  *
  * Each point draws a geometry (cluster size 512 B..2 MiB, refcount width
  * 1..64, v2/v3, extended L2, lazy refcounts, minimal caches) and a workload:
@@ -120,11 +121,13 @@ static bool shrink_cycle(struct qcow *q, struct qt_track *t, uint64_t *rng)
 {
 	uint64_t small = qt_below(rng, t->size) & ~511ull;
 	if (qcow_resize(q, small) < 0) { /* may have dropped part of the tail */
+		qt_track_touch(t, small, t->size - small);
 		t->errors++;
 		memset(t->known + small, 0, t->size - small);
 		memset(t->stable + small, 0, t->size - small);
 		return false;
 	}
+	qt_track_touch(t, small, t->size - small);
 	memset(t->flat + small, 0, t->size - small);
 	memset(t->stable + small, 0, t->size - small);
 	if (qcow_resize(q, t->size) < 0) {
@@ -157,6 +160,7 @@ static int workload(const struct geo *g, struct qcow *q, struct qt_track *t, uin
 		return 0;
 	case W_REFTABLE: { /* 384 KiB into fresh clusters: past the reftable's coverage */
 		uint64_t off = t->size / 2, n = 384u << 10;
+		qt_track_touch(t, off, n);
 		qt_fill_pattern(t->flat + off, n, seed + 3);
 		memset(t->stable + off, 0, n);
 		if (qcow_write(q, t->flat + off, n, off) != (ssize_t)n) {
@@ -355,17 +359,18 @@ out:
 
 int main(int argc, char **argv)
 {
-	unsigned long n = 2000, every = 1;
+	unsigned long n = 2000, every = 1, only = 0;
 	uint64_t seed = 1;
 	int c;
-	while ((c = getopt(argc, argv, "n:q:s:d:")) != -1) {
+	while ((c = getopt(argc, argv, "n:q:s:d:p:")) != -1) {
 		switch (c) {
 		case 'n': n = strtoul(optarg, NULL, 0); break;
 		case 'q': every = strtoul(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'd': dir = optarg; break;
+		case 'p': only = strtoul(optarg, NULL, 0); break;
 		default:
-			fprintf(stderr, "usage: crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR]\n");
+			fprintf(stderr, "usage: crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR] [-p POINT]\n");
 			return 2;
 		}
 	}
@@ -373,7 +378,7 @@ int main(int argc, char **argv)
 	snprintf(tmp_img, sizeof tmp_img, "%s/crashpoints-%d.qcow2", tmpd, (int)getpid());
 	snprintf(tmp_raw, sizeof tmp_raw, "%s/crashpoints-%d.raw", tmpd, (int)getpid());
 	struct stats st = { 0 };
-	for (unsigned long i = 1; i <= n; i++) {
+	for (unsigned long i = only ? only : 1; i <= (only ? only : n); i++) {
 		one_point(i, seed * 1000003 + i, every && i % every == 0, &st);
 		if (i % 500 == 0 && i < n)
 			fprintf(stderr, "crashpoints: %lu of %lu points, %lu failed\n", i, n, st.fails);

@@ -23,6 +23,17 @@ part() {
 mkdir -p "$B/stress/failed"
 part "power cuts (tests/stress/crashpoints.c)" \
 	"$B/stress/crashpoints" -n "${STRESS_POINTS:-3000}" -q "${STRESS_QEMU:-3}" -s "$SEED" -d "$B/stress/failed"
+# The mutation check: without the reservation's durable writes (build/stress/
+# crashpoints_mutant, see the Makefile) the power cuts must find corruption.
+mutant() {
+	if "$B/stress/crashpoints_mutant" -n "${STRESS_MUTANT_POINTS:-400}" -q 0 -s "$SEED" \
+		-d "$B/stress/failed/mutant" >"$B/stress/mutant.log" 2>&1; then
+		echo "   FAIL: the mutant passed: these power cuts do not test the reservation's ordering"
+		return 1
+	fi
+	echo "   the mutant failed, as it must: $(grep -c -i 'fail' "$B/stress/mutant.log") failure lines (log: $B/stress/mutant.log)"
+}
+part "mutation check: reservation not durable (crashpoints_mutant)" mutant
 part "kill -9 through the shim (tests/stress/kill.sh)" env STRESS_SEED="$SEED" sh tests/stress/kill.sh
 part "threads under ThreadSanitizer (tests/stress/threads.sh)" sh tests/stress/threads.sh 16 1500
 part "several processes on one image (tests/stress/multiproc.sh)" sh tests/stress/multiproc.sh 6 4 30

@@ -144,12 +144,18 @@ struct qt_check {
 	uint64_t errors;        /* corruptions (qemu-img check exit 2) */
 	uint64_t leaks;         /* leaked clusters (exit 3) */
 	uint64_t referenced;    /* clusters referenced by metadata */
+	uint64_t reserved;      /* refcount 1, no reference, in the open handle's reserve */
 	bool dirty, corrupt;
 	char msg[600];          /* first few problems */
 };
 /* Walk an image's bytes: 0 when it could be walked (see r), -1 when the
  * header itself is unusable (r->msg says why). */
 int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r);
+/* The same for the file of an open handle: clusters of its reserve
+ * (qcow_info's reserved_offset/bytes) with refcount exactly 1 and no
+ * reference are counted in r->reserved, not as leaks. */
+int qt_check_image_resv(const uint8_t *img, size_t len, uint64_t resv_off, uint64_t resv_len,
+			struct qt_check *r);
 /* Flush q, then check the bytes of its mem backend; returns a message or NULL
  * if clean (no errors, no leaks).  The message is static. */
 const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_leaks);
@@ -206,16 +212,25 @@ int qt_mirror_check_map(struct qt_mirror *m);
 struct qt_track {
 	uint64_t size;
 	uint8_t *flat, *known, *stable;
+	/* since the last flush: synced = the contents then, wcount = how many
+	 * writes or zeroes touched each byte (saturating at 2); a byte written
+	 * once must read back, after a crash, as before or after that write */
+	uint8_t *synced, *wcount;
 	unsigned long errors; /* calls that returned an error */
 	char err[300];        /* first wrong read */
 	bool publish;         /* qcow_publish after every write (the shim with a reader) */
 };
 void qt_track_init(struct qt_track *t, uint64_t size); /* all zero, known, stable */
 void qt_track_fini(struct qt_track *t);
+/* A change made outside qt_track_run to [off, off+len): call before
+ * changing t->flat (the first call takes the current contents as flushed). */
+void qt_track_touch(struct qt_track *t, uint64_t off, uint64_t len);
 /* Runs nops random ops on q (cluster size cs); returns -1 on a wrong read. */
 int qt_track_run(struct qt_track *t, struct qcow *q, unsigned cs, uint64_t seed, unsigned nops);
 /* Reads the whole image: every stable byte (every known byte if all_known)
- * must match.  Returns -1 with t->err on mismatch or read failure. */
+ * must match; without all_known (after a crash), a byte one write or zero
+ * touched since the last flush must hold its old or its new value.
+ * Returns -1 with t->err on mismatch or read failure. */
 int qt_track_verify(struct qt_track *t, struct qcow *q, bool all_known);
 
 #endif

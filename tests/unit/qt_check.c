@@ -370,6 +370,12 @@ out:
 
 int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 {
+	return qt_check_image_resv(img, len, 0, 0, r);
+}
+
+int qt_check_image_resv(const uint8_t *img, size_t len, uint64_t resv_off, uint64_t resv_len,
+			struct qt_check *r)
+{
 	struct walk w = {0};
 	if (walk_image(&w, img, len, r) < 0) {
 		free(w.exp);
@@ -403,6 +409,9 @@ int qt_check_image(const uint8_t *img, size_t len, struct qt_check *r)
 			problem(&w, true, "cluster %llu refcount=%llu reference=%llu",
 				(unsigned long long)c, (unsigned long long)got,
 				(unsigned long long)want);
+		else if (got == 1 && want == 0 && c * w.cs >= resv_off &&
+			 c * w.cs < resv_off + resv_len)
+			r->reserved++; /* held by the open handle: exactly 1, no reference */
 		else if (got > want)
 			problem(&w, false, "leaked cluster %llu refcount=%llu reference=%llu",
 				(unsigned long long)c, (unsigned long long)got,
@@ -433,13 +442,17 @@ const char *qt_check_open(struct qcow *q, struct qcow_backend be, bool allow_lea
 	size_t len;
 	const uint8_t *img = qcow_backend_mem_data(be, &len);
 	struct qt_check c;
-	if (qt_check_image(img, len, &c) < 0) {
+	struct qcow_info info;
+	qcow_info(q, &info);
+	if (qt_check_image_resv(img, len, info.reserved_offset, info.reserved_bytes, &c) < 0) {
 		snprintf(msg, sizeof msg, "check: %s", c.msg);
 		return msg;
 	}
 	if (c.errors || (!allow_leaks && c.leaks)) {
-		snprintf(msg, sizeof msg, "check: %llu errors, %llu leaks: %s",
-			 (unsigned long long)c.errors, (unsigned long long)c.leaks, c.msg);
+		snprintf(msg, sizeof msg, "check: %llu errors, %llu leaks (reserve 0x%llx+0x%llx): %s",
+			 (unsigned long long)c.errors, (unsigned long long)c.leaks,
+			 (unsigned long long)info.reserved_offset,
+			 (unsigned long long)info.reserved_bytes, c.msg);
 		return msg;
 	}
 	return NULL;

@@ -130,6 +130,50 @@ static int c_flush(void *h)
 	return 0;
 }
 
+/*
+ * A write that is durable on return (RWF_DSYNC): it reaches the durable
+ * contents with the file sizes set before it; the other pending writes stay
+ * pending.  Older pending writes it overlaps take its bytes (the page holds
+ * the newest ones: applying them later cannot bring the old ones back), and
+ * pending writes beyond a size made durable are cut there.
+ */
+static ssize_t c_pwrite_sync(void *h, const void *buf, size_t n, uint64_t off)
+{
+	struct qt_crash *c = h;
+	if (cut(c))
+		return -EIO;
+	ssize_t r = c->cur.ops->pwrite(c->cur.h, buf, n, off);
+	if (r < 0)
+		return r;
+	size_t keep = 0;
+	for (size_t i = 0; i < c->np; i++) {
+		struct pending *p = &c->p[i];
+		if (p->kind == P_TRUNC) {
+			apply(&c->dur, &c->dur_len, p, ~0ull);
+			for (size_t j = 0; j < keep; j++) {
+				struct pending *o = &c->p[j];
+				if (o->kind != P_WRITE || o->off + o->len <= p->off)
+					continue;
+				if (o->off >= p->off)
+					o->kind = P_PUNCH, o->len = 0; /* gone: a no-op */
+				else
+					o->len = p->off - o->off;
+			}
+			continue;
+		}
+		if (p->kind == P_WRITE && p->off < off + n && off < p->off + p->len) {
+			uint64_t a = p->off > off ? p->off : off;
+			uint64_t b = p->off + p->len < off + n ? p->off + p->len : off + n;
+			memcpy(p->data + (a - p->off), (const uint8_t *)buf + (a - off), b - a);
+		}
+		c->p[keep++] = *p;
+	}
+	c->np = keep;
+	struct pending self = {P_WRITE, off, n, (uint8_t *)(uintptr_t)buf};
+	apply(&c->dur, &c->dur_len, &self, ~0ull);
+	return r;
+}
+
 static int c_getsize(void *h, uint64_t *size)
 {
 	struct qt_crash *c = h;
@@ -166,7 +210,7 @@ static void c_close(void *h)
 }
 
 static const struct qcow_backend_ops crash_ops = {
-	c_pread, c_pwrite, c_flush, c_getsize, c_truncate, c_punch, c_close,
+	c_pread, c_pwrite, c_flush, c_getsize, c_truncate, c_punch, c_close, c_pwrite_sync,
 };
 
 struct qt_crash *qt_crash_new(const void *data, size_t len)

@@ -68,10 +68,10 @@ static void f_close(void *h)
 }
 
 static const struct qcow_backend_ops fault_ops = {
-	f_pread, f_pwrite, f_flush, f_getsize, f_truncate, f_punch, f_close,
+	f_pread, f_pwrite, f_flush, f_getsize, f_truncate, f_punch, f_close, NULL,
 };
 static const struct qcow_backend_ops fault_ops_nopunch = {
-	f_pread, f_pwrite, f_flush, f_getsize, f_truncate, NULL, f_close,
+	f_pread, f_pwrite, f_flush, f_getsize, f_truncate, NULL, f_close, NULL,
 };
 
 struct qcow_backend qt_fault_backend(struct qt_fault *f)

@@ -20,6 +20,8 @@ void qt_track_fini(struct qt_track *t)
 	free(t->flat);
 	free(t->known);
 	free(t->stable);
+	free(t->synced);
+	free(t->wcount);
 }
 
 static int check_read(struct qt_track *t, const uint8_t *buf, uint64_t off, uint64_t n,
@@ -34,10 +36,28 @@ static int check_read(struct qt_track *t, const uint8_t *buf, uint64_t off, uint
 	return 0;
 }
 
+/* Before the first run: what the image holds now counts as flushed. */
+static void track_start(struct qt_track *t)
+{
+	if (t->synced)
+		return;
+	t->synced = malloc(t->size);
+	memcpy(t->synced, t->flat, t->size);
+	t->wcount = calloc(t->size, 1);
+}
+
+void qt_track_touch(struct qt_track *t, uint64_t off, uint64_t len)
+{
+	track_start(t);
+	for (uint64_t b = off; b < off + len && b < t->size; b++)
+		t->wcount[b] += t->wcount[b] < 2;
+}
+
 int qt_track_run(struct qt_track *t, struct qcow *q, unsigned cs, uint64_t seed, unsigned nops)
 {
 	uint64_t rng = seed * 7919 + 17;
 	uint8_t *buf = malloc(4 * cs + 1024);
+	track_start(t);
 	for (unsigned i = 0; i < nops; i++) {
 		uint64_t k = qt_below(&rng, 100);
 		uint64_t off = qt_below(&rng, t->size), len = 1 + qt_below(&rng, 3 * cs + 1000);
@@ -56,6 +76,7 @@ int qt_track_run(struct qt_track *t, struct qcow *q, unsigned cs, uint64_t seed,
 				r = qcow_zero(q, off, len, k < 70 ? 0 : QCOW_ZERO_UNMAP);
 			}
 			memset(t->stable + off, 0, len);
+			qt_track_touch(t, off, len);
 			if (r == 0) {
 				memcpy(t->flat + off, buf, len);
 				memset(t->known + off, 1, len);
@@ -79,9 +100,11 @@ int qt_track_run(struct qt_track *t, struct qcow *q, unsigned cs, uint64_t seed,
 				return -1;
 			}
 		} else {
-			if (qcow_flush(q) == 0)
+			if (qcow_flush(q) == 0) {
 				memcpy(t->stable, t->known, t->size);
-			else
+				memcpy(t->synced, t->flat, t->size);
+				memset(t->wcount, 0, t->size);
+			} else
 				t->errors++;
 		}
 	}
@@ -100,6 +123,15 @@ int qt_track_verify(struct qt_track *t, struct qcow *q, bool all_known)
 	} else {
 		ret = check_read(t, buf, 0, t->size, all_known ? t->known : t->stable,
 				 all_known ? "after reopen (known data)" : "after reopen (flushed data)");
+		for (uint64_t i = 0; !ret && !all_known && t->wcount && i < t->size; i++)
+			if (!t->stable[i] && t->known[i] && t->wcount[i] == 1 &&
+			    buf[i] != t->flat[i] && buf[i] != t->synced[i]) {
+				snprintf(t->err, sizeof t->err,
+					 "after reopen: byte %#llx written once since the last flush is "
+					 "%#x, neither the old %#x nor the new %#x",
+					 (unsigned long long)i, buf[i], t->synced[i], t->flat[i]);
+				ret = -1;
+			}
 	}
 	free(buf);
 	return ret;

@@ -43,7 +43,7 @@ static void make_qcow2_base(void)
 	memset(buf + 300000, 0, 100000); /* a zero stretch in the base */
 	cr_assert_eq(qcow_write(q, buf, BSIZE, 0), BSIZE);
 	cr_assert_eq(qcow_zero(q, 300000, 100000, QCOW_ZERO_UNMAP), 0);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	free(base_bytes);
 	base_bytes = qt_mem_copy(be, &base_len);
 	qcow_close(q);
@@ -164,7 +164,7 @@ static uint8_t *overlay_bytes(size_t *len)
 	make_qcow2_base();
 	struct qcow_backend be;
 	struct qcow *q = make_overlay("qcow2", 16, 3, &be);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *b = qt_mem_copy(be, len);
 	qcow_close(q);
 	return b;
@@ -306,7 +306,7 @@ static int s_truncate(void *h, uint64_t size)
 }
 static void s_close(void *h) { (void)h; }
 static const struct qcow_backend_ops shared_ops = {
-	s_pread, s_pwrite, s_flush, s_getsize, s_truncate, NULL, s_close,
+	s_pread, s_pwrite, s_flush, s_getsize, s_truncate, NULL, s_close, NULL,
 };
 
 Test(invalidate, sees_other_writer)
@@ -315,7 +315,7 @@ Test(invalidate, sees_other_writer)
 	struct qcow_backend mbe;
 	struct qcow *q = qt_create_mem(&c, &mbe);
 	cr_assert(q);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	struct shared s = { 0 };
 	s.b = qt_mem_copy(mbe, &s.n);
 	qcow_close(q);

@@ -56,7 +56,7 @@ static uint8_t *write_once(const uint8_t *img, size_t len, size_t *out_len)
 	cr_assert(q, "write open = %d", err);
 	uint8_t b = 0x77;
 	cr_assert_eq(qcow_write(q, &b, 1, 3 * CS + 5), 1);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *after = qt_mem_copy(be, out_len);
 	qcow_close(q);
 	return after;

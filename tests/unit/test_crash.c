@@ -34,7 +34,7 @@ static void one_crash(const struct crash_geo *g, uint64_t seed)
 	qt_fill_pattern(t.flat, size / 3, seed);
 	cr_assert_eq(qcow_write(q, t.flat, size / 3, 0), (ssize_t)(size / 3));
 	size_t len;
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *img = qt_mem_copy(mbe, &len);
 	qcow_close(q);
 
@@ -123,7 +123,7 @@ static void resize_crash(uint64_t seed, bool grow)
 	cr_assert_eq(qcow_write(q, data, small, 0), (ssize_t)small);
 	if (!grow) /* something past the cut, freed by the shrink */
 		cr_assert_eq(qcow_write(q, data, small, big - small), (ssize_t)small);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	size_t len;
 	uint8_t *img = qt_mem_copy(mbe, &len);
 	qcow_close(q);
@@ -191,7 +191,7 @@ Test(crash, reftable_growth)
 		uint8_t *data = malloc(1 << 20);
 		qt_fill_pattern(data, 1 << 20, seed);
 		cr_assert_eq(qcow_write(q, data, 1 << 20, 0), 1 << 20);
-		cr_assert_eq(qcow_flush(q), 0);
+		cr_assert_eq(qcow_checkpoint(q), 0);
 		size_t len;
 		uint8_t *img = qt_mem_copy(mbe, &len);
 		qcow_close(q);
@@ -249,7 +249,7 @@ static uint8_t *base_for(const struct crash_geo *g, uint64_t seed, uint64_t *siz
 	qt_track_init(t, *size);
 	qt_fill_pattern(t->flat, *size / 3, seed);
 	cr_assert_eq(qcow_write(q, t->flat, *size / 3, 0), (ssize_t)(*size / 3));
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *img = qt_mem_copy(mbe, len);
 	qcow_close(q);
 	return img;

@@ -48,7 +48,7 @@ static uint8_t *seed_image(unsigned cb, unsigned version, unsigned rbits, size_t
 	for (int i = 0; i < 150; i++)
 		cr_assert(!qt_mirror_step(&m), "%s", m.err);
 	qt_mirror_fini(&m);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *img = qt_mem_copy(be, len);
 	qcow_close(q);
 	return img;

@@ -51,7 +51,7 @@ static uint8_t *two_clusters(size_t *len)
 	cr_assert_eq(qcow_write(q, buf, sizeof buf, 0), (ssize_t)sizeof buf);
 	memset(buf, 0xb2, sizeof buf);
 	cr_assert_eq(qcow_write(q, buf, sizeof buf, 4096), (ssize_t)sizeof buf);
-	cr_assert_eq(qcow_flush(q), 0);
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *img = qt_mem_copy(be, len);
 	qcow_close(q);
 	return img;

@@ -57,6 +57,7 @@ Test(resize, grow_relocates_l1)
 		const char *m = qt_check_open(q, be, false);
 		cr_assert(!m, "after grow: %s", m);
 		size_t len;
+		cr_assert_eq(qcow_checkpoint(q), 0);
 		uint8_t *bytes = qt_mem_copy(be, &len);
 		cr_expect_geq(qt_be32(bytes + QH_L1_SIZE), (64u << 20) / (512 * 64));
 		cr_expect_eq(qt_be64(bytes + QH_SIZE), 64 << 20);

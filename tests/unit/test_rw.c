@@ -55,6 +55,7 @@ static void run_mirror(const struct geo *g, uint64_t seed, bool resize)
 	cr_assert(!m, "v%u cb %u refcount %u seed %llu after %u ops: %s", g->version, g->cb,
 		  1u << g->order, (unsigned long long)seed, n, m);
 	size_t len;
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *bytes = qt_mem_copy(be, &len);
 	cr_assert_eq(qcow_close(q), 0);
 	/* reopen from the bytes: everything must have been persisted */
@@ -124,6 +125,7 @@ static void run_ext_mirror(unsigned cb, unsigned order, uint64_t seed)
 	const char *m = qt_check_open(q, be, false);
 	cr_assert(!m, "extended L2 cb %u: %s", cb, m);
 	size_t len;
+	cr_assert_eq(qcow_checkpoint(q), 0);
 	uint8_t *bytes = qt_mem_copy(be, &len);
 	qcow_close(q);
 	int err;
@@ -369,6 +371,7 @@ Test(alloc, reftable_growth_every_width)
 		const char *m = qt_check_open(q, be, false);
 		cr_assert(!m, "refcount bits %u: %s", 1u << order, m);
 		size_t len;
+		cr_assert_eq(qcow_checkpoint(q), 0);
 		uint8_t *bytes = qt_mem_copy(be, &len);
 		if (order >= 4)
 			cr_expect_gt(qt_be32(bytes + QH_RT_CLUSTERS), 1,
