@@ -304,9 +304,6 @@ static int reserve(struct qcow *q, uint64_t want)
 		n = 4;
 	if (n < want)
 		n = want;
-	/* a refcount block evicted from the cache meanwhile is written
-	 * without RWF_DSYNC: then one fdatasync makes up for it below */
-	unsigned long wb = q->rb_cache.writebacks;
 	int r;
 again:
 	for (;;) {
@@ -339,14 +336,20 @@ again:
 		goto again;
 	}
 	if (r < 0 || (c0 != q->resv_end && (r = resv_drop(q, q->resv_next, q->resv_end)) < 0) ||
-	    (r = qc_cache_flush_sync(q, &q->rb_cache)) < 0 ||
-	    (r = qc_table_write_sync(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
+	    (r = qc_cache_flush_sync(q, &q->rb_cache)) < 0)
+		return r;
+	/*
+	 * A refcount block written without RWF_DSYNC since the last sync
+	 * (evicted from the cache, or made by an allocation inside the file)
+	 * reaches the disk before anything that counts on it: the run's L2
+	 * entries, and the table entries below, durable at once, which may
+	 * name it (else a power cut leaves the table naming a hole).
+	 */
+	if (q->ord_unsynced && (r = qc_sync(q)) < 0)
+		return r;
+	if ((r = qc_table_write_sync(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
 				     q->reftable_offset, QC_META_REFTABLE)) < 0)
 		return r;
-	if (q->rb_cache.writebacks != wb && (r = q->be.ops->flush(q->be.h)) < 0) {
-		q->sync_failed = true;
-		return r;
-	}
 	if (c0 != q->resv_end)
 		q->resv_next = c0;
 	q->resv_end = c0 + n;

@@ -119,7 +119,6 @@ static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
 		return r;
 	e->dirty = false;
 	c->ndirty--;
-	c->writebacks++;
 	return 0;
 }
 

@@ -40,7 +40,6 @@ struct qc_cache {
 	unsigned nbuckets;
 	int newest, oldest;
 	unsigned ndirty;
-	unsigned long writebacks; /* entries written back by flushes and evictions */
 	/* Called before any dirty entry is written back (ordering). */
 	int (*before_write)(struct qcow *q);
 };

@@ -3,8 +3,9 @@
  * geometry, judged by the project's own refcount walk (qt_check_image) and by
  * qemu-img check on the surviving bytes.
  *
- *   crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR] [-p POINT]
- *   (-p: run only point number POINT of that seed, to replay a failure)
+ *   crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR] [-p POINT] [-m CALLS]
+ *   (-p: run only point number POINT of that seed, to replay a failure;
+ *   -m: the cut's range as the failing run had grown it, see max_calls)
  *
  * Each point draws a geometry (cluster size 512 B..2 MiB, refcount width
  * 1..64, v2/v3, extended L2, lazy refcounts, minimal caches) and a workload:
@@ -54,6 +55,8 @@ struct stats {
 
 static const char *dir = "/tmp";
 static char tmp_img[4096], tmp_raw[4096];
+/* The cut is drawn below 1.25 x the most mutating calls a workload of that
+ * kind has made so far in this run: a replayed point needs the same -m. */
 static unsigned long max_calls[W_N] = { 80, 80, 80, 80 };
 
 static struct geo draw_geo(uint64_t *rng)
@@ -234,8 +237,8 @@ static void save_failure(const uint8_t *img, size_t len, unsigned long point)
 
 #define FAIL(...)                                                                     \
 	do {                                                                          \
-		fprintf(stderr, "FAIL point %lu (%s, seed %llu, %s): ", point, gd,        \
-			(unsigned long long)seed, how);                               \
+		fprintf(stderr, "FAIL point %lu (%s, seed %llu, %s, replay: -p %lu -m %lu): ", \
+			point, gd, (unsigned long long)seed, how, point, max_calls[g.work]); \
 		fprintf(stderr, __VA_ARGS__);                                         \
 		fputc('\n', stderr);                                                  \
 		st->fails++;                                                          \
@@ -362,15 +365,20 @@ int main(int argc, char **argv)
 	unsigned long n = 2000, every = 1, only = 0;
 	uint64_t seed = 1;
 	int c;
-	while ((c = getopt(argc, argv, "n:q:s:d:p:")) != -1) {
+	while ((c = getopt(argc, argv, "n:q:s:d:p:m:")) != -1) {
 		switch (c) {
 		case 'n': n = strtoul(optarg, NULL, 0); break;
 		case 'q': every = strtoul(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'd': dir = optarg; break;
 		case 'p': only = strtoul(optarg, NULL, 0); break;
+		case 'm':
+			for (unsigned w = 0; w < W_N; w++)
+				max_calls[w] = strtoul(optarg, NULL, 0);
+			break;
 		default:
-			fprintf(stderr, "usage: crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR] [-p POINT]\n");
+			fprintf(stderr, "usage: crashpoints [-n POINTS] [-q EVERY] [-s SEED] [-d DIR] "
+					"[-p POINT] [-m CALLS]\n");
 			return 2;
 		}
 	}
