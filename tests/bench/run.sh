@@ -81,9 +81,12 @@ raw() { run env "$@"; }
 runo() { echo "+ $*" >>"$LOG"; timeout "$TIMEOUT" nice -n "$NICE" "$@" 2>>"$LOG"; }
 shimo() { runo env LD_PRELOAD="$SHIM" "$@"; }
 
-# elapsed CMD...: wall seconds of CMD, or "x" when it failed or timed out.
+# elapsed CMD...: wall seconds of CMD, or "x" when it failed or timed out.  A sync
+# first, untimed: the dirty pages of the run before (the other side's, often) would
+# otherwise be written back during this one.
 elapsed() {
 	local t0 t1
+	sync
 	t0=$(date +%s.%N)
 	if "$@"; then t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
 	else echo x; note "failed: $* (see log)"; tail -n 3 "$LOG" >&2; fi
