@@ -614,6 +614,40 @@ int qcow_info(struct qcow *q, struct qcow_info *i)
 	return 0;
 }
 
+/*
+ * A writable handle is the image's only writer, so the file it reloads
+ * holds nothing but its own changes: what release.c learnt stays true and
+ * is kept across the reload (the end of the file as first loaded, the
+ * clusters allocated since, the L2 slices already checked).  Forgetting it
+ * would let an unchecked slice's entry naming a cluster past the first end
+ * of the file, which this handle has since allocated for other data, pass
+ * as a valid reference (a fuzzer input: a discard through it then freed
+ * the other data's cluster).
+ */
+struct kept_checks {
+	uint64_t load_end, seen_bits;
+	uint8_t *reused, *seen;
+};
+
+static void checks_take(struct qcow *q, struct kept_checks *k)
+{
+	*k = (struct kept_checks){q->load_end, q->l2_seen_bits, q->reused, q->l2_seen};
+	q->reused = q->l2_seen = NULL;
+	q->l2_seen_bits = 0;
+}
+
+static void checks_restore(struct qcow *q, struct kept_checks *k)
+{
+	free(q->reused);
+	free(q->l2_seen);
+	q->reused = k->reused;
+	q->l2_seen = k->seen;
+	q->l2_seen_bits = k->seen_bits;
+	if (k->load_end < q->load_end)
+		q->load_end = k->load_end;
+	k->reused = k->seen = NULL;
+}
+
 int qcow_invalidate(struct qcow *q)
 {
 	pthread_mutex_lock(&q->lock);
@@ -622,6 +656,9 @@ int qcow_invalidate(struct qcow *q)
 		r = qc_resv_release(q); /* the reloaded refcounts must show no reservation */
 	if (r == 0) {
 		bool ro = q->read_only;
+		struct kept_checks k = {0};
+		if (!ro)
+			checks_take(q, &k);
 		unload(q);
 		q->read_only = true;
 		if ((r = load(q)) < 0) { /* the tables may be half loaded: no more I/O */
@@ -629,9 +666,13 @@ int qcow_invalidate(struct qcow *q)
 		} else {
 			q->read_only = ro;
 			q->unloaded = false;
+			if (!ro)
+				checks_restore(q, &k);
 			if (!ro && ((r = qc_bitmaps_register(q)) < 0 || (r = qc_snap_l2_register(q)) < 0))
 				q->broken = q->unloaded = true;
 		}
+		free(k.reused);
+		free(k.seen);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
