@@ -243,8 +243,10 @@ int qc_snap_l2_register(struct qcow *q)
 		}
 		for (uint64_t j = 0; j < n && r == 0; j++) {
 			uint64_t off = be64_get(&l1[j]) & L1E_OFFSET_MASK;
-			if (!off || (off & (cs - 1)) || off >= q->file_end)
-				continue; /* nothing there to protect */
+			/* one past the end of the file is protected too: the file
+			 * grows, and data written there would become the table */
+			if (!off || (off & (cs - 1)) || off > QC_MAX_HOST_OFFSET - cs)
+				continue;
 			if (q->nsnap_l2 == cap) {
 				uint64_t *a = realloc(q->snap_l2, (cap = cap ? 2 * cap : 64) * 8);
 				if (!a) {

@@ -220,6 +220,10 @@ static void walk_l1(struct walk *w, uint64_t l1, uint64_t l1_size, bool active)
 		if ((l2 & (w->cs - 1)) || !in_file(w, l2, w->cs)) {
 			problem(w, true, "L1 entry %llu: L2 at %#llx unaligned or past EOF",
 				(unsigned long long)i, (unsigned long long)l2);
+			/* past EOF it is still a reference (one beyond the refcount
+			 * there), as a data cluster's is: the file may grow over it */
+			if (!(l2 & (w->cs - 1)))
+				ref_range(w, l2, w->cs, "L2 table");
 			continue;
 		}
 		ref_range(w, l2, w->cs, "L2 table");

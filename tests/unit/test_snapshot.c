@@ -148,3 +148,35 @@ Test(snapshot, active_entry_naming_snapshot_l2_refused)
 	qcow_close(q);
 	free(img);
 }
+
+/*
+ * A snapshot's L1 entry naming an L2 table past the end of the file (the
+ * fuzzer's inputs had such entries).  The file grows as the active image
+ * allocates: data written into that cluster would become the snapshot's L2
+ * table, its bytes read as references to any cluster.  The cluster stays
+ * metadata to a writable handle: the allocating write that would land there
+ * fails with EIO and the cluster is never written.
+ */
+Test(snapshot, snapshot_l2_past_eof_not_written_over)
+{
+	size_t len;
+	uint8_t *img = snapshot_image(&len);
+	qt_put64(img + 7 * CS, 11ull * CS); /* the first cluster past the end */
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	cr_assert(q, "open = %d", err);
+	static uint8_t b[CS];
+	memset(b, 0x5e, sizeof b);
+	ssize_t r = 0;
+	for (unsigned c = 2; c < 16 && r >= 0; c++) /* fresh guest clusters: allocations */
+		r = qcow_write(q, b, CS, (uint64_t)c * CS);
+	cr_expect_eq(r, -EIO, "the allocating writes never reached the snapshot's L2 cluster");
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	for (uint64_t i = 11ull * CS; i < 12ull * CS && i < n; i++)
+		cr_assert_eq(d[i], 0, "byte %#llx of the snapshot's L2 cluster was written",
+			     (unsigned long long)i);
+	qcow_close(q);
+	free(img);
+}
