@@ -243,8 +243,8 @@ int qc_snap_l2_register(struct qcow *q)
 		}
 		for (uint64_t j = 0; j < n && r == 0; j++) {
 			uint64_t off = be64_get(&l1[j]) & L1E_OFFSET_MASK;
-			/* one past the end of the file is protected too: the file
-			 * grows, and data written there would become the table */
+			/* a table past the end of the file is protected too: the
+			 * file grows, and data written there would become the table */
 			if (!off || (off & (cs - 1)) || off > QC_MAX_HOST_OFFSET - cs)
 				continue;
 			if (q->nsnap_l2 == cap) {
