@@ -343,8 +343,8 @@ static int open_writable(struct qcow *q)
 	/* Tables and data are checked before any flag is written; bitmaps
 	 * that cannot be kept lose the autoclear bit (in memory, then below
 	 * on disk) and are left as they are. */
-	if ((r = qc_snap_l2_register(q)) < 0 ||
-	    (q->version >= 3 && (r = qc_bitmaps_register(q)) < 0))
+	if ((q->version >= 3 && (r = qc_bitmaps_register(q)) < 0) ||
+	    (r = qc_snap_l2_register(q)) < 0)
 		return r;
 	/* an external data file holds data at guest offsets: no reservation */
 	q->resv_ok = !q->has_data_file;

@@ -180,3 +180,109 @@ Test(snapshot, snapshot_l2_past_eof_not_written_over)
 	qcow_close(q);
 	free(img);
 }
+
+/*
+ * Found by the fuzzer: a snapshot's L1 entry naming the refcount block
+ * (cluster 2).  Every refcount a write changed read as a new entry of the
+ * snapshot's "L2 table", naming clusters the refcounts did not count.  A
+ * snapshot L2 table on other metadata is damage `qemu-img check` reports:
+ * the writable open is refused and writes nothing; a read-only open and
+ * the snapshot's own clusters stay readable.  A table the active L1 shares
+ * (as after `qemu-img snapshot -c`) is no overlap.
+ */
+Test(snapshot, snapshot_l2_on_other_metadata_refused)
+{
+	static const struct {
+		uint64_t cluster;
+		int want;
+	} cases[] = {
+		{1, -EINVAL}, /* refcount table */
+		{2, -EINVAL}, /* refcount block */
+		{3, -EINVAL}, /* active L1 */
+		{7, -EINVAL}, /* the snapshot's own L1 */
+		{10, -EINVAL}, /* snapshot table */
+		{4, 0},        /* the active L2 table, shared */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len;
+		uint8_t *img = snapshot_image(&len);
+		qt_put64(img + 7 * CS, cases[i].cluster * CS);
+		struct qcow *q;
+		int r = open_snap(img, len, NULL, 0, &q);
+		cr_expect_eq(r, cases[i].want, "snapshot L2 on cluster %llu: writable open = %d",
+			     (unsigned long long)cases[i].cluster, r);
+		if (r == 0)
+			qcow_close(q);
+		cr_assert_eq(open_snap(img, len, NULL, QCOW_RDONLY, &q), 0);
+		expect_cluster(q, 0, 0x40);
+		qcow_close(q);
+		free(img);
+	}
+}
+
+/* 1000 snapshots naming one L1 table: the writable open reads it once,
+ * not once per snapshot (65536 snapshots on a 32 MiB table would be 2 TiB
+ * of reads). */
+Test(snapshot, shared_snapshot_l1_read_once)
+{
+	unsigned long reads[2];
+	for (int k = 0; k < 2; k++) {
+		size_t len;
+		uint8_t *img = snapshot_image(&len);
+		unsigned n = k ? 1000 : 1;
+		uint8_t *e = img + 10 * CS;
+		memset(e, 0, CS);
+		for (unsigned i = 0; i < n; i++, e += 64) {
+			qt_put64(e, 7ull * CS);
+			qt_put32(e + 8, 1);
+			qt_put16(e + 12, 3);
+			qt_put16(e + 14, 4);
+			qt_put32(e + 36, 16);
+			qt_put64(e + 48, 1 << 20);
+			char id[8];
+			snprintf(id, sizeof id, "%03u", i);
+			memcpy(e + 56, id, 3);
+			memcpy(e + 59, "snap", 4);
+		}
+		qt_put32(img + QH_NB_SNAP, n);
+		struct qt_fault f = {0};
+		cr_assert_eq(qcow_backend_mem(&f.inner, img, len), 0);
+		f.close_inner = true;
+		struct qcow *q = NULL;
+		cr_assert_eq(qcow_open(&q, qt_fault_backend(&f), NULL), 0, "%u snapshots", n);
+		reads[k] = f.count[QT_PREAD];
+		expect_cluster(q, 0, 0x40);
+		qcow_close(q);
+		free(img);
+	}
+	cr_expect_leq(reads[1], reads[0] + 2, "open read %lu times with 1000 snapshots, %lu with one",
+		      reads[1], reads[0]);
+}
+
+/* A snapshot L1 naming more than 2^20 distinct L2 tables past the end of
+ * the file: guarding them all would cost memory the file does not justify;
+ * the writable open is refused, the read-only one still works. */
+Test(snapshot, too_many_snapshot_l2_past_eof_refused)
+{
+	size_t len;
+	uint8_t *img = snapshot_image(&len);
+	uint64_t n = (1u << 20) + 1, l1_clusters = (n * 8 + CS - 1) / CS;
+	size_t big = len + l1_clusters * CS;
+	img = realloc(img, big);
+	cr_assert(img);
+	memset(img + len, 0, big - len);
+	for (uint64_t i = 0; i < n; i++) /* distinct clusters, all past the end */
+		qt_put64(img + len + 8 * i, (uint64_t)big + i * CS);
+	qt_put64(img + 10 * CS, (uint64_t)len); /* the snapshot's L1 */
+	qt_put32(img + 10 * CS + 8, (uint32_t)n);
+	qt_put64(img + 10 * CS + 48, n << 29); /* disk size the L1 covers */
+	struct qcow *q;
+	cr_expect_eq(open_snap(img, big, NULL, 0, &q), -EINVAL);
+	cr_assert_eq(open_snap(img, big, NULL, QCOW_RDONLY, &q), 0);
+	expect_cluster(q, 0, 0x40);
+	qcow_close(q);
+	qt_put32(img + 10 * CS + 8, (uint32_t)n - 1); /* 2^20: guarded */
+	cr_assert_eq(open_snap(img, big, NULL, 0, &q), 0);
+	qcow_close(q);
+	free(img);
+}
