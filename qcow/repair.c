@@ -36,8 +36,11 @@ static int count(struct qcow *q, struct counts *c, uint64_t hoff, uint64_t len)
 		return -EINVAL;
 	}
 	for (uint64_t i = first; i <= last; i++)
-		if (++c->rc[i] == 0)
-			return -ERANGE;
+		if (++c->rc[i] == 0) {
+			qc_log(q, "repair: cluster %llu has more than 2^32 references",
+			       (unsigned long long)i);
+			return -EINVAL;
+		}
 	return 0;
 }
 
@@ -60,7 +63,11 @@ static int count_l2(struct qcow *q, struct counts *c, uint64_t l2off, uint8_t *b
 			qc_log(q, "repair: invalid L2 entry 0x%llx", (unsigned long long)l2e);
 			return -EINVAL;
 		}
-		if (l2e & L2E_COMPRESSED) {
+		/* A compressed descriptor at offset 0 still names bytes (the
+		 * header's): qemu's check counts it, and so must we, or the
+		 * header's refcount would fall short of its references. */
+		bool compressed = l2e & L2E_COMPRESSED;
+		if (compressed) {
 			qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
 		} else {
 			hoff = l2e & L2E_OFFSET_MASK;
@@ -68,7 +75,7 @@ static int count_l2(struct qcow *q, struct counts *c, uint64_t l2off, uint8_t *b
 			if (hoff & (q->cluster_size - 1))
 				return -EINVAL;
 		}
-		if (hoff && !q->has_data_file && (r = count(q, c, hoff, len)) < 0)
+		if ((hoff || compressed) && !q->has_data_file && (r = count(q, c, hoff, len)) < 0)
 			return r;
 	}
 	return 0;
@@ -120,7 +127,7 @@ static int write_structures(struct qcow *q, struct counts *c, uint64_t P)
 			if (c->rc[b * E + i] > q->refcount_max) {
 				qc_log(q, "repair: refcount of cluster %llu exceeds the refcount width",
 				       (unsigned long long)(b * E + i));
-				r = -ERANGE;
+				r = -EINVAL; /* the image is malformed, not our arithmetic */
 				break;
 			}
 			qc_rb_set(blk, i, q->refcount_order, c->rc[b * E + i]);

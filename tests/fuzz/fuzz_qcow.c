@@ -406,6 +406,33 @@ static void judge(const uint8_t *before, size_t blen, const uint8_t *after, size
 	qt_counts_free(&ac);
 }
 
+#ifdef FUZZ_REPLAY
+/* FUZZ_DUMP=prefix: the replay writes prefix.before and prefix.after, the
+ * image as given and as the operations left it, for qemu-img check. */
+static void dump_one(const char *prefix, const char *sfx, const uint8_t *d, size_t n)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s.%s", prefix, sfx);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(d, 1, n, f) != n || fclose(f))
+		perror(path);
+}
+
+static void dump(const uint8_t *b, size_t bn, const uint8_t *a, size_t an)
+{
+	const char *p = getenv("FUZZ_DUMP");
+	if (p && *p) {
+		dump_one(p, "before", b, bn);
+		dump_one(p, "after", a, an);
+	}
+}
+#else
+static void dump(const uint8_t *b, size_t bn, const uint8_t *a, size_t an)
+{
+	(void)b, (void)bn, (void)a, (void)an;
+}
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t *buf;
@@ -448,6 +475,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n;
 		(void)qcow_flush(q); /* the deferred releases too; a failure leaves the file as is */
 		const uint8_t *d = qcow_backend_mem_data(mem, &n);
+		dump(c.img, c.img_len, d, n);
 		judge(c.img, c.img_len, d, n, cb);
 	}
 	if (mode & 1) {

@@ -692,6 +692,60 @@ Test(header_ok, dirty_stale_refcounts_repaired)
 	free(img);
 }
 
+/*
+ * Found by fuzz_qcow: a dirty image whose L2 table holds a compressed
+ * descriptor at host offset 0 (inside the header).  The repair skipped
+ * it as if it were unallocated, so the header's rebuilt refcount fell one
+ * short of its references (qemu-img check: "cluster 0 refcount=1
+ * reference=2").  The repair must count it as qemu's check does.
+ */
+Test(header_ok, dirty_compressed_at_offset_0_counted)
+{
+	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = 4,
+				 .size = 1 << 20, .data_clusters = 2 };
+	size_t len;
+	uint8_t *img = qt_build_image(&s, &len);
+	qt_put64(img + 4 * 4096 + 8 * 5, 1ull << 62); /* guest cluster 5: compressed, 1 sector at 0 */
+	qt_put64(img + QH_INCOMPAT, 1);
+	qt_put64(img + QH_COMPAT, 1);
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	cr_assert(q, "writable open of the dirty image = %d", err);
+	const char *m = qt_check_open(q, be, false);
+	cr_expect(!m, "after the repair: %s", m);
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "dirty bit not cleared");
+	qcow_close(q);
+	free(img);
+}
+
+/*
+ * Found by fuzz_qcow: a dirty image with 1-bit refcounts and a cluster
+ * named twice.  The rebuilt refcount does not fit the width; the repair
+ * refused with -ERANGE, which no caller documents.  It is a malformed
+ * image: -EINVAL.
+ */
+Test(header_ok, dirty_refcount_past_width_refused)
+{
+	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = 0,
+				 .size = 1 << 20, .data_clusters = 2 };
+	size_t len;
+	uint8_t *img = qt_build_image(&s, &len);
+	qt_put64(img + 4 * 4096 + 8 * 1, qt_be64(img + 4 * 4096)); /* guest 1 names guest 0's cluster */
+	qt_put64(img + QH_INCOMPAT, 1);
+	qt_put64(img + QH_COMPAT, 1);
+	struct qcow_backend be;
+	int err;
+	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
+	cr_expect_null(q);
+	cr_expect_eq(err, -EINVAL, "writable open = %d", err);
+	if (q)
+		qcow_close(q);
+	free(img);
+}
+
 /* The refcount table names a metadata cluster as a refcount block: a
  * refcount update there must be refused by the overlap check (-EIO), or
  * the image refused at open; the metadata cluster must stay intact. */
