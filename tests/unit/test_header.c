@@ -652,21 +652,30 @@ Test(runtime, overlap_data_is_refblock)
 	free(img);
 }
 
+/* A handcrafted image (4 KiB clusters, L2 table at cluster 4, guest
+ * clusters 0.. at host clusters 5..) flagged dirty with lazy refcounts. */
+static uint8_t *dirty_image(unsigned refcount_order, unsigned data_clusters, size_t *len)
+{
+	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = refcount_order,
+				 .size = 1 << 20, .data_clusters = data_clusters };
+	uint8_t *img = qt_build_image(&s, len);
+	cr_assert(img);
+	qt_put64(img + QH_INCOMPAT, 1);
+	qt_put64(img + QH_COMPAT, 1);
+	return img;
+}
+
 /* A dirty lazy-refcount image whose refcounts were never written for its
  * data clusters (what a crash with lazy refcounts leaves): before the first
  * allocation the refcounts must be rebuilt, or new data would land on top
  * of live clusters.  Writes are either refused, or everything is right. */
 Test(header_ok, dirty_stale_refcounts_repaired)
 {
-	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = 4,
-				 .size = 1 << 20, .data_clusters = 6 };
 	size_t len;
-	uint8_t *img = qt_build_image(&s, &len);
+	uint8_t *img = dirty_image(4, 6, &len);
 	/* clusters 4 (L2) and 5..10 (data) lose their refcounts */
 	for (unsigned c = 4; c <= 10; c++)
 		qt_put16(img + 2 * 4096 + 2 * c, 0);
-	qt_put64(img + QH_INCOMPAT, 1);
-	qt_put64(img + QH_COMPAT, 1);
 	struct qcow_backend be;
 	int err;
 	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
@@ -701,13 +710,9 @@ Test(header_ok, dirty_stale_refcounts_repaired)
  */
 Test(header_ok, dirty_compressed_at_offset_0_counted)
 {
-	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = 4,
-				 .size = 1 << 20, .data_clusters = 2 };
 	size_t len;
-	uint8_t *img = qt_build_image(&s, &len);
+	uint8_t *img = dirty_image(4, 2, &len);
 	qt_put64(img + 4 * 4096 + 8 * 5, 1ull << 62); /* guest cluster 5: compressed, 1 sector at 0 */
-	qt_put64(img + QH_INCOMPAT, 1);
-	qt_put64(img + QH_COMPAT, 1);
 	struct qcow_backend be;
 	int err;
 	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
@@ -729,13 +734,9 @@ Test(header_ok, dirty_compressed_at_offset_0_counted)
  */
 Test(header_ok, dirty_refcount_past_width_refused)
 {
-	struct qt_img_spec s = { .version = 3, .cluster_bits = 12, .refcount_order = 0,
-				 .size = 1 << 20, .data_clusters = 2 };
 	size_t len;
-	uint8_t *img = qt_build_image(&s, &len);
+	uint8_t *img = dirty_image(0, 2, &len);
 	qt_put64(img + 4 * 4096 + 8 * 1, qt_be64(img + 4 * 4096)); /* guest 1 names guest 0's cluster */
-	qt_put64(img + QH_INCOMPAT, 1);
-	qt_put64(img + QH_COMPAT, 1);
 	struct qcow_backend be;
 	int err;
 	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
