@@ -120,11 +120,10 @@ static uint8_t *base_image(const struct geo *g, uint64_t seed, struct qt_track *
 }
 
 /*
- * What qemu leaves when it dies with lazy refcounts: the dirty bit set and
- * refcounts stale, here a third of the file's clusters read 0 (clusters
- * allocated since the refcounts were last written).  The workload's open
- * then rebuilds them (qcow/repair.c), and the cut may land inside the
- * rebuild.  Its own rng, so the other points' draws (and the replays in
+ * Half the lazy-refcount points start from what qemu leaves when it dies
+ * with lazy refcounts (qt_make_stale).  The workload's open then rebuilds
+ * the refcounts (qcow/repair.c), and the cut may land inside the rebuild.
+ * Its own rng, so the other points' draws (and the replays in
  * t_stress_crash.sh) are those of a run without it.
  */
 static bool make_stale(const struct geo *g, uint64_t seed, uint8_t *img, size_t len)
@@ -132,19 +131,7 @@ static bool make_stale(const struct geo *g, uint64_t seed, uint8_t *img, size_t 
 	uint64_t rng = seed ^ 0xd1e7ull;
 	if (!g->lazy || qt_below(&rng, 2))
 		return false;
-	uint64_t cs = 1ull << g->cb, rbits = 1ull << g->order, per = cs * 8 / rbits;
-	uint64_t rt = qt_be64(img + QH_RT_OFF), rt_n = qt_be32(img + QH_RT_CLUSTERS) * cs / 8;
-	for (uint64_t c = 0; c < len / cs; c++) {
-		if (c / per >= rt_n || qt_below(&rng, 3))
-			continue;
-		uint64_t rb = qt_be64(img + rt + c / per * 8) & ~(cs - 1);
-		if (!rb || rb + cs > len)
-			continue;
-		uint64_t bit = c % per * rbits;
-		for (uint64_t b = bit; b < bit + rbits; b++)
-			img[rb + b / 8] &= (uint8_t)~(rbits >= 8 ? 0xff : 1u << (b % 8));
-	}
-	qt_put64(img + QH_INCOMPAT, qt_be64(img + QH_INCOMPAT) | 1);
+	qt_make_stale(img, len, qt_rng(&rng));
 	return true;
 }
 

@@ -98,6 +98,11 @@ struct qcow *qt_open_mem(const void *data, size_t len, unsigned flags, struct qc
 /* A malloc'd copy of the backend's current bytes. */
 uint8_t *qt_mem_copy(struct qcow_backend be, size_t *len);
 void qt_fill_pattern(uint8_t *buf, size_t n, uint64_t seed);
+/* What qemu leaves when it dies with lazy refcounts (a v3 image made with
+ * them): the dirty bit set and about a third of the file's clusters with
+ * a stored refcount of 0 (allocated since the refcounts were last
+ * written).  An open for writing must rebuild them (qcow/repair.c). */
+void qt_make_stale(uint8_t *img, size_t len, uint64_t seed);
 /* zlib raw deflate (wbits < 0), as qemu writes compressed clusters: the
  * compressed length, or 0 when zlib fails or cap is too small. */
 size_t qt_deflate_raw(const uint8_t *in, size_t n, uint8_t *out, size_t cap, int level, int wbits,

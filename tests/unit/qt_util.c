@@ -152,6 +152,28 @@ uint8_t *qt_mem_copy(struct qcow_backend be, size_t *len)
 	return c;
 }
 
+void qt_make_stale(uint8_t *img, size_t len, uint64_t seed)
+{
+	uint64_t rng = seed;
+	unsigned cb = qt_be32(img + QH_CLUSTER_BITS);
+	unsigned order = qt_be32(img + QH_VERSION) >= 3 ? qt_be32(img + QH_REFCOUNT_ORDER) : 4;
+	uint64_t cs = 1ull << cb, rbits = 1ull << order, per = cs * 8 / rbits;
+	uint64_t rt = qt_be64(img + QH_RT_OFF), rt_n = qt_be32(img + QH_RT_CLUSTERS) * cs / 8;
+	for (uint64_t c = 0; c < len / cs; c++) {
+		if (c / per >= rt_n || qt_below(&rng, 3))
+			continue;
+		if (rt + c / per * 8 + 8 > len)
+			continue;
+		uint64_t rb = qt_be64(img + rt + c / per * 8) & ~(cs - 1);
+		if (!rb || rb + cs > len)
+			continue;
+		uint64_t bit = c % per * rbits;
+		for (uint64_t b = bit; b < bit + rbits; b++)
+			img[rb + b / 8] &= (uint8_t)~(rbits >= 8 ? 0xff : 1u << (b % 8));
+	}
+	qt_put64(img + QH_INCOMPAT, qt_be64(img + QH_INCOMPAT) | 1);
+}
+
 void qt_fill_pattern(uint8_t *buf, size_t n, uint64_t seed)
 {
 	uint64_t s = seed;

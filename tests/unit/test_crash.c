@@ -337,3 +337,76 @@ ParameterizedTest(struct crash_geo *g, crash, mid_op)
 	for (uint64_t seed = 1; seed <= n; seed++)
 		mid_op_crash(g, seed * 7777 + g->cb * 10 + g->order);
 }
+
+/*
+ * Power cuts at every mutating call of the rebuild of a dirty image's
+ * refcounts (qcow/repair.c), which a writable open runs first.  The new
+ * refcount structures go past the end of the file and the header switches
+ * to them in one write, so every cut leaves either the old dirty image (the
+ * next writable open rebuilds again) or the rebuilt one; both must open
+ * read-write, read back the data, take a write and check clean.
+ */
+static void repair_cuts(unsigned cb, unsigned order, uint64_t seed)
+{
+	uint64_t size = 4u << 20;
+	struct qcow_create_opts c = { .size = size, .cluster_bits = cb, .version = 3,
+				      .refcount_bits = 1u << order, .lazy_refcounts = true };
+	struct qcow_backend mbe;
+	struct qcow *q = qt_create_mem(&c, &mbe);
+	cr_assert(q);
+	uint8_t *data = malloc(size / 3), *got = malloc(size / 3);
+	qt_fill_pattern(data, size / 3, seed);
+	cr_assert_eq(qcow_write(q, data, size / 3, 0), (ssize_t)(size / 3));
+	cr_assert_eq(qcow_checkpoint(q), 0);
+	size_t len;
+	uint8_t *img = qt_mem_copy(mbe, &len);
+	qcow_close(q);
+	qt_make_stale(img, len, seed);
+
+	/* the calls an uncut open makes: the rebuild, then the open's own */
+	struct qt_crash *cr = qt_crash_new(img, len);
+	cr_assert_eq(qcow_open(&q, qt_crash_backend(cr), &(struct qcow_opts){ 0 }), 0);
+	unsigned long calls = qt_crash_calls(cr);
+	qcow_close(q);
+	qt_crash_free(cr);
+	cr_assert_gt(calls, 3, "the open made %lu mutating calls: no rebuild?", calls);
+	unsigned dirty = 0;
+	for (unsigned long at = 1; at <= calls; at++) {
+		cr = qt_crash_new(img, len);
+		qt_crash_arm(cr, at, seed * 31 + at);
+		if (qcow_open(&q, qt_crash_backend(cr), &(struct qcow_opts){ 0 }) == 0)
+			qcow_close(q);
+		size_t alen;
+		uint8_t *after = qt_crash_result(cr, &alen);
+		qt_crash_free(cr);
+		cr_assert(after, "cb %u: no cut at call %lu of %lu", cb, at, calls);
+		struct qt_check chk;
+		cr_assert_eq(qt_check_image(after, alen, &chk), 0, "cb %u cut %lu: %s", cb, at, chk.msg);
+		dirty += chk.dirty;
+		cr_expect(chk.dirty || !chk.errors, "cb %u rb %u cut %lu/%lu: clean but corrupt: %s", cb,
+			  1u << order, at, calls, chk.msg);
+		int err;
+		q = qt_open_mem(after, alen, 0, &mbe, &err);
+		cr_assert(q, "cb %u cut %lu: reopen = %d", cb, at, err);
+		cr_expect_eq(qcow_read(q, got, size / 3, 0), (ssize_t)(size / 3));
+		cr_expect(!memcmp(got, data, size / 3), "cb %u cut %lu: data changed", cb, at);
+		cr_expect_eq(qcow_write(q, data, 4096, size / 2), 4096);
+		const char *m = qt_check_open(q, mbe, true);
+		cr_expect(!m, "cb %u rb %u cut %lu/%lu: after reopen and a write: %s", cb, 1u << order,
+			  at, calls, m);
+		qcow_close(q);
+		free(after);
+	}
+	cr_expect_gt(dirty, 0, "cb %u: no cut left the image dirty", cb);
+	free(img);
+	free(data);
+	free(got);
+}
+
+Test(crash, repair_cut_at_every_call)
+{
+	static const unsigned geo[][2] = { { 9, 4 }, { 12, 0 }, { 12, 6 }, { 16, 4 }, { 21, 3 } };
+	for (unsigned i = 0; i < sizeof geo / sizeof *geo; i++)
+		for (uint64_t seed = 1; seed <= qt_reps(2, 8); seed++)
+			repair_cuts(geo[i][0], geo[i][1], seed * 100 + i);
+}
