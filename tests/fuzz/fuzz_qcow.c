@@ -414,7 +414,12 @@ static void dump_one(const char *prefix, const char *sfx, const uint8_t *d, size
 	char path[4096];
 	snprintf(path, sizeof path, "%s.%s", prefix, sfx);
 	FILE *f = fopen(path, "wb");
-	if (!f || fwrite(d, 1, n, f) != n || fclose(f))
+	if (!f) {
+		perror(path);
+		return;
+	}
+	bool ok = fwrite(d, 1, n, f) == n;
+	if (fclose(f) || !ok)
 		perror(path);
 }
 
