@@ -171,6 +171,10 @@ struct qcow {
 	/* the clusters of the snapshots' L2 tables, sorted (release.c) */
 	uint64_t *snap_l2;
 	size_t nsnap_l2;
+	/* the clusters below load_end that plain (uncompressed) L2 entries
+	 * name, active and snapshot, read from the file at the first release
+	 * of a compressed cluster (release.c); NULL: not read yet */
+	uint8_t *plain;
 
 	uint8_t *wbuf; /* one cluster: old contents merged with a partial write */
 

@@ -29,6 +29,10 @@
  * this library never writes compressed data, so a descriptor reaching past
  * the loaded end of the file, or onto a cluster allocated since, is damage
  * (checked on reads too: what it would decompress is not the guest's).
+ * Nor may a compressed cluster be released from a cluster that a plain
+ * (uncompressed) L2 entry names: a valid image never shares one, and a
+ * damaged one whose refcount undercounts them would reach 0 while the
+ * plain entry still uses the cluster (check_plain).
  * qemu 7.2 applies such releases; see docs/GUARANTEES.md.
  */
 #include <errno.h>
@@ -99,6 +103,8 @@ void qc_release_state_free(struct qcow *q)
 	q->l2_seen = NULL;
 	q->l2_seen_bits = 0;
 	free(q->reused);
+	free(q->plain);
+	q->plain = NULL;
 	free(q->op_allocs);
 	q->reused = NULL;
 	q->op_allocs = NULL;
@@ -171,6 +177,69 @@ int qc_check_release(struct qcow *q, uint64_t hoff, uint64_t len)
 	return 0;
 }
 
+/* Mark the clusters below `below` that the plain entries of one L2 table
+ * (as the file holds it) name. */
+static void mark_plain(struct qcow *q, const uint8_t *t, uint64_t below)
+{
+	for (uint64_t i = 0; i < (1ull << q->l2_bits); i++) {
+		uint64_t l2e = be64_get(t + i * q->l2_entry_bytes);
+		uint64_t c = (l2e & L2E_OFFSET_MASK) >> q->cluster_bits;
+		if (!(l2e & L2E_COMPRESSED) && c && c < below)
+			q->plain[c >> 3] |= (uint8_t)(1u << (c & 7));
+	}
+}
+
+/*
+ * q->plain, from every active and snapshot L2 table the file held when it
+ * was loaded.  A table in a cluster allocated since is this handle's own:
+ * its entries name clusters allocated since (`reused`, or past load_end),
+ * and the file may not hold it yet.  Entries this handle changed in its
+ * cache are read as they were: a bit left for a cluster no longer named
+ * can only refuse a release from an image that shares it with compressed
+ * data, which is damaged already.
+ */
+static int plain_build(struct qcow *q)
+{
+	uint64_t below = clusters_in(q, q->load_end), n = (uint64_t)q->l1_size + q->nsnap_l2;
+	uint8_t *t = malloc(q->cluster_size);
+	q->plain = calloc(below / 8 + 1, 1);
+	int r = t && q->plain ? 0 : -ENOMEM;
+	for (uint64_t i = 0; !r && i < n; i++) {
+		uint64_t off = i < q->l1_size ? q->l1[i] & L1E_OFFSET_MASK
+					      : q->snap_l2[i - q->l1_size] << q->cluster_bits;
+		uint64_t c = off >> q->cluster_bits;
+		if (!off || (off & (q->cluster_size - 1)) || c >= below || reused(q, c, c))
+			continue;
+		if ((r = qc_pread(q, &q->be, t, q->cluster_size, off, true)) == 0)
+			mark_plain(q, t, below);
+	}
+	free(t);
+	if (r < 0) {
+		free(q->plain);
+		q->plain = NULL;
+	}
+	return r;
+}
+
+/* A compressed descriptor about to be released must not share a cluster
+ * with plain data (see the top). */
+static int check_plain(struct qcow *q, uint64_t l2e)
+{
+	uint64_t hoff, len, c0, c1, below = clusters_in(q, q->load_end);
+	int r;
+	if (!q->plain && (r = plain_build(q)) < 0)
+		return r;
+	qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
+	if (!span(q, hoff, len, &c0, &c1))
+		return 0; /* refused by qc_check_compressed */
+	for (uint64_t c = c0; c <= c1 && c < below; c++)
+		if (q->plain[c >> 3] & (1u << (c & 7)))
+			return qc_corrupt(q, "compressed cluster descriptor 0x%llx shares cluster 0x%llx "
+					     "with uncompressed data", (unsigned long long)l2e,
+					  (unsigned long long)(c << q->cluster_bits));
+	return 0;
+}
+
 /*
  * Before a compressed cluster's clusters are released: the stream must
  * reach into the last cluster the descriptor names.  qemu describes the
@@ -186,7 +255,7 @@ int qc_check_compressed_release(struct qcow *q, uint64_t l2e)
 	uint64_t hoff, len;
 	int r = qc_read_compressed(q, l2e);
 	if (r == -ENOTSUP)
-		return qc_check_compressed(q, l2e);
+		return (r = qc_check_compressed(q, l2e)) < 0 ? r : check_plain(q, l2e);
 	if (r < 0)
 		return r;
 	qc_compressed_desc(l2e, q->cluster_bits, &hoff, &len);
@@ -195,7 +264,7 @@ int qc_check_compressed_release(struct qcow *q, uint64_t l2e)
 		return qc_corrupt(q, "compressed cluster descriptor 0x%llx names %llu bytes, its data "
 				     "ends after %zu", (unsigned long long)l2e, (unsigned long long)len,
 				  q->zbuf_used);
-	return 0;
+	return check_plain(q, l2e);
 }
 
 /* May the reference held by this L2 entry be dropped?  (Changes nothing.) */

@@ -475,3 +475,43 @@ Test(hostile, compressed_overlong_into_data)
 	free(z);
 	free(two);
 }
+
+/*
+ * Found by fuzz_qcow (kept in tests/fuzz/open until this fix): a host
+ * cluster named both by a plain entry and by a compressed descriptor, with
+ * a refcount one short of its two references.  Overwriting the compressed
+ * guest cluster released it, so the refcount reached 0 while guest cluster
+ * 1 still used the cluster, and the next allocation inside the file could
+ * take it.  The write must fail with -EIO and release nothing.
+ */
+Test(hostile, compressed_release_from_plain_cluster_refused)
+{
+	size_t len;
+	uint8_t *img = base_image(0, &len), *plain = malloc(HS), *z = malloc(2 * HS);
+	uint8_t *buf = malloc(HS), *g1 = malloc(HS);
+	for (size_t i = 0; i < HS; i++)
+		plain[i] = (uint8_t)("shared with plain data "[i % 23]);
+	size_t zl = qt_deflate_raw(plain, HS, z, 2 * HS, 6, -12, 0);
+	cr_assert(zl > 0 && zl < HS - 300);
+	memcpy(img + 6ull * HS + 300, z, zl);
+	uint64_t extra = (300 + zl + 511) / 512 - 1;
+	set_l2e(img, 2, 1ull << 62 | extra << (62 - (HB - 8)) | (6ull * HS + 300));
+	struct qcow_backend be;
+	struct qcow *q = open_rw(img, len, &be);
+	cr_assert_eq(qcow_read(q, buf, HS, 2 * HS), (ssize_t)HS, "the stream reads");
+	cr_assert(!memcmp(buf, plain, HS));
+	cr_assert_eq(qcow_read(q, g1, HS, HS), (ssize_t)HS);
+	memset(buf, 0x2e, HS);
+	ssize_t w = qcow_write(q, buf, HS, 2 * HS);
+	cr_expect_eq(w, -EIO, "overwriting the compressed cluster = %zd", w);
+	(void)qcow_flush(q);
+	cr_expect_eq(refcount_of(be, 6), 1, "the plain cluster lost its reference");
+	cr_assert_eq(qcow_read(q, buf, HS, HS), (ssize_t)HS);
+	cr_expect(!memcmp(buf, g1, HS), "guest cluster 1 changed");
+	qcow_close(q);
+	free(img);
+	free(plain);
+	free(z);
+	free(buf);
+	free(g1);
+}
