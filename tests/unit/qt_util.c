@@ -168,8 +168,10 @@ void qt_make_stale(uint8_t *img, size_t len, uint64_t seed)
 		if (!rb || rb + cs > len)
 			continue;
 		uint64_t bit = c % per * rbits;
-		for (uint64_t b = bit; b < bit + rbits; b++)
-			img[rb + b / 8] &= (uint8_t)~(rbits >= 8 ? 0xff : 1u << (b % 8));
+		if (rbits >= 8)
+			memset(img + rb + bit / 8, 0, rbits / 8);
+		else
+			img[rb + bit / 8] &= (uint8_t)~(((1u << rbits) - 1) << (bit % 8));
 	}
 	qt_put64(img + QH_INCOMPAT, qt_be64(img + QH_INCOMPAT) | 1);
 }

@@ -255,6 +255,16 @@ Test(header_ok, corrupt_bit)
 	free(img);
 }
 
+/* A repaired dirty image: no corruption, no leak, the dirty bit cleared. */
+static void expect_repaired(struct qcow *q, struct qcow_backend be, const char *what)
+{
+	const char *m = qt_check_open(q, be, false);
+	cr_expect(!m, "%s: %s", what, m);
+	size_t n;
+	const uint8_t *d = qcow_backend_mem_data(be, &n);
+	cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "%s: dirty bit still set", what);
+}
+
 /* Dirty bit: writes are either refused, or the image is repaired and the
  * result is clean with the bit cleared. */
 Test(header_ok, dirty_bit)
@@ -280,11 +290,7 @@ Test(header_ok, dirty_bit)
 	ssize_t w = qcow_write(q, buf, sizeof buf, 3 * CS - 1000);
 	if (w >= 0) {
 		cr_expect_eq(w, (ssize_t)sizeof buf);
-		const char *m = qt_check_open(q, be, false);
-		cr_expect(!m, "dirty image written: %s", m);
-		size_t n;
-		const uint8_t *d = qcow_backend_mem_data(be, &n);
-		cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "dirty bit still set after repair");
+		expect_repaired(q, be, "dirty image written");
 	}
 	expect_reads(q, CS, 2, 2 * CS); /* the two data clusters are intact */
 	if (w >= 0) {
@@ -691,11 +697,7 @@ Test(header_ok, dirty_stale_refcounts_repaired)
 		wrote = qcow_write(q, buf, sizeof buf, (uint64_t)(20 + i) * 4096) == 4096;
 	if (wrote) {
 		expect_reads(q, 4096, 6, 6 * 4096);
-		const char *m = qt_check_open(q, be, false);
-		cr_expect(!m, "dirty image after writes: %s", m);
-		size_t n;
-		const uint8_t *d = qcow_backend_mem_data(be, &n);
-		cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "dirty bit not cleared");
+		expect_repaired(q, be, "dirty image after writes");
 	}
 	qcow_close(q);
 	free(img);
@@ -717,11 +719,7 @@ Test(header_ok, dirty_compressed_at_offset_0_counted)
 	int err;
 	struct qcow *q = qt_open_mem(img, len, 0, &be, &err);
 	cr_assert(q, "writable open of the dirty image = %d", err);
-	const char *m = qt_check_open(q, be, false);
-	cr_expect(!m, "after the repair: %s", m);
-	size_t n;
-	const uint8_t *d = qcow_backend_mem_data(be, &n);
-	cr_expect_eq(qt_be64(d + QH_INCOMPAT) & 1, 0, "dirty bit not cleared");
+	expect_repaired(q, be, "after the repair");
 	qcow_close(q);
 	free(img);
 }
