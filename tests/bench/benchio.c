@@ -7,6 +7,9 @@
  *   benchio smallread FILE OPS                 OPS preads of 16 bytes, non-image file
  *   benchio fill      FILE SIZE [SEED]         write SIZE bytes of pseudo-random data
  *                                              (never a zero 4 KiB block), 1 MiB writes
+ *   benchio fillc     FILE SIZE [SEED]         the same, but compressible: each 512 B
+ *                                              sector repeats its first 128 B, so even
+ *                                              a 512 B cluster compresses
  *
  * Plain libc calls only (open/fstat/pread/pwrite/close), so the same binary runs on a
  * raw file and, with libqcowshim.so preloaded, on a *.qcow2 image.  SIZE defaults to
@@ -73,7 +76,7 @@ static void fill_block(unsigned char *b, size_t n)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: benchio randread|randwrite|smallread|fill FILE N [SEED] [SIZE]\n");
+		fprintf(stderr, "usage: benchio randread|randwrite|randwritesync|smallread|fill|fillc FILE N [SEED] [SIZE]\n");
 		return 2;
 	}
 	const char *mode = argv[1], *path = argv[2];
@@ -83,10 +86,14 @@ int main(int argc, char **argv)
 	static unsigned char buf[1 << 20] __attribute__((aligned(4096)));
 	double t0, t1;
 
-	if (!strcmp(mode, "fill")) {
+	if (!strcmp(mode, "fill") || !strcmp(mode, "fillc")) {
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd < 0) die("open", path);
 		fill_block(buf, sizeof buf);
+		if (mode[4] == 'c')
+			for (size_t b = 0; b < sizeof buf; b += 512)
+				for (size_t k = 128; k < 512; k += 128)
+					memcpy(buf + b + k, buf + b, 128);
 		t0 = now();
 		for (uint64_t off = 0; off < n; off += sizeof buf) {
 			size_t len = n - off < sizeof buf ? n - off : sizeof buf;

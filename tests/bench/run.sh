@@ -18,8 +18,11 @@
 #   BENCH_RSS_SIZE=4T     virtual size for the peak-RSS case; BENCH_RSS_OPS=50000
 #                         (each 4 KiB write allocates a 64 KiB cluster: 3 GiB of image)
 #   BENCH_PIB_SIZE=1P     virtual size of the scale case (64 KiB clusters)
+#   BENCH_COMP_SIZE=1G    compressed image of the overwrite case (case comp);
+#                         BENCH_COMP_OPS=20000 4 KiB writes per run;
+#                         BENCH_COMP512_SIZE=256M the same with 512 B clusters
 #   BENCH_TIMEOUT=900     seconds before one command is killed (counted as MISS)
-#   BENCH_CASES="seqread seqwrite randread randwrite mkfs mkfsd small rss pib"  (subset)
+#   BENCH_CASES="seqread seqwrite randread randwrite comp mkfs mkfsd small rss pib"  (subset)
 #   BENCH_DIR=$TMPDIR     where the scratch directory goes (same filesystem for all)
 #   BENCH_NICE=0          nice level for every timed command (e.g. 19 on a shared box)
 #   BENCH_KEEP=1          keep the scratch directory
@@ -39,7 +42,10 @@ RSS_SIZE=${BENCH_RSS_SIZE:-4T}
 RSS_OPS=${BENCH_RSS_OPS:-50000}
 PIB_SIZE=${BENCH_PIB_SIZE:-1P}
 TIMEOUT=${BENCH_TIMEOUT:-900}
-CASES=" ${BENCH_CASES:-seqread seqwrite randread randwrite mkfs mkfsd small rss pib} "
+COMP_SIZE=${BENCH_COMP_SIZE:-1G}
+COMP_OPS=${BENCH_COMP_OPS:-20000}
+COMP512_SIZE=${BENCH_COMP512_SIZE:-256M}
+CASES=" ${BENCH_CASES:-seqread seqwrite randread randwrite comp mkfs mkfsd small rss pib} "
 NICE=${BENCH_NICE:-0}
 
 for f in "$SHIM" "$BIO"; do [ -x "$f" ] || [ -f "$f" ] || { echo "bench: $f missing (make all)" >&2; exit 1; }; done
@@ -297,6 +303,62 @@ if has randwrite; then
 		ROWS+=("rand write 4K (vs qemu-nbd)|-|-|-|>1|SKIP (no fio)|-")
 	fi
 	drop_file "$W/rw.raw" "$W/rw.qcow2" "$W/rn.qcow2"
+fi
+
+# ---- 4 KiB random writes over compressed data -------------------------------------------
+# Every write into a compressed cluster copies it out (inflate, write a whole new
+# cluster) and releases the old one; the first release of a handle also reads every
+# L2 table once (release.c, check_plain).  Each side gets its own copy of the same
+# compressed image: the reference is qemu doing the same work (fio through qemu-nbd),
+# the raw file shows what the format costs.  Then the one-time L2 scan at its largest
+# (512 B clusters: the L2 tables are 1/64 of the data): one process writing one block.
+if has comp; then
+	CSRC=$W/srcc.raw
+	run "$BIO" fillc "$CSRC" "$COMP_SIZE" 9 || { note "cannot write $CSRC"; exit 1; }
+	run qemu-img convert -c -f raw -O qcow2 "$CSRC" "$W/cz.qcow2" || { note "qemu-img convert -c failed"; exit 1; }
+	note "comp: $COMP_SIZE compressed to $(mib "$(stat -c %s "$W/cz.qcow2")")"
+	s=() r=() fs=() fn=()
+	for i in $(seq "$REPS"); do
+		drop_file "$W/c1.raw" "$W/c1.qcow2"
+		cp "$CSRC" "$W/c1.raw"; cp "$W/cz.qcow2" "$W/c1.qcow2"
+		r+=("$(iops runo "$BIO" randwrite "$W/c1.raw" "$COMP_OPS" $((42 + i)))")
+		s+=("$(iops shimo "$BIO" randwrite "$W/c1.qcow2" "$COMP_OPS" $((42 + i)))")
+	done
+	run qemu-img check -q "$W/c1.qcow2" || note "comp: qemu-img check reports problems!"
+	run qemu-img compare -q "$W/c1.raw" "$W/c1.qcow2" || note "comp: image differs from raw twin!"
+	row "rand write 4K over compressed $COMP_SIZE, benchio (vs raw file)" "${s[*]}" "${r[*]}" iops -
+	if [ $HAVE_FIO = 1 ]; then
+		for i in $(seq "$REPS"); do
+			drop_file "$W/c1.qcow2" "$W/c2.qcow2"
+			cp "$W/cz.qcow2" "$W/c1.qcow2"; cp "$W/cz.qcow2" "$W/c2.qcow2"
+			fs+=("$(RIO_OPS=$COMP_OPS SIZE=$COMP_SIZE fio_iops randwrite env LD_PRELOAD="$SHIM" nice -n "$NICE" fio --name=psync --ioengine=psync --filename="$W/c1.qcow2")")
+			nbd_start "$W/c2.qcow2" && fn+=("$(RIO_OPS=$COMP_OPS SIZE=$COMP_SIZE fio_iops randwrite nice -n "$NICE" fio --name=nbd --ioengine=nbd --uri="nbd+unix:///?socket=$W/nbd.sock")") || fn+=(x)
+			nbd_stop
+		done
+		run qemu-img check -q "$W/c1.qcow2" || note "comp: qemu-img check reports problems!"
+		row "rand write 4K over compressed $COMP_SIZE, fio psync (vs fio nbd + qemu-nbd -k)" "${fs[*]}" "${fn[*]}" iops ">1"
+	else
+		ROWS+=("rand write 4K over compressed (vs qemu-nbd)|-|-|-|>1|SKIP (no fio)|-")
+	fi
+	# The scan at its largest: one 4 KiB write, whole process, on a compressed image,
+	# against qemu-io doing the same and against the shim on an uncompressed twin
+	# (no copy-out, no scan).  qemu-img convert -c takes minutes per GiB at 512 B.
+	run "$BIO" fillc "$CSRC" "$COMP512_SIZE" 9 &&
+	run qemu-img convert -c -f raw -O qcow2 -o cluster_size=512 "$CSRC" "$W/c512.qcow2" &&
+	run qemu-img convert -f raw -O qcow2 -o cluster_size=512 "$CSRC" "$W/u512.qcow2" ||
+		{ note "qemu-img convert (512 B clusters) failed"; exit 1; }
+	s=() q=() u=()
+	for i in $(seq "$MKFS_REPS"); do
+		drop_file "$W/c1.qcow2" "$W/c2.qcow2" "$W/u1.qcow2"
+		cp "$W/c512.qcow2" "$W/c1.qcow2"; cp "$W/c512.qcow2" "$W/c2.qcow2"; cp "$W/u512.qcow2" "$W/u1.qcow2"
+		s+=("$(elapsed shim "$BIO" randwrite "$W/c1.qcow2" 1 $((42 + i)))")
+		q+=("$(elapsed run qemu-io -f qcow2 -c "write -P 7 $(( (i * 7919) % 1000 * 4096 )) 4k" "$W/c2.qcow2")")
+		u+=("$(elapsed shim "$BIO" randwrite "$W/u1.qcow2" 1 $((42 + i)))")
+	done
+	run qemu-img check -q "$W/c1.qcow2" || note "comp: qemu-img check reports problems!"
+	row "first 4K write over compressed $COMP512_SIZE, 512 B clusters, whole process (vs qemu-io)" "${s[*]}" "${q[*]}" s -
+	row "first 4K write, 512 B clusters, compressed $COMP512_SIZE (vs uncompressed twin)" "${s[*]}" "${u[*]}" s -
+	drop_file "$CSRC" "$W/cz.qcow2" "$W/c512.qcow2" "$W/u512.qcow2" "$W/c1.raw" "$W/c1.qcow2" "$W/c2.qcow2" "$W/u1.qcow2"
 fi
 
 # ---- mkfs on a MKFS_SIZE disk: time vs raw, image size vs qemu-img convert -O qcow2 ----
