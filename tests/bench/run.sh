@@ -355,7 +355,10 @@ if has comp; then
 		q+=("$(elapsed run qemu-io -f qcow2 -c "write -P 7 $(( (i * 7919) % 1000 * 4096 )) 4k" "$W/c2.qcow2")")
 		u+=("$(elapsed shim "$BIO" randwrite "$W/u1.qcow2" 1 $((42 + i)))")
 	done
+	# Both got the same write over the same contents.
 	run qemu-img check -q "$W/c1.qcow2" || note "comp: qemu-img check reports problems!"
+	run qemu-img check -q "$W/u1.qcow2" || note "comp: qemu-img check reports problems!"
+	run qemu-img compare -q "$W/c1.qcow2" "$W/u1.qcow2" || note "comp: compressed and uncompressed twins differ!"
 	row "first 4K write over compressed $COMP512_SIZE, 512 B clusters, whole process (vs qemu-io)" "${s[*]}" "${q[*]}" s -
 	row "first 4K write, 512 B clusters, compressed $COMP512_SIZE (vs uncompressed twin)" "${s[*]}" "${u[*]}" s -
 	drop_file "$CSRC" "$W/cz.qcow2" "$W/c512.qcow2" "$W/u512.qcow2" "$W/c1.raw" "$W/c1.qcow2" "$W/c2.qcow2" "$W/u1.qcow2"
