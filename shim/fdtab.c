@@ -75,12 +75,46 @@ struct shim_ofd *fd_get(int fd)
 	return o;
 }
 
+static void close_private(int handle)
+{
+	int real = shim_priv_real(handle);
+	fd_private_closed(handle);
+	real_close(real);
+}
+
 void fd_put(struct shim_ofd *o)
 {
 	if (atomic_fetch_sub(&o->refs, 1) == 1) {
+		int h = atomic_load(&o->lockh);
+		if (h > 0)
+			close_private(h - 1);
 		img_unref(o->img);
 		free(o);
 	}
+}
+
+/* The private descriptor that holds o's record locks, opened at the first
+ * lock request through the program's fd, with the program's access mode
+ * (so F_WRLCK on a read-only open still fails with EBADF, as on a file).
+ * Shared by dups and, across fork, by the child, like the program's own
+ * open file description; closed with the last reference to o. */
+int ofd_lockfd(int fd, struct shim_ofd *o)
+{
+	int h = atomic_load(&o->lockh);
+	if (h > 0)
+		return shim_priv_real(h - 1);
+	char p[40];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int nfd = real_open(p, (o->accmode == O_RDONLY ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY, 0);
+	if (nfd < 0)
+		return -errno;
+	nfd = fd_make_private(nfd);
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&o->lockh, &expect, nfd + 1)) {
+		close_private(nfd); /* another thread's won */
+		return shim_priv_real(expect - 1);
+	}
+	return shim_priv_real(nfd);
 }
 
 bool fd_is_private(int fd)
@@ -128,10 +162,56 @@ static void tab_set(int fd, struct shim_ofd *o)
 	tab_set_if(fd, o, NULL);
 }
 
+/*
+ * Issue 24, "safe by construction": no descriptor a program holds may write
+ * an image's host file in the kernel.  A call that gets past the wrappers (a
+ * raw system call, glibc's internal calls, io_uring, a static child, a
+ * plugin bound with RTLD_DEEPBIND) then gets EBADF and finds nothing it can
+ * damage.  So the program's descriptor is replaced by a read-only open file
+ * description of the same file (reopened through /proc/self/fd, which gives
+ * the same inode, and moved onto the same number with dup3, keeping
+ * FD_CLOEXEC and the offset, the position that dups, forked children and
+ * exec'd programs share).  The access mode the program asked for lives in
+ * the table entry (shim_ofd.accmode); writes reach the file only through the
+ * translator's private descriptors.  Raw reads still see the host bytes: a
+ * descriptor that fails reads too (O_PATH) keeps no offset (ARCHITECTURE.md).
+ * Returns 0 or -errno (fd unchanged).
+ */
+int fd_seal(int fd)
+{
+	int fl = real_fcntl(fd, F_GETFL, NULL);
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY)
+		return 0;
+	int fdfl = real_fcntl(fd, F_GETFD, NULL);
+	char p[40];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int keep = fl & (O_NONBLOCK | O_NOATIME | O_SYNC | O_DSYNC);
+	int ro = real_open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | keep, 0);
+	if (ro < 0 && (keep & O_NOATIME)) /* O_NOATIME needs ownership */
+		ro = real_open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | (keep & ~O_NOATIME), 0);
+	if (ro < 0)
+		return -errno;
+	int r = 0;
+	off64_t pos = real_lseek64(fd, 0, SEEK_CUR);
+	if (fdfl < 0 || (pos > 0 && real_lseek64(ro, pos, SEEK_SET) != pos) ||
+	    real_dup3(ro, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+		r = -(errno ? errno : EIO);
+	real_close(ro);
+	return r;
+}
+
 int fd_attach(int fd, struct shim_ofd *o)
 {
 	if ((unsigned)fd >= SHIM_FD_MAX)
 		return -EMFILE;
+	int r = fd_seal(fd);
+	if (r < 0) {
+		shim_msg("%s: refusing the descriptor: it cannot be made read-only to the kernel (%s)",
+			 img_path(o->img), strerror(-r));
+		return r;
+	}
 	atomic_fetch_add(&shim_nimages_ever, 1);
 	tab_set(fd, o);
 	return 0;
@@ -316,9 +396,19 @@ int fd_evacuate(int fd)
 
 /* ---- adoption of inherited image fds (constructor) */
 
-/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN;... from the exec/spawn
- * wrappers; o gets the emulated flags, position and partition window. */
-static void handoff_flags(int fd, struct shim_ofd *o)
+/* One fd announced by the exec/spawn wrappers (wrap_proc.c inherit_cb). */
+struct handoff {
+	int fd, eflags, acc;
+	long long pos;
+	unsigned part;
+	unsigned long long base, len, dev, ino;
+};
+
+/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN,ACC,DEV,INO;... from the
+ * exec/spawn wrappers: the image fds the parent passed on, by inode, with
+ * the access mode the program asked for (the kernel's is O_RDONLY), the
+ * emulated flags, position and partition window. */
+static bool handoff_find(int fd, struct handoff *h)
 {
 	static char *fds;
 	static bool parsed;
@@ -337,54 +427,54 @@ static void handoff_flags(int fd, struct shim_ofd *o)
 			unsetenv("QCOWSHIM_FDS");
 	}
 	for (char *s = fds; s && *s;) {
-		int f, fl;
-		long long p;
-		unsigned part;
-		unsigned long long base, len;
-		if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu", &f, &fl, &p, &part, &base, &len) == 6 &&
-		    f == fd) {
-			o->eflags = fl & (O_APPEND | O_DIRECT);
-			if (p >= 0) {
-				o->upos = true;
-				o->pos = (uint64_t)p;
-			}
-			o->part = part;
-			o->base = base;
-			o->len = len;
-			return;
-		}
+		if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu", &h->fd, &h->eflags, &h->pos,
+			   &h->part, &h->base, &h->len, &h->acc, &h->dev, &h->ino) == 9 &&
+		    h->fd == fd)
+			return true;
 		s = strchr(s, ';');
 		s = s ? s + 1 : NULL;
 	}
+	return false;
 }
 
-/* An fd that arrived without an open here (inherited; or received, when
- * !inherited): an image entry if its file is an image by name or inode. */
-static void adopt_one(int fd, bool inherited)
+/*
+ * An fd that arrived without an open here (inherited; or received, when
+ * !inherited): an image entry if img_file_is_image says so, or if the
+ * parent announced it with this very inode.  Sealed like every image fd
+ * (fd_attach): a descriptor received from a process outside the shim may
+ * be writable.  by_inode_only: the second pass (names decided already).
+ */
+static void adopt_one(int fd, bool inherited, bool by_inode_only)
 {
 	char link[64], path[PATH_MAX];
 	struct stat st;
+	struct handoff h;
+	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
 	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(link, path, sizeof path - 1);
-	if (n <= 0)
-		return;
-	path[n] = 0;
-	if (path[0] != '/' || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
-	if (!policy_match(path) && !img_known(st.st_dev, st.st_ino, NULL))
-		return;
+	path[n > 0 ? n : 0] = 0;
+	img_strip_deleted(path);
 	int fl = real_fcntl(fd, F_GETFL, NULL);
 	if (fl < 0)
 		return;
 	int acc = fl & O_ACCMODE;
-	bool pending = false;
-	if (!shim_probe_magic(fd)) { /* (reads an O_PATH fd through /proc) */
-		if (st.st_size != 0 || acc == O_RDONLY || (fl & O_PATH))
+	bool announced = inherited && handoff_find(fd, &h) && h.dev == (unsigned long long)st.st_dev &&
+			 h.ino == (unsigned long long)st.st_ino;
+	if (announced)
+		acc = h.acc & O_ACCMODE;
+	bool may_create = acc != O_RDONLY && !(fl & O_PATH);
+	bool pending = !shim_probe_magic(fd); /* (reads an O_PATH fd through /proc) */
+	if (!announced) {
+		if (by_inode_only && !img_known(st.st_dev, st.st_ino, NULL))
 			return;
-		pending = true;
+		if (!img_file_is_image(fd, &st, path[0] == '/' ? path : NULL, may_create))
+			return;
+	} else if (pending && (st.st_size != 0 || !may_create)) {
+		return; /* no longer an image (rewritten meanwhile) */
 	}
 	int err = 0;
-	struct shim_image *img = img_register(fd, path, pending, &err);
+	struct shim_image *img = img_register(fd, path[0] ? path : link, pending, &err);
 	if (!img)
 		return;
 	struct shim_ofd *o = ofd_new(img, acc, 0);
@@ -393,31 +483,50 @@ static void adopt_one(int fd, bool inherited)
 		return;
 	}
 	o->opath = (fl & O_PATH) != 0; /* names the image, no I/O */
-	if (inherited)
-		handoff_flags(fd, o);
-	fd_attach(fd, o); /* the ofd owns the image reference now */
+	if (announced) {
+		o->eflags = h.eflags & (O_APPEND | O_DIRECT);
+		if (h.pos >= 0) {
+			o->upos = true;
+			o->pos = (uint64_t)h.pos;
+		}
+		o->part = h.part;
+		o->base = h.base;
+		o->len = h.len;
+	}
+	if (fd_attach(fd, o) < 0) { /* the ofd owns the image reference once attached */
+		free(o);
+		img_unref(img);
+		return;
+	}
 	shim_debug("%s: %s image on fd %d", path, inherited ? "inherited" : "received", fd);
 }
 
 void fd_adopt_received(int fd)
 {
 	if ((unsigned)fd < SHIM_FD_MAX && !shim_fd_special(fd))
-		adopt_one(fd, false);
+		adopt_one(fd, false, false);
 }
 
+/* Two passes: a hard link (or any name outside the globs) of an image is
+ * decided by its inode, which the first pass may only then have registered
+ * from another fd of the same file. */
 void fd_adopt_inherited(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	int dfd = dirfd(d);
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int fd = atoi(de->d_name);
-		if (fd != dfd && fd < SHIM_FD_MAX)
-			adopt_one(fd, true);
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *d = opendir("/proc/self/fd");
+		if (!d)
+			return;
+		int dfd = dirfd(d);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (de->d_name[0] < '0' || de->d_name[0] > '9')
+				continue;
+			int fd = atoi(de->d_name);
+			if (fd != dfd && fd < SHIM_FD_MAX && !shim_fd_special(fd))
+				adopt_one(fd, true, pass == 1);
+		}
+		closedir(d);
+		if (!fd_any_images())
+			return; /* nothing an inode could lead to */
 	}
-	closedir(d);
 }

@@ -98,6 +98,33 @@ bool shim_probe_magic(int fd)
 	return n == 4 && memcmp(m, "QFI\xfb", 4) == 0;
 }
 
+/*
+ * The one predicate (issue 24): is the regular file behind fd (st: its
+ * fstat) an image?  The inode is the authority: an image this process has
+ * registered is one whatever the name it arrives by (hard link, bind mount,
+ * unlinked, renamed).  Otherwise the name (glob; name may be NULL) and the
+ * content decide: the QCOW2 magic, or an empty file that this open may make
+ * an image (opened for writing, or created).  Keeps errno.
+ */
+bool img_file_is_image(int fd, const struct stat *st, const char *name, bool may_create)
+{
+	if (!S_ISREG(st->st_mode))
+		return false;
+	bool known = img_known(st->st_dev, st->st_ino, NULL);
+	if (!known && !(name && policy_match(name)))
+		return false;
+	return shim_probe_magic(fd) || (st->st_size == 0 && may_create);
+}
+
+/* /proc/self/fd/N's target without the kernel's " (deleted)" mark: an
+ * unlinked image is still matched by its last name. */
+void img_strip_deleted(char *path)
+{
+	size_t n = strlen(path), m = sizeof " (deleted)" - 1;
+	if (n > m && !strcmp(path + n - m, " (deleted)"))
+		path[n - m] = 0;
+}
+
 /* ---- registry */
 
 bool img_known(dev_t dev, ino_t ino, char *path)

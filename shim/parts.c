@@ -218,7 +218,13 @@ int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		errno = -r;
 		return -1;
 	}
-	fd_attach(fd, o);
+	if ((r = fd_attach(fd, o)) < 0) {
+		free(o);
+		img_unref(img);
+		real_close(fd);
+		errno = -r;
+		return -1;
+	}
 	if (fd < 3)
 		stdio_std_after(fd);
 	shim_debug("%s: partition %u, bytes %llu+%llu, on fd %d", img_path(img), num,

@@ -152,6 +152,11 @@ struct shim_ofd {
 	 * through /proc/self/fd/N, dup, exec) but does no I/O, so fd_get()
 	 * does not return it and I/O wrappers leave it to the kernel (EBADF). */
 	bool opath;
+	/* Record locks of this open file description (wrap_fd.c): held on a
+	 * private descriptor of the same file opened with the program's access
+	 * mode, as the program's own is read-only to the kernel (fd_seal) and
+	 * F_WRLCK needs write access.  Handle + 1 (private fd), 0: none yet. */
+	atomic_int lockh;
 };
 #define SHIM_PRIVATE ((struct shim_ofd *)1)
 extern SHIM_HIDDEN struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
@@ -169,7 +174,8 @@ struct shim_ofd *fd_get(int fd);          /* ref'd image entry (not O_PATH) or N
 struct shim_ofd *fd_get_any(int fd);      /* the same, O_PATH entries too */
 void fd_put(struct shim_ofd *o);
 bool fd_is_private(int fd);
-int fd_attach(int fd, struct shim_ofd *o); /* table[fd] = o (ref taken) */
+int fd_seal(int fd);                      /* kernel access mode O_RDONLY (issue 24) */
+int fd_attach(int fd, struct shim_ofd *o); /* fd_seal, then table[fd] = o (ref taken) */
 void fd_forget(int fd);                   /* fd closed: drop entry */
 void fd_forget_closed(int fd, struct shim_ofd *o); /* same, unless reused */
 int fd_dup_entry(int oldfd, int newfd);   /* newfd now shares oldfd's entry */
@@ -177,6 +183,7 @@ int fd_make_private(int fd);              /* moves fd high + CLOEXEC, marks it *
 void fd_private_closed(int fd);
 int shim_priv_real(int handle);          /* private handle -> current fd */
 int fd_evacuate(int fd);                  /* move a private fd away from `fd` */
+int ofd_lockfd(int fd, struct shim_ofd *o); /* the real fd holding o's record locks, or -errno */
 struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags);
 bool fd_any_images(void);
 /* Iterate image fds (for exec): calls cb(fd, ofd) under the table lock. */
@@ -246,6 +253,8 @@ void img_atfork_child(void);
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
 bool shim_probe_magic(int fd);
+bool img_file_is_image(int fd, const struct stat *st, const char *name, bool may_create);
+void img_strip_deleted(char *path);
 /* An image registered in this process?  path (PATH_MAX bytes, or NULL)
  * gets its real path. */
 bool img_known(dev_t dev, ino_t ino, char *path);

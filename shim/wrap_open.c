@@ -116,7 +116,13 @@ static int image_fd(int fd, const char *path, int flags, bool pending, int saved
 	o->base = win.base;
 	o->len = win.len;
 	o->opath = opath;
-	fd_attach(fd, o);
+	if ((r = fd_attach(fd, o)) < 0) {
+		free(o);
+		img_unref(img);
+		real_close(fd);
+		errno = -r;
+		return -1;
+	}
 	if (fd < 3)
 		stdio_std_after(fd);
 	errno = saved;

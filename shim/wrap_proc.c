@@ -66,10 +66,14 @@ static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
 		return;
 	if (in->first_fd < 0)
 		in->first_fd = fd;
-	char item[128];
-	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu;", fd, o->eflags,
+	struct stat st;
+	if (real_fstat(fd, &st) < 0)
+		return;
+	char item[192];
+	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu;", fd, o->eflags,
 			 o->upos ? (long long)o->pos : -1LL, o->part, (unsigned long long)o->base,
-			 (unsigned long long)o->len);
+			 (unsigned long long)o->len, o->accmode, (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino);
 	if (in->len + (size_t)n + 1 > in->cap) {
 		size_t cap = (in->cap + (size_t)n + 1) * 2;
 		char *p = realloc(in->fds, cap);
