@@ -29,6 +29,10 @@
  *                          the kernel whether a program outside the shim (or
  *                          of another user) changed it; shim writers of the
  *                          same user are seen at once.  Default 10.
+ *   QCOWSHIM_EXEC_PROBE=1  (internal, the qcowshim wrapper) the first exec
+ *                          wrapper call only runs the exec guard: the process
+ *                          exits 0 if the program would be run, 126 after the
+ *                          refusal line if not; nothing is executed.
  *   QCOWSHIM_FDS           (added, internal) set by the exec and spawn
  *                          wrappers for the new program: emulated O_APPEND/
  *                          O_DIRECT flags and private positions of inherited
@@ -50,7 +54,7 @@
 #include <string.h>
 
 static bool enabled;
-static bool debug, debug_resolve, no_backing;
+static bool debug, debug_resolve, no_backing, exec_probe;
 static int wait_ms = 10000;
 static const char *snapshot;
 static int recheck_ms = 10;
@@ -85,6 +89,10 @@ int policy_wait_ms(void)
 int policy_recheck_ms(void)
 {
 	return recheck_ms;
+}
+bool policy_exec_probe(void)
+{
+	return exec_probe;
 }
 const char *policy_self_path(void)
 {
@@ -124,6 +132,8 @@ void policy_init(void)
 	e = getenv("QCOWSHIM_RECHECK_MS");
 	if (e && *e && atoi(e) >= 0)
 		recheck_ms = atoi(e);
+	e = getenv("QCOWSHIM_EXEC_PROBE");
+	exec_probe = e && strcmp(e, "1") == 0;
 	e = getenv("QCOWSHIM_DISABLE");
 	enabled = !(e && *e && strcmp(e, "0") != 0) && !program_knows_qcow2();
 

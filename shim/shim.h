@@ -132,6 +132,7 @@ bool policy_debug_resolve(void);
 void shim_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *policy_self_path(void);       /* absolute path of libqcowshim.so */
+bool policy_exec_probe(void);             /* QCOWSHIM_EXEC_PROBE=1: check an exec, run nothing */
 
 /* ---- fdtab.c: fd -> open-file-description entry */
 #define SHIM_FD_MAX 65536
@@ -321,7 +322,17 @@ bool reach_path_is_image(int dirfd, const char *path, int atflags); /* by name +
 /* One "qcowshim: PATH: refusing WHAT: ...; use INSTEAD" line; returns -err. */
 int reach_refuse(const char *path, const char *what, const char *instead, int err);
 
-/* ---- wrap_proc.c */
-void proc_release_for_spawn(void);
+/* ---- wrap_proc.c: the exec guard (wrap_spawn.c uses it too) */
+struct inherit; /* the image fds a new program will hold */
+typedef void (*exec_plan_fn)(struct inherit *in, void *arg);
+int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
+		 exec_plan_fn plan, void *arg);
+void exec_cleanup(char **env, char *const *envp);
+void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o);
+void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
+		 uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino);
+void inherit_fail(struct inherit *in);
+int proc_release_for_spawn(const char *cmd);
+const char *proc_resolve(const char *file, char *buf, size_t len); /* PATH search */
 
 #endif

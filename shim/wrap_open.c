@@ -154,8 +154,8 @@ static int open_by_inode(int dirfd, const char *path, int flags, mode_t mode, bo
 	if (fd < 0 || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return fd;
 	bool writable = (flags & O_ACCMODE) != O_RDONLY;
-	if (img_known(st.st_dev, st.st_ino, NULL) &&
-	    (shim_probe_magic(fd) || (st.st_size == 0 && writable && !(flags & O_PATH)))) {
+	/* no name: only an inode this process has open makes it an image */
+	if (img_file_is_image(fd, &st, NULL, writable && !(flags & O_PATH))) {
 		if (flags & (O_APPEND | O_DIRECT)) { /* emulated on images */
 			int fl = real_fcntl(fd, F_GETFL, NULL);
 			if (fl >= 0)

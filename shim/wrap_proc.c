@@ -52,38 +52,60 @@ void _Exit(int st)
 
 /* ---- the exec guard */
 
+/* What the new program will hold: image fds that survive the exec. */
 struct inherit {
 	int first_fd; /* an image fd that stays open, or -1 */
 	char *fds;    /* QCOWSHIM_FDS value */
 	size_t len, cap;
+	bool oom;
 };
 
-static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
+void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
+			uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino)
 {
-	struct inherit *in = arg;
-	int fl = real_fcntl(fd, F_GETFD, NULL);
-	if (fl < 0 || (fl & FD_CLOEXEC))
-		return;
 	if (in->first_fd < 0)
 		in->first_fd = fd;
-	struct stat st;
-	if (real_fstat(fd, &st) < 0)
-		return;
 	char item[192];
-	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu;", fd, o->eflags,
-			 o->upos ? (long long)o->pos : -1LL, o->part, (unsigned long long)o->base,
-			 (unsigned long long)o->len, o->accmode, (unsigned long long)st.st_dev,
-			 (unsigned long long)st.st_ino);
+	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu;", fd, eflags, pos,
+			 part, (unsigned long long)base, (unsigned long long)len, acc,
+			 (unsigned long long)dev, (unsigned long long)ino);
 	if (in->len + (size_t)n + 1 > in->cap) {
 		size_t cap = (in->cap + (size_t)n + 1) * 2;
 		char *p = realloc(in->fds, cap);
-		if (!p)
+		if (!p) {
+			in->oom = true;
 			return;
+		}
 		in->fds = p;
 		in->cap = cap;
 	}
 	memcpy(in->fds + in->len, item, (size_t)n + 1);
 	in->len += (size_t)n;
+}
+
+/* The image fd `fd` of this process, held by the new program as `as`. */
+void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o)
+{
+	struct stat st;
+	if (real_fstat(fd, &st) < 0) {
+		in->oom = true; /* cannot describe it: fail closed */
+		return;
+	}
+	inherit_add(in, as, o->eflags, o->upos ? (long long)o->pos : -1LL, o->part, o->base, o->len,
+		    o->accmode, st.st_dev, st.st_ino);
+}
+
+void inherit_fail(struct inherit *in)
+{
+	in->oom = true;
+}
+
+static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
+{
+	int fl = real_fcntl(fd, F_GETFD, NULL);
+	if (fl < 0 || (fl & FD_CLOEXEC))
+		return;
+	inherit_ofd(arg, fd, fd, o);
 }
 
 /* Why `path` would not load the shim, or NULL if it would (or if it cannot
@@ -93,16 +115,22 @@ static const char *target_problem(const char *path, int depth, char *why, size_t
 	struct stat st;
 	unsigned char hdr[256];
 	int fd = real_open(path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return NULL;
+	if (fd < 0) /* no such program: the exec fails by itself */
+		return errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == ENAMETOOLONG
+			       ? NULL
+			       : "it cannot be read to check that it loads the shim";
 	if (real_fstat(fd, &st) < 0) {
 		real_close(fd);
-		return NULL;
+		return "it cannot be read to check that it loads the shim";
 	}
 	if (((st.st_mode & S_ISUID) && st.st_uid != geteuid()) ||
 	    ((st.st_mode & S_ISGID) && st.st_gid != getegid())) {
 		real_close(fd);
 		return "it is setuid/setgid (the loader ignores LD_PRELOAD)";
+	}
+	if (fgetxattr(fd, "security.capability", NULL, 0) > 0) {
+		real_close(fd);
+		return "it has file capabilities (the loader ignores LD_PRELOAD)";
 	}
 	ssize_t n = real_pread64(fd, hdr, sizeof hdr - 1, 0);
 	const char *res = NULL;
@@ -152,7 +180,7 @@ static const char *target_problem(const char *path, int depth, char *why, size_t
 }
 
 /* PATH search as execvp does, for inspection only. */
-static const char *resolve(const char *file, char *buf, size_t len)
+const char *proc_resolve(const char *file, char *buf, size_t len)
 {
 	if (strchr(file, '/'))
 		return file;
@@ -177,76 +205,181 @@ static bool has_shim(const char *v)
 	return v && strstr(v, "libqcowshim.so");
 }
 
+/* Does an argument name an image?  The whole argument and each word in it
+ * (split at blanks, shell operators, quotes, '=' and ','), so that
+ * `sh -c 'echo hi > x.qcow2'` and `dd of=x.qcow2` count.  By name only: a
+ * program that cannot load the shim must not be handed even a new one. */
+static bool argv_names_image(char *const *av, char *what, size_t len)
+{
+	static const char seps[] = " \t\n<>|&;()'\"`=,";
+	int ref;
+	for (size_t i = 1; av && av[i]; i++) {
+		for (const char *s = av[i]; *s;) {
+			size_t n = strcspn(s, seps);
+			if (n && n < PATH_MAX) {
+				char tok[PATH_MAX];
+				memcpy(tok, s, n);
+				tok[n] = 0;
+				if (policy_classify(tok, &ref) != SHIM_PATH_NO) {
+					snprintf(what, len, "%s", tok);
+					return true;
+				}
+			}
+			s += n;
+			s += strspn(s, seps);
+		}
+	}
+	return false;
+}
+
+/* Is NAME=... in env? */
+static bool env_has(char *const *env, const char *name, size_t nl)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], name, nl) && env[i][nl] == '=')
+			return true;
+	return false;
+}
+
 /*
- * Before exec of `path` with environment `envp`: flush everything; if image
- * fds stay open, check the target and build the environment to use.
- * Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
+ * The environment of the new program: the shim stays preloaded (an
+ * LD_PRELOAD that was dropped or replaced gets it back, with this process's
+ * QCOWSHIM_* settings), and the image fds it inherits are announced
+ * (QCOWSHIM_FDS).  0 (*newenv NULL: envp as it is) or -ENOMEM.
  */
-static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn)
+static int exec_env(char *const *envp, const struct inherit *in, bool spawn, char ***newenv)
+{
+	size_t n = 0;
+	bool preload = false, stale = false;
+	for (; envp && envp[n]; n++) {
+		if (!strncmp(envp[n], "LD_PRELOAD=", 11))
+			preload = has_shim(envp[n] + 11);
+		stale |= !strncmp(envp[n], "QCOWSHIM_FDS=", 13);
+	}
+	if (preload && in->first_fd < 0 && !stale)
+		return 0;
+	size_t extra = 2;
+	for (char **e = environ; e && *e; e++)
+		extra += !strncmp(*e, "QCOWSHIM_", 9);
+	char **env = calloc(n + extra + 1, sizeof *env);
+	char *pre = NULL, *fds = NULL;
+	/* E<pid>: for this process after exec; P<pid>: for a child it spawns */
+	if (!env || (in->first_fd >= 0 &&
+		     asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
+			      in->fds ? in->fds : "") < 0)) {
+		free(env);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	bool had = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13))
+			continue;
+		if (!strncmp(envp[i], "LD_PRELOAD=", 11) && !has_shim(envp[i] + 11)) {
+			had = true;
+			if (asprintf(&pre, "LD_PRELOAD=%s:%s", policy_self_path(), envp[i] + 11) < 0)
+				goto oom;
+			env[k++] = pre;
+			continue;
+		}
+		had |= !strncmp(envp[i], "LD_PRELOAD=", 11);
+		env[k++] = envp[i];
+	}
+	if (!had) {
+		if (asprintf(&pre, "LD_PRELOAD=%s", policy_self_path()) < 0)
+			goto oom;
+		env[k++] = pre;
+	}
+	if (!preload) /* the shim was dropped: its settings went with it */
+		for (char **e = environ; e && *e; e++) {
+			size_t nl = strcspn(*e, "=");
+			if (!strncmp(*e, "QCOWSHIM_", 9) && strncmp(*e, "QCOWSHIM_FDS=", 13) &&
+			    !env_has(envp, *e, nl))
+				env[k++] = *e;
+		}
+	if (fds)
+		env[k++] = fds;
+	env[k] = NULL;
+	*newenv = env;
+	return 0;
+oom:
+	free(fds);
+	free(env);
+	return -ENOMEM;
+}
+
+/* Was the file at path the one refused last?  (Then say nothing more: the
+ * program already got one line for it.) */
+static bool repeated_refusal(const char *path)
+{
+	static _Atomic unsigned long long last_dev, last_ino;
+	struct stat st;
+	if (!path || stat(path, &st) < 0)
+		return false;
+	bool same = atomic_load(&last_dev) == (unsigned long long)st.st_dev &&
+		    atomic_load(&last_ino) == (unsigned long long)st.st_ino;
+	atomic_store(&last_dev, (unsigned long long)st.st_dev);
+	atomic_store(&last_ino, (unsigned long long)st.st_ino);
+	return same;
+}
+
+/*
+ * Before exec of `path` (argv av, environment envp): flush everything, work
+ * out which image fds the new program will hold (plan: from posix_spawn's
+ * file actions, wrap_spawn.c; else this process's fds that are not
+ * close-on-exec) and which images its arguments name; if either, the target
+ * must be able to load the shim.  Fails closed: whatever cannot be checked
+ * is refused.  Returns 0 (*newenv: NULL = use envp unchanged) or -errno.
+ */
+int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
+		 exec_plan_fn plan, void *arg)
 {
 	*newenv = NULL;
 	/* execve/fexecve of an image: the kernel would load the host bytes */
 	if (path && atomic_load(&shim_ready) && reach_path_is_image(AT_FDCWD, path, 0))
 		return reach_refuse(path, "to execute an image",
 				    "boot it (qemu-system-*) or run a program from inside it", EACCES);
-	if (!atomic_load(&shim_ready) || !policy_enabled() || !fd_any_images())
+	if (!atomic_load(&shim_ready) || !policy_enabled())
 		return 0;
 	struct inherit in = {.first_fd = -1};
-	fd_foreach(inherit_cb, &in);
-	img_release_all();
-	if (in.first_fd < 0) {
-		free(in.fds);
-		return 0;
+	if (plan)
+		plan(&in, arg);
+	else
+		fd_foreach(inherit_cb, &in);
+	if (fd_any_images())
+		img_release_all();
+	char named[PATH_MAX], why[PATH_MAX + 64];
+	bool names = argv_names_image(av, named, sizeof named);
+	int r = 0;
+	if (in.oom) {
+		shim_msg("refusing to run %s: out of memory while working out which images it would get",
+			 path ? path : "a program");
+		r = -ENOMEM;
+	} else if (in.first_fd >= 0 || names) {
+		const char *problem = path ? target_problem(path, 0, why, sizeof why)
+					   : "its file is unknown";
+		if (problem && repeated_refusal(path))
+			; /* a shell's PATH search met the same file again (/bin -> /usr/bin) */
+		else if (problem && in.first_fd >= 0)
+			shim_msg("refusing to run %s: %s, and it would see raw QCOW2 bytes on image fd %d "
+				 "(close the image or mark it close-on-exec)",
+				 path ? path : "a program", problem, in.first_fd);
+		else if (problem)
+			shim_msg("refusing to run %s: %s, and it names the image %s, which it would see "
+				 "as raw QCOW2 bytes (use a dynamically linked program)",
+				 path ? path : "a program", problem, named);
+		if (problem)
+			r = -EPERM;
 	}
-	char why[PATH_MAX + 64];
-	const char *problem = path ? target_problem(path, 0, why, sizeof why) : NULL;
-	if (problem) {
-		shim_msg("refusing to run %s: %s, and it would see raw QCOW2 bytes on image fd %d "
-			 "(close the image or mark it close-on-exec)",
-			 path, problem, in.first_fd);
-		free(in.fds);
-		return -EPERM;
-	}
-	size_t n = 0;
-	while (envp && envp[n])
-		n++;
-	char **env = calloc(n + 3, sizeof *env);
-	char *pre = NULL, *fds = NULL;
-	/* E<pid>: for this process after exec; P<pid>: for a child it spawns */
-	if (!env || asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
-			     in.fds ? in.fds : "") < 0) {
-		free(env);
-		free(in.fds);
-		return 0; /* best effort: exec as asked */
-	}
+	if (r == 0 && (r = exec_env(envp, &in, spawn, newenv)) < 0)
+		shim_msg("refusing to run %s: out of memory while preparing its environment",
+			 path ? path : "a program");
 	free(in.fds);
-	size_t k = 0;
-	bool preload = false;
-	for (size_t i = 0; i < n; i++) {
-		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13))
-			continue;
-		if (!strncmp(envp[i], "LD_PRELOAD=", 11)) {
-			if (!has_shim(envp[i] + 11) &&
-			    asprintf(&pre, "LD_PRELOAD=%s:%s", policy_self_path(), envp[i] + 11) > 0) {
-				env[k++] = pre;
-			} else {
-				env[k++] = envp[i];
-			}
-			preload = true;
-			continue;
-		}
-		env[k++] = envp[i];
-	}
-	if (!preload && asprintf(&pre, "LD_PRELOAD=%s", policy_self_path()) > 0)
-		env[k++] = pre;
-	env[k++] = fds;
-	env[k] = NULL;
-	*newenv = env;
-	return 0;
+	return r;
 }
 
 /* Frees what exec_prepare allocated (only reached when exec failed). */
-static void exec_cleanup(char **env, char *const *envp)
+void exec_cleanup(char **env, char *const *envp)
 {
 	if (!env)
 		return;
@@ -255,6 +388,8 @@ static void exec_cleanup(char **env, char *const *envp)
 		for (size_t j = 0; envp && envp[j]; j++)
 			if (env[i] == envp[j])
 				orig = true;
+		for (char **e = environ; e && *e && !orig; e++)
+			orig = env[i] == *e;
 		if (!orig)
 			free(env[i]);
 	}
@@ -264,7 +399,9 @@ static void exec_cleanup(char **env, char *const *envp)
 static int do_execve(const char *path, char *const *av, char *const *ev)
 {
 	char **env;
-	int r = exec_prepare(path, ev, &env, false);
+	int r = exec_prepare(path, av, ev, &env, false, NULL, NULL);
+	if (unlikely(policy_exec_probe()))
+		real__exit(r < 0 ? 126 : 0); /* the wrapper's question answered */
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execve(path, av, env ? env : ev);
@@ -277,7 +414,9 @@ static int do_execve(const char *path, char *const *av, char *const *ev)
 static int do_execvpe(const char *file, char *const *av, char *const *ev)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false);
+	int r = exec_prepare(proc_resolve(file, buf, sizeof buf), av, ev, &env, false, NULL, NULL);
+	if (unlikely(policy_exec_probe()))
+		real__exit(r < 0 ? 126 : 0); /* the wrapper's question answered */
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execvpe(file, av, env ? env : ev);
@@ -349,7 +488,7 @@ int fexecve(int fd, char *const *av, char *const *ev)
 {
 	char **env, p[64];
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = exec_prepare(p, ev, &env, false);
+	int r = exec_prepare(p, av, ev, &env, false, NULL, NULL);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_fexecve(fd, av, env ? env : ev);
@@ -359,60 +498,34 @@ int fexecve(int fd, char *const *av, char *const *ev)
 	return r;
 }
 
-static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-		 const posix_spawnattr_t *at, char *const *av, char *const *ev, bool search)
+int execveat(int dfd, const char *p, char *const *av, char *const *ev, int fl)
 {
-	char **env, buf[PATH_MAX];
-	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true);
+	char **env, path[PATH_MAX + 64];
+	__asm__("" : "+r"(p)); /* declared nonnull, but syscall(SYS_execveat) may pass NULL */
+	if (p && !p[0] && (fl & AT_EMPTY_PATH))
+		snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
+	else if (p && p[0] != '/' && dfd != AT_FDCWD)
+		snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dfd, p);
+	else
+		snprintf(path, sizeof path, "%s", p ? p : "");
+	int r = exec_prepare(path, av, ev, &env, false, NULL, NULL);
 	if (r < 0)
-		return -r;
-	r = (search ? real_posix_spawnp : real_posix_spawn)(pid, p, fa, at, av, env ? env : ev);
+		return (int)shim_ret(r);
+	r = real_execveat(dfd, p, av, env ? env : ev, fl);
+	int e = errno;
 	exec_cleanup(env, ev);
+	errno = e;
 	return r;
 }
 
-int posix_spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-		const posix_spawnattr_t *at, char *const *av, char *const *ev)
-{
-	return spawn(pid, p, fa, at, av, ev, false);
-}
-
-int posix_spawnp(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-		 const posix_spawnattr_t *at, char *const *av, char *const *ev)
-{
-	return spawn(pid, p, fa, at, av, ev, true);
-}
-
-/*
- * A spawn file action opening an image would reach the kernel with
- * O_TRUNC/O_APPEND/O_DIRECT in the child, where no wrapper runs: O_TRUNC
- * would destroy the QCOW2 structure.  Strip them for existing images and
- * empty the virtual disk now (O_TRUNC), through the shim's own open.
- */
-int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, const char *p, int fl,
-				     mode_t m)
-{
-	int ref;
-	if (!atomic_load(&shim_ready) || shim_depth || !(fl & (O_TRUNC | O_APPEND | O_DIRECT)) ||
-	    policy_classify(p, &ref) == SHIM_PATH_NO)
-		return real_posix_spawn_file_actions_addopen(fa, fd, p, fl, m);
-	int saved = errno;
-	int tfd = shim_open(AT_FDCWD, p, (fl & ~(O_APPEND | O_DIRECT | O_EXCL)) | O_CLOEXEC, m, true);
-	bool image = tfd >= 0 && shim_fd_special(tfd);
-	if (tfd >= 0)
-		close(tfd);
-	errno = saved;
-	if (image)
-		fl &= ~(O_TRUNC | O_APPEND | O_DIRECT | O_CREAT | O_EXCL);
-	return real_posix_spawn_file_actions_addopen(fa, fd, p, fl, m);
-}
-
 /* system/popen run /bin/sh (dynamic) with environ: flush, and make sure
- * inherited image fds keep the shim. */
-void proc_release_for_spawn(void)
+ * inherited image fds keep the shim.  0 or -errno (refused). */
+int proc_release_for_spawn(const char *cmd)
 {
 	char **env;
-	if (exec_prepare("/bin/sh", environ, &env, true) == 0 && env) {
+	char *av[] = {"sh", "-c", (char *)cmd, NULL};
+	int r = exec_prepare("/bin/sh", av, environ, &env, true, NULL, NULL);
+	if (r == 0 && env) {
 		/* environ is what the shell gets: a dropped LD_PRELOAD comes
 		 * back, and QCOWSHIM_FDS (P<our pid>) reaches our direct child
 		 * only; it is rewritten at every later spawn or exec. */
@@ -423,16 +536,23 @@ void proc_release_for_spawn(void)
 				putenv(env[i]); /* deliberately kept: environ owns it now */
 		free(env);
 	}
+	return r;
 }
 
 int system(const char *cmd)
 {
-	proc_release_for_spawn();
+	int r = cmd ? proc_release_for_spawn(cmd) : 0;
+	if (r < 0)
+		return (int)shim_ret(r);
 	return real_system(cmd);
 }
 
 FILE *popen(const char *cmd, const char *m)
 {
-	proc_release_for_spawn();
+	int r = proc_release_for_spawn(cmd);
+	if (r < 0) {
+		errno = -r;
+		return NULL;
+	}
 	return real_popen(cmd, m);
 }
