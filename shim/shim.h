@@ -275,6 +275,7 @@ int ofd_blocks(struct shim_ofd *o, uint64_t *blocks);
  * with errno (ENOTDIR again when the path is not a partition of an image). */
 int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64);
 void part_copy_window(struct shim_ofd *o, const char *path); /* /dev/fd/N of a partition */
+void part_inherited_window(struct shim_ofd *o, const char *path, int fd); /* /proc/PID/fd/N */
 /* stat/statx of IMAGE/pN after the real call failed with ENOTDIR; saved:
  * errno before that call (restored on success). */
 int part_statat(int dirfd, const char *path, int atflags, struct stat *st, int saved);

@@ -58,7 +58,22 @@ struct inherit {
 	char *fds;    /* QCOWSHIM_FDS value */
 	size_t len, cap;
 	bool oom;
+	char parts[1024]; /* this process's partition fds, for QCOWSHIM_PARTS */
 };
+
+/* Every partition fd of this process, close-on-exec or not: a descendant
+ * may reopen it as /proc/PID/fd/N (parts.c part_inherited_window). */
+static void parts_cb(int fd, struct shim_ofd *o, void *arg)
+{
+	struct inherit *in = arg;
+	struct stat st;
+	size_t l = strlen(in->parts);
+	if (!o->part || real_fstat(fd, &st) < 0 || l > sizeof in->parts - 128)
+		return;
+	snprintf(in->parts + l, sizeof in->parts - l, "%d:%d,%u,%llu,%llu,%llu,%llu;", (int)getpid(),
+		 fd, o->part, (unsigned long long)o->base, (unsigned long long)o->len,
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+}
 
 void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
 			uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino)
@@ -256,9 +271,26 @@ static int exec_env(char *const *envp, const struct inherit *in, bool spawn, cha
 			preload = has_shim(envp[n] + 11);
 		stale |= !strncmp(envp[n], "QCOWSHIM_FDS=", 13);
 	}
-	if (preload && in->first_fd < 0 && !stale)
+	if (preload && in->first_fd < 0 && !stale && !in->parts[0])
 		return 0;
-	size_t extra = 2;
+	size_t extra = 3;
+	char *parts = NULL;
+	if (in->parts[0]) { /* ours first, then the entries of our ancestors */
+		const char *old = NULL;
+		for (size_t i = 0; i < n && !old; i++)
+			if (!strncmp(envp[i], "QCOWSHIM_PARTS=", 15))
+				old = envp[i] + 15;
+		char keep[2048] = "", me[24]; /* minus our own earlier entries */
+		int ml = snprintf(me, sizeof me, "%d:", (int)getpid());
+		for (const char *e = old; e && *e;) {
+			size_t l = strcspn(e, ";"), kl = strlen(keep);
+			if (strncmp(e, me, (size_t)ml) && kl + l + 2 < sizeof keep)
+				snprintf(keep + kl, sizeof keep - kl, "%.*s;", (int)l, e);
+			e += l + (e[l] == ';');
+		}
+		if (asprintf(&parts, "QCOWSHIM_PARTS=%s%s", in->parts, keep) < 0)
+			return -ENOMEM;
+	}
 	for (char **e = environ; e && *e; e++)
 		extra += !strncmp(*e, "QCOWSHIM_", 9);
 	char **env = calloc(n + extra + 1, sizeof *env);
@@ -268,12 +300,14 @@ static int exec_env(char *const *envp, const struct inherit *in, bool spawn, cha
 		     asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
 			      in->fds ? in->fds : "") < 0)) {
 		free(env);
+		free(parts);
 		return -ENOMEM;
 	}
 	size_t k = 0;
 	bool had = false;
 	for (size_t i = 0; i < n; i++) {
-		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13))
+		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13) ||
+		    (parts && !strncmp(envp[i], "QCOWSHIM_PARTS=", 15)))
 			continue;
 		if (!strncmp(envp[i], "LD_PRELOAD=", 11) && !has_shim(envp[i] + 11)) {
 			had = true;
@@ -294,16 +328,19 @@ static int exec_env(char *const *envp, const struct inherit *in, bool spawn, cha
 		for (char **e = environ; e && *e; e++) {
 			size_t nl = strcspn(*e, "=");
 			if (!strncmp(*e, "QCOWSHIM_", 9) && strncmp(*e, "QCOWSHIM_FDS=", 13) &&
-			    !env_has(envp, *e, nl))
+			    strncmp(*e, "QCOWSHIM_PARTS=", 15) && !env_has(envp, *e, nl))
 				env[k++] = *e;
 		}
 	if (fds)
 		env[k++] = fds;
+	if (parts)
+		env[k++] = parts;
 	env[k] = NULL;
 	*newenv = env;
 	return 0;
 oom:
 	free(fds);
+	free(parts);
 	free(env);
 	return -ENOMEM;
 }
@@ -346,6 +383,7 @@ int exec_prepare(const char *path, char *const *av, char *const *envp, char ***n
 		plan(&in, arg);
 	else
 		fd_foreach(inherit_cb, &in);
+	fd_foreach(parts_cb, &in);
 	if (fd_any_images())
 		img_release_all();
 	char named[PATH_MAX], why[PATH_MAX + 64];
@@ -532,7 +570,7 @@ int proc_release_for_spawn(const char *cmd)
 		const char *cur = getenv("LD_PRELOAD");
 		for (size_t i = 0; env[i]; i++)
 			if ((!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur)) ||
-			    !strncmp(env[i], "QCOWSHIM_FDS=", 13))
+			    !strncmp(env[i], "QCOWSHIM_FDS=", 13) || !strncmp(env[i], "QCOWSHIM_PARTS=", 15))
 				putenv(env[i]); /* deliberately kept: environ owns it now */
 		free(env);
 	}
