@@ -24,13 +24,17 @@ atomic_int shim_nimages_ever;
 static atomic_int nimage_fds;
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* Held inside a critical section (images.c): a signal handler using an
+ * image fd meanwhile would deadlock on the table lock. */
 void fd_lock(void)
 {
+	shim_crit_enter();
 	pthread_mutex_lock(&tab_mu);
 }
 void fd_unlock(void)
 {
 	pthread_mutex_unlock(&tab_mu);
+	shim_crit_leave();
 }
 void fd_atfork_child(void)
 {
@@ -53,13 +57,13 @@ struct shim_ofd *fd_get_any(int fd)
 {
 	if ((unsigned)fd >= SHIM_FD_MAX)
 		return NULL;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
 	if (o == SHIM_PRIVATE)
 		o = NULL;
 	if (o)
 		atomic_fetch_add(&o->refs, 1);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return o;
 }
 
@@ -132,7 +136,7 @@ bool fd_any_images(void)
 static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 {
 	struct shim_ofd *old;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	old = atomic_load(&shim_fdtab[fd]);
 	if (old == SHIM_PRIVATE || (only && old != only)) { /* private: evacuated before */
 		/* A private fd took the number first and parked the table's
@@ -142,7 +146,7 @@ static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 		bool put = only && !o && only->parked > 0;
 		if (put)
 			only->parked--;
-		pthread_mutex_unlock(&tab_mu);
+		fd_unlock();
 		if (put)
 			fd_put(only);
 		return;
@@ -152,7 +156,7 @@ static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 	if (old)
 		atomic_fetch_sub(&nimage_fds, 1);
 	atomic_store(&shim_fdtab[fd], o);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	if (old)
 		fd_put(old);
 }
@@ -252,13 +256,13 @@ void fd_foreach(void (*cb)(int fd, struct shim_ofd *o, void *arg), void *arg)
 {
 	if (!fd_any_images())
 		return;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	for (int fd = 0; fd < SHIM_FD_MAX; fd++) {
 		struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
 		if (o && o != SHIM_PRIVATE)
 			cb(fd, o, arg);
 	}
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 }
 
 /* ---- private descriptors */
@@ -302,7 +306,7 @@ int fd_make_private(int fd)
 		if ((unsigned)fd >= SHIM_FD_MAX)
 			return fd; /* cannot protect it; still usable */
 	}
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	while (atomic_load(&nremap) && is_handle(fd)) {
 		int nfd2 = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)(fd + 1));
 		if (nfd2 < 0 || nfd2 >= SHIM_FD_MAX) {
@@ -323,7 +327,7 @@ int fd_make_private(int fd)
 		atomic_fetch_sub(&nimage_fds, 1);
 	}
 	atomic_store(&shim_fdtab[fd], SHIM_PRIVATE);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return fd;
 }
 
@@ -332,17 +336,17 @@ int shim_priv_real(int handle)
 	if (likely(atomic_load_explicit(&nremap, memory_order_relaxed) == 0))
 		return handle;
 	int r = handle;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	for (int i = 0; i < atomic_load(&nremap); i++)
 		if (remap[i].handle == handle)
 			r = remap[i].real;
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return r;
 }
 
 void fd_private_closed(int handle)
 {
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	int n = atomic_load(&nremap);
 	for (int i = 0; i < n; i++)
 		if (remap[i].handle == handle) {
@@ -351,12 +355,12 @@ void fd_private_closed(int handle)
 				atomic_store(&shim_fdtab[real], NULL);
 			remap[i] = remap[n - 1];
 			atomic_store(&nremap, n - 1);
-			pthread_mutex_unlock(&tab_mu);
+			fd_unlock();
 			return;
 		}
 	if ((unsigned)handle < SHIM_FD_MAX && atomic_load(&shim_fdtab[handle]) == SHIM_PRIVATE)
 		atomic_store(&shim_fdtab[handle], NULL);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 }
 
 /*
@@ -371,14 +375,14 @@ int fd_evacuate(int fd)
 	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
 	if (nfd < 0)
 		return -errno;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	int i, n = atomic_load(&nremap), handle = fd;
 	for (i = 0; i < n; i++)
 		if (remap[i].real == fd)
 			break;
 	if (i == n) {
 		if (n == (int)(sizeof remap / sizeof remap[0])) {
-			pthread_mutex_unlock(&tab_mu);
+			fd_unlock();
 			real_close(nfd);
 			return -EBUSY;
 		}
@@ -389,7 +393,7 @@ int fd_evacuate(int fd)
 	if ((unsigned)nfd < SHIM_FD_MAX)
 		atomic_store(&shim_fdtab[nfd], SHIM_PRIVATE);
 	atomic_store(&shim_fdtab[fd], NULL);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	/* The program's dup2 now closes the old number for us. */
 	return 0;
 }

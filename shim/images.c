@@ -127,14 +127,25 @@ void img_strip_deleted(char *path)
 
 /* ---- registry */
 
+static void reg_lock(void)
+{
+	shim_crit_enter();
+	pthread_mutex_lock(&reg_mu);
+}
+static void reg_unlock(void)
+{
+	pthread_mutex_unlock(&reg_mu);
+	shim_crit_leave();
+}
+
 bool img_known(dev_t dev, ino_t ino, char *path)
 {
 	bool found = false;
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i && !found; i = i->next)
 		if ((found = i->dev == dev && i->ino == ino) && path)
 			snprintf(path, PATH_MAX, "%s", i->path);
-	pthread_mutex_unlock(&reg_mu);
+	reg_unlock();
 	return found;
 }
 
@@ -170,11 +181,11 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 		*err = -errno;
 		return NULL;
 	}
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next)
 		if (i->dev == st.st_dev && i->ino == st.st_ino) {
 			i->nref++;
-			pthread_mutex_unlock(&reg_mu);
+			reg_unlock();
 			return i;
 		}
 	struct shim_image *img = calloc(1, sizeof *img);
@@ -187,7 +198,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 		img->named = naming_path(shown, &st, path);
 	}
 	if (!img || !img->path || !img->shown || !img->named) {
-		pthread_mutex_unlock(&reg_mu);
+		reg_unlock();
 		if (img)
 			free(img->path), free(img->shown), free(img->named), free(img);
 		*err = -ENOMEM;
@@ -202,7 +213,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	pthread_mutex_init(&img->mu, NULL);
 	img->next = images;
 	images = img;
-	pthread_mutex_unlock(&reg_mu);
+	reg_unlock();
 	return img;
 }
 
@@ -210,9 +221,9 @@ static void img_release(struct shim_image *img);
 
 void img_unref(struct shim_image *img)
 {
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	if (--img->nref > 0) {
-		pthread_mutex_unlock(&reg_mu);
+		reg_unlock();
 		return;
 	}
 	for (struct shim_image **p = &images; *p; p = &(*p)->next)
@@ -221,9 +232,10 @@ void img_unref(struct shim_image *img)
 			break;
 		}
 	pthread_mutex_unlock(&reg_mu);
-	pthread_mutex_lock(&img->mu);
+	pthread_mutex_lock(&img->mu); /* still in reg_lock's section */
 	img_release(img);
 	pthread_mutex_unlock(&img->mu);
+	shim_crit_leave();
 	pthread_mutex_destroy(&img->mu);
 	free(img->path);
 	free(img->shown);
@@ -233,6 +245,7 @@ void img_unref(struct shim_image *img)
 
 void img_lock(struct shim_image *img)
 {
+	shim_crit_enter();
 	pthread_mutex_lock(&img->mu);
 	shim_depth++;
 }
@@ -240,6 +253,7 @@ void img_unlock(struct shim_image *img)
 {
 	shim_depth--;
 	pthread_mutex_unlock(&img->mu);
+	shim_crit_leave();
 }
 const char *img_path(struct shim_image *img)
 {
@@ -692,13 +706,13 @@ int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blo
 
 void img_release_all(void)
 {
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_lock(&i->mu);
 		img_release(i);
 		pthread_mutex_unlock(&i->mu);
 	}
-	pthread_mutex_unlock(&reg_mu);
+	reg_unlock();
 }
 
 /* Before fork: flush and close every translator (so the child starts
@@ -707,7 +721,7 @@ void img_atfork_prepare(void)
 {
 	/* Lock order: reg_mu, each img->mu, then the fd table (closing a
 	 * translator takes the table lock itself). */
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_lock(&i->mu);
 		img_release(i);
@@ -719,11 +733,19 @@ void img_atfork_parent(void)
 {
 	for (struct shim_image *i = images; i; i = i->next)
 		pthread_mutex_unlock(&i->mu);
-	pthread_mutex_unlock(&reg_mu);
 	fd_unlock();
+	reg_unlock();
 }
 
-void img_atfork_child(void)
+/* A new process made without the atfork handlers (_Fork without the
+ * wrapper, a raw fork or clone system call; wrap_signal.c notices it at the
+ * first critical section): the locks may have been held by other threads of
+ * the parent, and the translators are the parent's, half-way through its
+ * writes, with its reservation and its lock-holding descriptors.  They are
+ * dropped unflushed (the parent still owns them) and this process opens its
+ * own, like any other process: it writes only once it gets the write lock,
+ * which a parent that writes holds (then EBUSY after QCOWSHIM_WAIT_MS). */
+void img_forked_child(void)
 {
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_init(&i->mu, NULL);
@@ -739,6 +761,12 @@ void img_atfork_child(void)
 	}
 	pthread_mutex_init(&reg_mu, NULL);
 	fd_atfork_child();
+}
+
+void img_atfork_child(void)
+{
+	img_forked_child();
+	shim_crit_child();
 }
 
 /* ---- stat helpers */

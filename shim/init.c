@@ -143,6 +143,7 @@ static void setup_once_fn(void)
 		dump_resolution();
 	if (policy_enabled()) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		shim_fork_watch();
 		fd_adopt_inherited();
 		stdio_adopt_std();
 	}

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -224,6 +225,14 @@ bool coh_readers_elsewhere(struct coh_state *c, int fd);
 void coh_published(struct coh_state *c);
 int coh_qemu_refuses_writer(const char *shown, int fd);
 
+/* ---- wrap_signal.c: critical sections (the shim's locks held): the
+ * program's signal handlers are deferred to the end, cancellation waits */
+void shim_crit_enter(void);
+void shim_crit_leave(void);
+void shim_crit_child(void);   /* a new process: no section open */
+void shim_fork_watch(void);   /* setup: notice children made without atfork handlers */
+void shim_cancel_point(void); /* a pending cancel acts here, outside any section */
+
 /* ---- images.c: one translator per image per process */
 struct shim_image *img_register(int fd, const char *shown_path, bool pending, int *err);
 void img_unref(struct shim_image *img);
@@ -250,6 +259,7 @@ void img_release_all(void);               /* flush+close every translator */
 void img_atfork_prepare(void);
 void img_atfork_parent(void);
 void img_atfork_child(void);
+void img_forked_child(void); /* a child made without the atfork handlers */
 /* A path-level view: stat of an image path not open here.  0 or -errno. */
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
