@@ -186,7 +186,14 @@ deb:
 
 # Installs the package on this machine, uses it, purges it (root).
 test-deb: deb
-	@QCS_DEB=$(abspath $(DEB)) sh tests/integration/run.sh tests/package/p_deb.sh
+	@QCS_DEB=$(abspath $(DEB)) sh tests/integration/run.sh tests/system/s_deb.sh; rc=$$?; \
+		cat $(B)/integration/s_deb.log; exit $$rc
+
+# Builds a UEFI-bootable image under the shim and boots it (qemu, OVMF).
+test-boot: all
+	@sh tests/deps.sh
+	@sh tests/integration/run.sh tests/system/s_boot.sh; rc=$$?; \
+		cat $(B)/integration/s_boot.log; exit $$rc
 
 # ---- tests/unit: criterion, built with ASan + UBSan ----------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
