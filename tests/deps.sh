@@ -7,6 +7,7 @@ PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-
  fdisk gdisk parted dosfstools mtools xfsprogs btrfs-progs e2fsprogs util-linux
  coreutils bsdextrautils diffutils musl-tools mandoc man-db fio time
  systemd squashfs-tools erofs-utils file python3"
+PKGS="$PKGS busybox-static liburing-dev rsync" # t_safety_sweep.sh: a static program, io_uring, rename
 PKGS="$PKGS ${FUZZ_PKGS:-}" # make fuzz adds clang
 missing=""
 for p in $PKGS; do
