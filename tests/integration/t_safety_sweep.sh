@@ -42,7 +42,7 @@ io_uring-write io_uring-read io_uring-raw
 aio_write aio_read lio_listio fio-posixaio
 dlsym dlvsym deepbind py-ctypes
 dup2-race
-spawn-chdir_trunc spawn-link_trunc
+spawn-chdir_trunc spawn-link_trunc execveat-static
 shm-trunc shm-read
 stdio-dup2
 link-truncate link-stat
@@ -137,6 +137,8 @@ spawn-chdir_trunc - $W $H spawn-chdir_trunc "$F"
 spawn-link_trunc - $W $H spawn-link_trunc "$F"
 spawn-static_dup2 - $W $H spawn-static_dup2 "$F"
 spawn-noenv_dup2 - $W $H spawn-noenv_dup2 "$F"
+execveat-static - $W $H execveat-static "$F"
+fexecve-static - $W $H fexecve-static "$F"
 py-subprocess-noenv - $W python3 -c 'import subprocess,sys; subprocess.run(["od","-An","-tx1","-N4"],stdin=open(sys.argv[1],"rb"),env={})' "$F"
 shm-trunc s $W $H shm-trunc "$F"
 shm-read s $W $H shm-read "$F"

@@ -499,6 +499,29 @@ static void spawn_mode(const char *m)
 		close(fd);
 }
 
+/* ---- an image fd as fd 3 of a static program started by glibc's execveat
+ * (its own system call) or by fexecve; the program reads 16 bytes at 0 */
+static void exec_static(const char *m)
+{
+	int fd = open_rw();
+	if (fd != 3) {
+		CHECK(dup2(fd, 3) == 3);
+		close(fd);
+	}
+	char prog[4200];
+	snprintf(prog, sizeof prog, "%s/safety.static", SELF);
+	char *av[] = {prog, "fd-pread", "3", NULL};
+	fflush(stdout);
+	if (!strcmp(m, "execveat")) {
+		execveat(AT_FDCWD, prog, av, environ, 0);
+	} else {
+		int pfd = open(prog, O_RDONLY | O_CLOEXEC);
+		CHECK(pfd >= 0);
+		fexecve(pfd, av, environ);
+	}
+	refused(m, errno);
+}
+
 /* ---- shm_open of a FILE in /dev/shm: O_TRUNC, or a read of 16 bytes at 0 */
 static void shm_mode(const char *m)
 {
@@ -899,6 +922,8 @@ int main(int argc, char **argv)
 		dup2_race();
 	} else if (!strncmp(m, "spawn-", 6)) {
 		spawn_mode(m + 6);
+	} else if (!strcmp(m, "execveat-static") || !strcmp(m, "fexecve-static")) {
+		exec_static(m[0] == 'e' ? "execveat" : "fexecve");
 	} else if (!strncmp(m, "shm-", 4)) {
 		shm_mode(m + 4);
 	} else if (!strcmp(m, "stdio-dup2")) {
