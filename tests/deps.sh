@@ -7,8 +7,8 @@ PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-
  fdisk gdisk parted dosfstools mtools xfsprogs btrfs-progs e2fsprogs util-linux
  coreutils bsdextrautils diffutils musl-tools mandoc man-db fio time
  systemd squashfs-tools erofs-utils file python3"
-# issue 24's guard and sweep tests (static programs, syslinux's mtools, renames)
-PKGS="$PKGS busybox-static syslinux rsync"
+# issue 24's guard and sweep tests (static programs, syslinux's mtools, renames, io_uring)
+PKGS="$PKGS busybox-static syslinux rsync liburing-dev"
 # make deb / test-deb (the package, lintian) and make test-boot (a UEFI boot
 # of an image made under the shim: firmware, boot loader, kernel, busybox).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
