@@ -5,7 +5,8 @@
  * A rename of a file that is not an image over a name whose file is one
  * (by inode: an image this process has open, under any name; or a name
  * matching the globs whose file starts with the QCOW2 magic) fails with
- * EXDEV, silently, as a rename across file systems does: `mv` then copies
+ * EXDEV, as a rename across file systems does, and one line says why (the
+ * program's own message alone, "Invalid cross-device link", would not): `mv` then copies
  * the file into the image through the shim (its contents become the
  * virtual disk), `sed -i`, `perl -pi` and `ln -f` fail with their own
  * message, and rsync copies into it; the image stays a valid QCOW2 file in
@@ -77,25 +78,44 @@ static bool replaces_image(int od, const char *op, int nd, const char *np, unsig
 	return new_img && !name_is_image(od, op, false);
 }
 
+static int refuse_replace(const char *op, const char *np)
+{
+	/* one line per rename: mv tries renameat2 and then rename */
+	static _Atomic unsigned long long last;
+	unsigned long long h = 1469598103934665603ULL;
+	for (const char *p = op; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (const char *p = np; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	if (atomic_exchange(&last, h) == h)
+		return (int)shim_ret(-EXDEV);
+	shim_msg("%s: refusing to rename %s over an image: it would replace the QCOW2 file by "
+		 "the raw bytes written for it (EXDEV); write into the image instead (mv and "
+		 "rsync then do, or cp, dd conv=notrunc)",
+		 np, op);
+	return (int)shim_ret(-EXDEV);
+}
+
 int rename(const char *op, const char *np)
 {
 	if (likely(!replaces_image(AT_FDCWD, op, AT_FDCWD, np, 0)))
 		return real_rename(op, np);
-	return (int)shim_ret(-EXDEV);
+	return refuse_replace(op, np);
 }
 
 int renameat(int od, const char *op, int nd, const char *np)
 {
 	if (likely(!replaces_image(od, op, nd, np, 0)))
 		return real_renameat(od, op, nd, np);
-	return (int)shim_ret(-EXDEV);
+	return refuse_replace(op, np);
 }
 
 int renameat2(int od, const char *op, int nd, const char *np, unsigned flags)
 {
 	if (likely(!replaces_image(od, op, nd, np, flags)))
 		return real_renameat2(od, op, nd, np, flags);
-	return (int)shim_ret(-EXDEV);
+	return refuse_replace(op, np);
 }
 
 /* glibc 2.36 (sysdeps/pthread/shm-directory.c): leading slashes skipped,

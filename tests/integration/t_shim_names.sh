@@ -1,8 +1,8 @@
 #!/bin/sh
 # t_shim_names.sh - issue 24, point 4: names that would replace or cut an
 # image.  A rename of a file that is not an image over an image fails with
-# EXDEV (silently, as across file systems): sed -i, perl -pi and ln -f fail
-# with their own one line and leave the image byte-identical and no temporary
+# EXDEV (as across file systems) and one qcowshim line: sed -i, perl -pi and
+# ln -f fail with that line and their own, and leave the image byte-identical and no temporary
 # file; mv and rsync fall back to copying into the image (served: the image
 # equals the raw twin that got the same command); renaming the image itself
 # still works.  truncate, stat, statx and an O_TRUNC open of a hard link of
@@ -32,7 +32,8 @@ for tool in "sed -i s/a/b/" "perl -pi -e s/a/b/" "ln -f other"; do
 	S $tool x.qcow2 >"$T/out" 2>&1
 	rc=$?
 	[ $rc -ne 0 ] && pass "$tool: fails (exit $rc)" || fail "$tool: exit 0"
-	same "$tool: one line, the tool's own" 1 "$(wc -l <"$T/out" | tr -d ' ')"
+	same "$tool: one qcowshim line, and the tool's own" "1 2" \
+		"$(grep -c '^qcowshim: .*refusing to rename' "$T/out") $(wc -l <"$T/out" | tr -d ' ')"
 	note "$(cat "$T/out")"
 	grep -q 'cross-device' "$T/out" && pass "$tool: says why (EXDEV)" || fail "$tool: $(cat "$T/out")"
 	same "$tool: image byte-identical" "$sum" "$(sha256sum <x.qcow2)"
