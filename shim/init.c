@@ -2,10 +2,14 @@
  * init.c - resolution of the real libc functions, constructor, destructor.
  *
  * Owns: the real_* pointers generated from syms.def.  Each starts out
- * pointing at a stub that resolves every row with dlsym(RTLD_NEXT) and then
+ * pointing at a stub that resolves its own row with dlsym(RTLD_NEXT) and then
  * calls the real function, so a wrapper called from another library's
- * constructor (before ours ran) works, and the fast path needs no "resolved
- * yet?" test.  A row libc lacks points at a stub failing with ENOSYS.
+ * constructor (before ours ran) works, the fast path needs no "resolved
+ * yet?" test, and a process pays one lookup per function it actually uses
+ * (resolving all rows up front was a third of a short process's user time).
+ * A row libc lacks points at a stub failing with ENOSYS.  The first call of
+ * a row is a dlsym, as the first call through a lazily bound PLT entry is a
+ * symbol lookup: glibc's fork re-initialises the loader's lock in the child.
  * Never: call a wrapper from here (only real_*), print without policy.c.
  */
 #include "shim.h"
@@ -23,11 +27,23 @@ atomic_bool shim_ready;
 __thread int shim_quiet;
 bool shim_exiting;
 
-/* Stubs: first call resolves everything, then forwards. */
+/* Row numbers, in syms.def order (the sym_rows table below). */
+enum {
+#define SYM(name, ret, params, args) ROW_##name,
+#define SYMV(name, params, args) ROW_##name,
+#include "syms.def"
+#undef SYM
+#undef SYMV
+	NROWS
+};
+
+static void resolve_row(size_t i);
+
+/* Stubs: the first call resolves its own row, then forwards. */
 #define SYM(name, ret, params, args)                                           \
 	static ret stub_##name params                                          \
 	{                                                                      \
-		shim_init();                                                   \
+		resolve_row(ROW_##name);                                       \
 		return real_##name args;                                       \
 	}                                                                      \
 	static ret enosys_##name params                                        \
@@ -39,7 +55,7 @@ bool shim_exiting;
 #define SYMV(name, params, args)                                               \
 	static void stub_##name params                                         \
 	{                                                                      \
-		shim_init();                                                   \
+		resolve_row(ROW_##name);                                       \
 		real_##name args;                                              \
 	}                                                                      \
 	static void enosys_##name params                                       \
@@ -81,25 +97,32 @@ static const struct sym_row sym_rows[] = {
 #undef SYMVG
 };
 
+_Static_assert(sizeof sym_rows / sizeof sym_rows[0] == NROWS, "one row per syms.def entry");
+
+/* Row i's real function (two threads racing store the same pointer). */
+static void resolve_row(size_t i)
+{
+	void *p = dlsym(RTLD_NEXT, sym_rows[i].name);
+	if (p && p == sym_rows[i].self) {
+		/* Two copies of the shim, or a broken link: resolving to
+		 * ourselves would recurse forever. */
+		fprintf(stderr, "qcowshim: %s resolves to the shim itself\n", sym_rows[i].name);
+		abort();
+	}
+	if (!p)
+		p = sym_rows[i].fallback;
+	__atomic_store_n(sym_rows[i].real, p, __ATOMIC_RELEASE);
+}
+
 static atomic_int resolved;
 
+/* Every row at once (QCOWSHIM_DEBUG=resolve lists them). */
 void shim_init(void)
 {
 	if (atomic_load_explicit(&resolved, memory_order_acquire))
 		return;
-	for (size_t i = 0; i < sizeof sym_rows / sizeof sym_rows[0]; i++) {
-		void *p = dlsym(RTLD_NEXT, sym_rows[i].name);
-		if (p && p == sym_rows[i].self) {
-			/* Two copies of the shim, or a broken link: resolving to
-			 * ourselves would recurse forever. */
-			fprintf(stderr, "qcowshim: %s resolves to the shim itself\n",
-				sym_rows[i].name);
-			abort();
-		}
-		if (!p)
-			p = sym_rows[i].fallback;
-		__atomic_store_n(sym_rows[i].real, p, __ATOMIC_RELEASE);
-	}
+	for (size_t i = 0; i < NROWS; i++)
+		resolve_row(i);
 	atomic_store_explicit(&resolved, 1, memory_order_release);
 }
 
@@ -119,7 +142,9 @@ static void dump_resolution(void)
 	}
 }
 
-static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+/* Not pthread_once: glibc's wakes waiters with a futex call every time. */
+static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool in_setup;
 
 static void atfork_prepare(void)
 {
@@ -137,11 +162,13 @@ static void atfork_child(void)
 static void setup_once_fn(void)
 {
 	int saved = errno;
-	shim_init();
 	policy_init();
-	if (policy_debug_resolve())
+	if (policy_debug_resolve()) {
+		shim_init();
 		dump_resolution();
-	if (policy_enabled()) {
+	}
+	if (policy_env_enabled()) { /* (whether the program is a qemu tool is
+				      * read when an inherited fd is an image) */
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		fd_adopt_inherited();
 		stdio_adopt_std();
@@ -152,10 +179,15 @@ static void setup_once_fn(void)
 
 void shim_setup(void)
 {
-	if (atomic_load_explicit(&shim_ready, memory_order_acquire))
+	if (atomic_load_explicit(&shim_ready, memory_order_acquire) || in_setup)
 		return;
 	shim_depth++;
-	pthread_once(&setup_once, setup_once_fn);
+	in_setup = true;
+	pthread_mutex_lock(&setup_mu);
+	if (!atomic_load_explicit(&shim_ready, memory_order_acquire))
+		setup_once_fn();
+	pthread_mutex_unlock(&setup_mu);
+	in_setup = false;
 	shim_depth--;
 }
 
@@ -167,8 +199,8 @@ __attribute__((constructor)) static void shim_ctor(void)
 __attribute__((destructor)) static void shim_dtor(void)
 {
 	int saved = errno;
-	if (!atomic_load(&shim_ready) || !policy_enabled())
-		return;
+	if (!atomic_load(&shim_ready) || !policy_env_enabled())
+		return; /* (a disabled qemu tool never registered an image) */
 	stdio_flush_all();
 	shim_exiting = true;
 	img_release_all();

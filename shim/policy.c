@@ -49,18 +49,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool enabled;
+/* env_enabled: QCOWSHIM_DISABLE does not say otherwise (read at setup);
+ * exe_state: 0 = /proc/self/exe not read yet, 1 = not a qemu program,
+ * 2 = a qemu program.  The exe is read only when something could concern
+ * an image, so a process that never meets one makes no system call for it. */
+static bool env_enabled;
+static atomic_int exe_state;
 static bool debug, debug_resolve, no_backing;
 static int wait_ms = 10000;
 static const char *snapshot;
 static int recheck_ms = 10;
 static char *patterns[32];
 static int npatterns;
+static char patbuf[1024]; /* QCOWSHIM_MATCH's copy: no malloc at start */
 static char self_path[PATH_MAX];
+
+static bool program_knows_qcow2(void);
+
+bool policy_env_enabled(void)
+{
+	return env_enabled;
+}
 
 bool policy_enabled(void)
 {
-	return enabled;
+	if (!env_enabled)
+		return false;
+	int st = atomic_load_explicit(&exe_state, memory_order_relaxed);
+	if (unlikely(st == 0)) {
+		st = program_knows_qcow2() ? 2 : 1;
+		atomic_store_explicit(&exe_state, st, memory_order_relaxed);
+	}
+	return st == 1;
 }
 bool policy_debug(void)
 {
@@ -94,7 +114,9 @@ const char *policy_self_path(void)
 static bool program_knows_qcow2(void)
 {
 	char exe[PATH_MAX];
+	int saved = errno;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	errno = saved;
 	if (n <= 0)
 		return false;
 	exe[n] = 0;
@@ -108,8 +130,10 @@ void policy_init(void)
 	const char *e;
 	Dl_info di;
 
+	/* The name the loader was given: kept as is when absolute (no system
+	 * call); a relative one is resolved now, against the first cwd. */
 	if (dladdr((void *)policy_init, &di) && di.dli_fname &&
-	    !realpath(di.dli_fname, self_path))
+	    (di.dli_fname[0] == '/' || !realpath(di.dli_fname, self_path)))
 		snprintf(self_path, sizeof self_path, "%s", di.dli_fname);
 	e = getenv("QCOWSHIM_DEBUG");
 	debug = e && *e && strcmp(e, "0") != 0;
@@ -125,12 +149,12 @@ void policy_init(void)
 	if (e && *e && atoi(e) >= 0)
 		recheck_ms = atoi(e);
 	e = getenv("QCOWSHIM_DISABLE");
-	enabled = !(e && *e && strcmp(e, "0") != 0) && !program_knows_qcow2();
+	env_enabled = !(e && *e && strcmp(e, "0") != 0);
 
 	e = getenv("QCOWSHIM_MATCH");
 	if (!e || !*e)
 		e = "*.qcow2";
-	char *copy = strdup(e);
+	char *copy = strlen(e) < sizeof patbuf ? strcpy(patbuf, e) : strdup(e);
 	for (char *s = copy, *tok; copy && (tok = strsep(&s, ":"));)
 		if (*tok && npatterns < (int)(sizeof patterns / sizeof patterns[0]))
 			patterns[npatterns++] = tok;
@@ -264,6 +288,8 @@ static enum shim_path_kind alias_kind_(const char *link, bool map)
 	return map ? SHIM_PATH_MAPFILE : SHIM_PATH_MATCH;
 }
 
+static enum shim_path_kind policy_classify_(const char *path, int *fdref);
+
 /*
  * Is `path` (as a program passed it) something the shim must look at?
  * SHIM_PATH_FDREF: it names an open image fd of this process (*fdref);
@@ -274,7 +300,13 @@ static enum shim_path_kind alias_kind_(const char *link, bool map)
  */
 enum shim_path_kind policy_classify(const char *path, int *fdref)
 {
-	if (!enabled || !path)
+	enum shim_path_kind k = policy_classify_(path, fdref);
+	return k != SHIM_PATH_NO && !policy_enabled() ? SHIM_PATH_NO : k;
+}
+
+static enum shim_path_kind policy_classify_(const char *path, int *fdref)
+{
+	if (!env_enabled || !path)
 		return SHIM_PATH_NO;
 	if (path[0] == '/' && (path[1] == 'd' || path[1] == 'p')) {
 		int n = fd_alias(path), k;

@@ -119,6 +119,7 @@ static inline long shim_ret(long r)
 enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF, SHIM_PATH_PART,
 		      SHIM_PATH_MAPFILE };
 bool policy_enabled(void);                 /* shim active in this process */
+bool policy_env_enabled(void);             /* not disabled by the environment (no system call) */
 void policy_init(void);
 enum shim_path_kind policy_classify(const char *path, int *fdref);
 bool policy_match(const char *path);
