@@ -316,27 +316,22 @@ int fd_evacuate(int fd)
 
 /* ---- adoption of inherited image fds (constructor) */
 
-/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN;... from the exec/spawn
- * wrappers; o gets the emulated flags, position and partition window. */
+/*
+ * QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN,DEV,INO;... from the
+ * exec/spawn wrappers (wrap_proc.c) of a parent under the shim: every image
+ * fd this program inherits (none: "E123:").  Valid only in the program it
+ * was made for: E, this pid (set by our own image before exec); P, the
+ * parent's pid (posix_spawn, system, popen).  With a valid announcement
+ * only the fds it names are looked at, each checked to be still the same
+ * file (dev, ino); without one (the first process under the shim, or a
+ * parent that exec'd without the wrappers) every open fd is.
+ */
+static char *handoff; /* the list after "PID:", or NULL */
+
+/* o gets the emulated flags, position and partition window of fd. */
 static void handoff_flags(int fd, struct shim_ofd *o)
 {
-	static char *fds;
-	static bool parsed;
-	if (!parsed) {
-		parsed = true;
-		char *e = getenv("QCOWSHIM_FDS");
-		if (e && (*e == 'E' || *e == 'P')) {
-			char *end;
-			long pid = strtol(e + 1, &end, 10);
-			/* E: set by our own image before exec; P: by the parent
-			 * that spawned us (posix_spawn, system, popen) */
-			if (*end == ':' && pid == (*e == 'E' ? getpid() : getppid()))
-				fds = strdup(end + 1);
-		}
-		if (e)
-			unsetenv("QCOWSHIM_FDS");
-	}
-	for (char *s = fds; s && *s;) {
+	for (char *s = handoff; s && *s;) {
 		int f, fl;
 		long long p;
 		unsigned part;
@@ -405,7 +400,7 @@ void fd_adopt_received(int fd)
 		adopt_one(fd, false);
 }
 
-void fd_adopt_inherited(void)
+static void adopt_all(void)
 {
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
@@ -420,4 +415,61 @@ void fd_adopt_inherited(void)
 			adopt_one(fd, true);
 	}
 	closedir(d);
+}
+
+/* One announced entry at s: its fd, dev and ino; the length (with the
+ * ';'), or 0 if it is not an entry this shim writes. */
+static int announced_entry(const char *s, int *fd, unsigned long long *dev, unsigned long long *ino)
+{
+	int n = 0, fl;
+	long long pos;
+	unsigned part;
+	unsigned long long base, len;
+	if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu,%llu,%llu%n", fd, &fl, &pos, &part, &base, &len, dev,
+		   ino, &n) != 8 ||
+	    !n || s[n] != ';')
+		return 0;
+	return n + 1;
+}
+
+/* The announced fds that are still the files announced; false if the
+ * list is not one this shim writes (then every fd is looked at). */
+static bool adopt_announced(void)
+{
+	int fd, n;
+	unsigned long long dev, ino;
+	const char *s;
+	for (s = handoff; *s; s += n)
+		if (!(n = announced_entry(s, &fd, &dev, &ino)))
+			return false;
+	for (s = handoff; *s; s += n) {
+		struct stat st;
+		n = announced_entry(s, &fd, &dev, &ino);
+		if ((unsigned)fd < SHIM_FD_MAX && real_fstat(fd, &st) == 0 &&
+		    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+			adopt_one(fd, true);
+	}
+	return true;
+}
+
+void fd_adopt_inherited(void)
+{
+	char *e = getenv("QCOWSHIM_FDS");
+	bool valid = false;
+	if (e && (*e == 'E' || *e == 'P')) {
+		char *end;
+		long pid = strtol(e + 1, &end, 10);
+		valid = *end == ':' && pid == (*e == 'E' ? getpid() : getppid());
+		if (valid && end[1])
+			handoff = strdup(end + 1);
+		valid = valid && (!end[1] || handoff);
+	}
+	if (e)
+		unsetenv("QCOWSHIM_FDS");
+	if (valid && !handoff)
+		return; /* the parent announced none: no system call here */
+	if (!policy_enabled()) /* a qemu tool: its fds are its own business */
+		return;
+	if (!valid || !adopt_announced())
+		adopt_all();
 }

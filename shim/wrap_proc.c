@@ -36,7 +36,7 @@ pid_t vfork(void)
 
 void _exit(int st)
 {
-	if (atomic_load(&shim_ready) && policy_enabled())
+	if (atomic_load(&shim_ready) && policy_env_enabled())
 		img_release_all();
 	real__exit(st);
 	__builtin_unreachable();
@@ -44,7 +44,7 @@ void _exit(int st)
 
 void _Exit(int st)
 {
-	if (atomic_load(&shim_ready) && policy_enabled())
+	if (atomic_load(&shim_ready) && policy_env_enabled())
 		img_release_all();
 	real__Exit(st);
 	__builtin_unreachable();
@@ -61,15 +61,17 @@ struct inherit {
 static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
 {
 	struct inherit *in = arg;
+	struct stat st;
 	int fl = real_fcntl(fd, F_GETFD, NULL);
-	if (fl < 0 || (fl & FD_CLOEXEC))
+	if (fl < 0 || (fl & FD_CLOEXEC) || real_fstat(fd, &st) < 0)
 		return;
 	if (in->first_fd < 0)
 		in->first_fd = fd;
-	char item[128];
-	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu;", fd, o->eflags,
+	char item[192];
+	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu,%llu,%llu;", fd, o->eflags,
 			 o->upos ? (long long)o->pos : -1LL, o->part, (unsigned long long)o->base,
-			 (unsigned long long)o->len);
+			 (unsigned long long)o->len, (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino);
 	if (in->len + (size_t)n + 1 > in->cap) {
 		size_t cap = (in->cap + (size_t)n + 1) * 2;
 		char *p = realloc(in->fds, cap);
@@ -173,29 +175,48 @@ static bool has_shim(const char *v)
 	return v && strstr(v, "libqcowshim.so");
 }
 
+/* Does the environment load the shim (LD_PRELOAD names it)? */
+static bool env_loads_shim(char *const *envp)
+{
+	for (size_t i = 0; envp && envp[i]; i++)
+		if (!strncmp(envp[i], "LD_PRELOAD=", 11))
+			return has_shim(envp[i] + 11);
+	return false;
+}
+
 /*
  * Before exec of `path` with environment `envp`: flush everything; if image
- * fds stay open, check the target and build the environment to use.
- * Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
+ * fds stay open, check the target and build the environment to use.  A
+ * target that loads the shim is always told which image fds it inherits
+ * (QCOWSHIM_FDS, none: "E123:"), so it need not look at every fd it has
+ * (fdtab.c), unless quiet (system/popen, which put it in environ) and
+ * there are none.  Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
  */
-static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn)
+static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn,
+			bool quiet)
 {
 	*newenv = NULL;
 	/* execve/fexecve of an image: the kernel would load the host bytes */
 	if (path && atomic_load(&shim_ready) && reach_path_is_image(AT_FDCWD, path, 0))
 		return reach_refuse(path, "to execute an image",
 				    "boot it (qemu-system-*) or run a program from inside it", EACCES);
-	if (!atomic_load(&shim_ready) || !policy_enabled() || !fd_any_images())
+	if (!atomic_load(&shim_ready) || !policy_env_enabled())
+		return 0;
+	bool images = fd_any_images();
+	if (!images && (quiet || !env_loads_shim(envp) || !policy_enabled()))
 		return 0;
 	struct inherit in = {.first_fd = -1};
-	fd_foreach(inherit_cb, &in);
-	img_release_all();
-	if (in.first_fd < 0) {
+	if (images) {
+		fd_foreach(inherit_cb, &in);
+		img_release_all();
+	}
+	if (in.first_fd < 0 && (quiet || !env_loads_shim(envp))) {
 		free(in.fds);
 		return 0;
 	}
 	char why[PATH_MAX + 64];
-	const char *problem = path ? target_problem(path, 0, why, sizeof why) : NULL;
+	const char *problem =
+		path && in.first_fd >= 0 ? target_problem(path, 0, why, sizeof why) : NULL;
 	if (problem) {
 		shim_msg("refusing to run %s: %s, and it would see raw QCOW2 bytes on image fd %d "
 			 "(close the image or mark it close-on-exec)",
@@ -260,7 +281,7 @@ static void exec_cleanup(char **env, char *const *envp)
 static int do_execve(const char *path, char *const *av, char *const *ev)
 {
 	char **env;
-	int r = exec_prepare(path, ev, &env, false);
+	int r = exec_prepare(path, ev, &env, false, false);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execve(path, av, env ? env : ev);
@@ -273,7 +294,7 @@ static int do_execve(const char *path, char *const *av, char *const *ev)
 static int do_execvpe(const char *file, char *const *av, char *const *ev)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false);
+	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false, false);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execvpe(file, av, env ? env : ev);
@@ -345,7 +366,7 @@ int fexecve(int fd, char *const *av, char *const *ev)
 {
 	char **env, p[64];
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = exec_prepare(p, ev, &env, false);
+	int r = exec_prepare(p, ev, &env, false, false);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_fexecve(fd, av, env ? env : ev);
@@ -359,7 +380,7 @@ static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa
 		 const posix_spawnattr_t *at, char *const *av, char *const *ev, bool search)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true);
+	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true, false);
 	if (r < 0)
 		return -r;
 	r = (search ? real_posix_spawnp : real_posix_spawn)(pid, p, fa, at, av, env ? env : ev);
@@ -408,10 +429,13 @@ int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, con
 void proc_release_for_spawn(void)
 {
 	char **env;
-	if (exec_prepare("/bin/sh", environ, &env, true) == 0 && env) {
+	if (exec_prepare("/bin/sh", environ, &env, true, true) == 0 && env) {
 		/* environ is what the shell gets: a dropped LD_PRELOAD comes
 		 * back, and QCOWSHIM_FDS (P<our pid>) reaches our direct child
-		 * only; it is rewritten at every later spawn or exec. */
+		 * only; it is rewritten at every later spawn or exec, and
+		 * system/popen remove it once the shell has it (a later child
+		 * of ours exec'd without the wrappers must not take that list
+		 * for its own). */
 		const char *cur = getenv("LD_PRELOAD");
 		for (size_t i = 0; env[i]; i++)
 			if ((!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur)) ||
@@ -421,14 +445,27 @@ void proc_release_for_spawn(void)
 	}
 }
 
+static void spawned(void)
+{
+	if (getenv("QCOWSHIM_FDS")) {
+		int saved = errno;
+		unsetenv("QCOWSHIM_FDS");
+		errno = saved;
+	}
+}
+
 int system(const char *cmd)
 {
 	proc_release_for_spawn();
-	return real_system(cmd);
+	int r = real_system(cmd);
+	spawned();
+	return r;
 }
 
 FILE *popen(const char *cmd, const char *m)
 {
 	proc_release_for_spawn();
-	return real_popen(cmd, m);
+	FILE *f = real_popen(cmd, m);
+	spawned();
+	return f;
 }
