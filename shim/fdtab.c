@@ -21,7 +21,7 @@
 
 struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
 atomic_int shim_nimages_ever;
-static atomic_int nimage_fds;
+static SHIM_HOT atomic_int nimage_fds;
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void fd_lock(void)
@@ -51,7 +51,9 @@ struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags)
 
 struct shim_ofd *fd_get_any(int fd)
 {
-	if ((unsigned)fd >= SHIM_FD_MAX)
+	/* No entry: no lock (fcntl of any fd comes here; and before the first
+	 * image there is no fork handler that would reset the lock) */
+	if ((unsigned)fd >= SHIM_FD_MAX || !atomic_load(&shim_fdtab[fd]))
 		return NULL;
 	pthread_mutex_lock(&tab_mu);
 	struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
@@ -324,9 +326,11 @@ int fd_evacuate(int fd)
  * parent's pid (posix_spawn, system, popen).  With a valid announcement
  * only the fds it names are looked at, each checked to be still the same
  * file (dev, ino); without one (the first process under the shim, or a
- * parent that exec'd without the wrappers) every open fd is.
+ * parent that exec'd without the wrappers), or with one ending in "*",
+ * every open fd is.
  */
-static char *handoff; /* the list after "PID:", or NULL */
+static SHIM_HOT char *handoff; /* the list after "PID:", or NULL */
+extern char **environ;
 
 /* o gets the emulated flags, position and partition window of fd. */
 static void handoff_flags(int fd, struct shim_ofd *o)
@@ -433,7 +437,8 @@ static int announced_entry(const char *s, int *fd, unsigned long long *dev, unsi
 }
 
 /* The announced fds that are still the files announced; false if the
- * list is not one this shim writes (then every fd is looked at). */
+ * list is not one this shim writes, or ends in "*" (posix_spawn with file
+ * actions: fds the parent could not list), then every fd is looked at. */
 static bool adopt_announced(void)
 {
 	int fd, n;
@@ -454,8 +459,11 @@ static bool adopt_announced(void)
 
 void fd_adopt_inherited(void)
 {
-	char *e = getenv("QCOWSHIM_FDS");
+	char *e = NULL;
 	bool valid = false;
+	for (char **p = environ; *p && !e; p++) /* getenv, without a string constant */
+		if ((*p)[0] == 'Q' && (*p)[1] == 'C' && !strncmp(*p, "QCOWSHIM_FDS=", 13))
+			e = *p + 13;
 	if (e && (*e == 'E' || *e == 'P')) {
 		char *end;
 		long pid = strtol(e + 1, &end, 10);
@@ -464,8 +472,15 @@ void fd_adopt_inherited(void)
 			handoff = strdup(end + 1);
 		valid = valid && (!end[1] || handoff);
 	}
-	if (e)
-		unsetenv("QCOWSHIM_FDS");
+	if (e) /* unsetenv, without its lock's page: nothing else runs yet */
+		for (char **p = environ; *p; p++)
+			if (!strncmp(*p, "QCOWSHIM_FDS=", 13)) {
+				char **q = p;
+				do
+					q[0] = q[1];
+				while (*q++);
+				p--;
+			}
 	if (valid && !handoff)
 		return; /* the parent announced none: no system call here */
 	if (!policy_enabled()) /* a qemu tool: its fds are its own business */

@@ -97,13 +97,22 @@ _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 #undef SYMG
 #undef SYMVG
 
+/* Variables every process reads or writes at start or exit: kept in .data,
+ * whose page the loader has already written (relocations), instead of
+ * two more .bss pages, each a page fault in every process. */
+#define SHIM_HOT __attribute__((section(".data.qcowshim_hot")))
+
 /* ---- init.c */
 void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
 void shim_setup(void);           /* policy + adoption; once */
+void shim_images_used(void);     /* an image is registered: fork handlers on */
+bool shim_images_were_used(void);
 extern atomic_bool shim_ready;   /* shim_setup() finished */
 extern __thread int shim_depth __attribute__((tls_model("initial-exec")));
 extern __thread int shim_quiet;         /* >0: shim_msg prints nothing */
 extern bool shim_exiting;        /* destructor ran: flush after every write */
+/* wrap_proc.c: this thread is a vfork child's, running in the parent's memory */
+extern __thread bool shim_in_vfork __attribute__((tls_model("initial-exec")));
 /* Fail-wrapper convention: returns -1 with errno = -r when r < 0, else r. */
 static inline long shim_ret(long r)
 {

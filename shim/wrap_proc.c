@@ -3,9 +3,9 @@
  *
  * fork: the pthread_atfork handlers (images.c) flush and close every
  * translator first, so the child starts with no translator state and an idle
- * parent holds no lock.  vfork is fork (a child running wrappers in the
- * parent's memory could not be made safe).  _exit/_Exit flush first, as
- * exit() does through the destructor.
+ * parent holds no lock.  vfork is the real one while no image fd is open
+ * (the child then changes nothing of the shim's: see vfork), else fork.
+ * _exit/_Exit flush first, as exit() does through the destructor.
  * exec: translators are flushed and closed (exec runs no destructor).  When
  * image fds stay open across the exec, the target must load the shim: its
  * environment gets LD_PRELOAD back if it was dropped, and QCOWSHIM_FDS
@@ -21,22 +21,81 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 extern char **environ;
+
+#define SHIM_STR_(x) #x
+#define SHIM_STR(x) SHIM_STR_(x)
 
 pid_t fork(void)
 {
 	return real_fork(); /* atfork handlers do the work */
 }
 
-pid_t vfork(void)
+/*
+ * vfork: the real one (the raw system call, as glibc makes it) while this
+ * process has no image fd: a shell that runs a program pays for copying
+ * nothing, as without the shim.  The child runs in our memory until it
+ * execs or exits, so while it runs (shim_in_vfork, set in this thread's
+ * storage, which the child shares; cleared when the parent resumes) the
+ * shim changes no state of ours: an exec announces "no image fds" from the
+ * stack (exec_prepare), an image open fails with EPERM (img_register), and
+ * _exit releases nothing.  With image fds open, vfork is fork, as before.
+ * The wrapper has no stack frame: the child returns through the same stack.
+ */
+__thread bool shim_in_vfork __attribute__((tls_model("initial-exec")));
+
+__attribute__((used)) int shim_vfork_begin(void)
+{
+	if (!atomic_load(&shim_ready) || fd_any_images())
+		return 0;
+	shim_in_vfork = true;
+	return 1;
+}
+
+__attribute__((used)) void shim_vfork_end(void)
+{
+	shim_in_vfork = false;
+}
+
+__attribute__((used)) pid_t shim_vfork_fork(void)
 {
 	return real_fork();
 }
 
+#if defined(__x86_64__) && defined(SYS_vfork)
+__attribute__((naked)) pid_t vfork(void)
+{
+	__asm__("sub $8, %rsp\n\t"
+		"call shim_vfork_begin\n\t"
+		"add $8, %rsp\n\t"
+		"test %eax, %eax\n\t"
+		"jz 2f\n\t"
+		"pop %rdi\n\t" /* the return address: the child may overwrite its slot */
+		"mov $" SHIM_STR(SYS_vfork) ", %eax\n\t"
+		"syscall\n\t"
+		"push %rdi\n\t"
+		"test %rax, %rax\n\t"
+		"jz 1f\n\t" /* the child */
+		"push %rax\n\t"
+		"call shim_vfork_end\n\t"
+		"pop %rax\n\t"
+		"cmp $-4095, %rax\n\t"
+		"jae 2f\n" /* refused (seccomp...): fork instead */
+		"1:\tret\n"
+		"2:\tjmp shim_vfork_fork\n");
+}
+#else
+pid_t vfork(void)
+{
+	return real_fork();
+}
+#endif
+
 void _exit(int st)
 {
-	if (atomic_load(&shim_ready) && policy_env_enabled())
+	if (atomic_load(&shim_ready) && shim_images_were_used() && !shim_in_vfork)
 		img_release_all();
 	real__exit(st);
 	__builtin_unreachable();
@@ -44,7 +103,7 @@ void _exit(int st)
 
 void _Exit(int st)
 {
-	if (atomic_load(&shim_ready) && policy_env_enabled())
+	if (atomic_load(&shim_ready) && shim_images_were_used() && !shim_in_vfork)
 		img_release_all();
 	real__Exit(st);
 	__builtin_unreachable();
@@ -184,16 +243,35 @@ static bool env_loads_shim(char *const *envp)
 	return false;
 }
 
+static size_t env_len(char *const *envp)
+{
+	size_t n = 0;
+	while (envp && envp[n])
+		n++;
+	return n;
+}
+
+/* Room for an environment announcing no image fd, on the caller's stack:
+ * a vfork child (see vfork below) must not allocate from our heap. */
+#define EXEC_STACK(ev)                                                         \
+	char *stk_env[env_len(ev) + 2];                                        \
+	char stk_var[48];                                                      \
+	struct exec_stack stk = {stk_env, stk_var, false}
+struct exec_stack {
+	char **env, *var;
+	bool scan; /* the child gets fds we cannot list (spawn file actions) */
+};
+
 /*
  * Before exec of `path` with environment `envp`: flush everything; if image
  * fds stay open, check the target and build the environment to use.  A
  * target that loads the shim is always told which image fds it inherits
- * (QCOWSHIM_FDS, none: "E123:"), so it need not look at every fd it has
- * (fdtab.c), unless quiet (system/popen, which put it in environ) and
- * there are none.  Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
+ * (QCOWSHIM_FDS, none: "E123:", built in stk), so it need not look at every
+ * fd it has (fdtab.c), unless quiet (system/popen, which put it in environ)
+ * and there are none.  Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
  */
 static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn,
-			bool quiet)
+			bool quiet, struct exec_stack *stk)
 {
 	*newenv = NULL;
 	/* execve/fexecve of an image: the kernel would load the host bytes */
@@ -210,8 +288,19 @@ static int exec_prepare(const char *path, char *const *envp, char ***newenv, boo
 		fd_foreach(inherit_cb, &in);
 		img_release_all();
 	}
-	if (in.first_fd < 0 && (quiet || !env_loads_shim(envp))) {
+	if (in.first_fd < 0) {
 		free(in.fds);
+		if (quiet || !env_loads_shim(envp))
+			return 0;
+		size_t k = 0;
+		for (size_t i = 0; envp && envp[i]; i++)
+			if (strncmp(envp[i], "QCOWSHIM_FDS=", 13))
+				stk->env[k++] = envp[i];
+		snprintf(stk->var, 48, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
+			 stk->scan ? "*;" : "");
+		stk->env[k++] = stk->var;
+		stk->env[k] = NULL;
+		*newenv = stk->env;
 		return 0;
 	}
 	char why[PATH_MAX + 64];
@@ -230,8 +319,8 @@ static int exec_prepare(const char *path, char *const *envp, char ***newenv, boo
 	char **env = calloc(n + 3, sizeof *env);
 	char *pre = NULL, *fds = NULL;
 	/* E<pid>: for this process after exec; P<pid>: for a child it spawns */
-	if (!env || asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
-			     in.fds ? in.fds : "") < 0) {
+	if (!env || asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s%s", spawn ? 'P' : 'E', (int)getpid(),
+			     in.fds ? in.fds : "", stk->scan ? "*;" : "") < 0) {
 		free(env);
 		free(in.fds);
 		return 0; /* best effort: exec as asked */
@@ -263,9 +352,9 @@ static int exec_prepare(const char *path, char *const *envp, char ***newenv, boo
 }
 
 /* Frees what exec_prepare allocated (only reached when exec failed). */
-static void exec_cleanup(char **env, char *const *envp)
+static void exec_cleanup(char **env, char *const *envp, struct exec_stack *stk)
 {
-	if (!env)
+	if (!env || env == stk->env)
 		return;
 	for (size_t i = 0; env[i]; i++) {
 		bool orig = false;
@@ -281,12 +370,13 @@ static void exec_cleanup(char **env, char *const *envp)
 static int do_execve(const char *path, char *const *av, char *const *ev)
 {
 	char **env;
-	int r = exec_prepare(path, ev, &env, false, false);
+	EXEC_STACK(ev);
+	int r = exec_prepare(path, ev, &env, false, false, &stk);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execve(path, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(env, ev, &stk);
 	errno = e;
 	return r;
 }
@@ -294,12 +384,13 @@ static int do_execve(const char *path, char *const *av, char *const *ev)
 static int do_execvpe(const char *file, char *const *av, char *const *ev)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false, false);
+	EXEC_STACK(ev);
+	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false, false, &stk);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execvpe(file, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(env, ev, &stk);
 	errno = e;
 	return r;
 }
@@ -365,13 +456,14 @@ int execle(const char *p, const char *a0, ...)
 int fexecve(int fd, char *const *av, char *const *ev)
 {
 	char **env, p[64];
+	EXEC_STACK(ev);
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = exec_prepare(p, ev, &env, false, false);
+	int r = exec_prepare(p, ev, &env, false, false, &stk);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_fexecve(fd, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(env, ev, &stk);
 	errno = e;
 	return r;
 }
@@ -380,11 +472,15 @@ static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa
 		 const posix_spawnattr_t *at, char *const *av, char *const *ev, bool search)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true, false);
+	EXEC_STACK(ev);
+	/* file actions open or dup fds in the child that no list of ours
+	 * names: "*" makes the child look at every fd it has */
+	stk.scan = fa != NULL;
+	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true, false, &stk);
 	if (r < 0)
 		return -r;
 	r = (search ? real_posix_spawnp : real_posix_spawn)(pid, p, fa, at, av, env ? env : ev);
-	exec_cleanup(env, ev);
+	exec_cleanup(env, ev, &stk);
 	return r;
 }
 
@@ -429,7 +525,8 @@ int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, con
 void proc_release_for_spawn(void)
 {
 	char **env;
-	if (exec_prepare("/bin/sh", environ, &env, true, true) == 0 && env) {
+	EXEC_STACK(environ);
+	if (exec_prepare("/bin/sh", environ, &env, true, true, &stk) == 0 && env) {
 		/* environ is what the shell gets: a dropped LD_PRELOAD comes
 		 * back, and QCOWSHIM_FDS (P<our pid>) reaches our direct child
 		 * only; it is rewritten at every later spawn or exec, and
