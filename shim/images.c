@@ -141,6 +141,8 @@ static void reg_unlock(void)
 bool img_known(dev_t dev, ino_t ino, char *path)
 {
 	bool found = false;
+	if (!shim_images_were_used()) /* none yet, and no fork handler for reg_mu */
+		return false;
 	reg_lock();
 	for (struct shim_image *i = images; i && !found; i = i->next)
 		if ((found = i->dev == dev && i->ino == ino) && path)
@@ -177,6 +179,13 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 {
 	struct stat st;
 	char link[64], path[PATH_MAX];
+	if (unlikely(shim_in_vfork)) { /* would change the parent's registry */
+		shim_msg("%s: refusing to open an image in a vfork child (its memory is "
+			 "its parent's); fork instead", shown ? shown : "image");
+		*err = -EPERM;
+		return NULL;
+	}
+	shim_images_used();
 	if (real_fstat(fd, &st) < 0) {
 		*err = -errno;
 		return NULL;

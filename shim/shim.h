@@ -98,13 +98,22 @@ _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 #undef SYMG
 #undef SYMVG
 
+/* Variables every process reads or writes at start or exit: kept in .data,
+ * whose page the loader has already written (relocations), instead of
+ * two more .bss pages, each a page fault in every process. */
+#define SHIM_HOT __attribute__((section(".data.qcowshim_hot")))
+
 /* ---- init.c */
 void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
 void shim_setup(void);           /* policy + adoption; once */
+void shim_images_used(void);     /* an image is registered: fork handlers on */
+bool shim_images_were_used(void);
 extern atomic_bool shim_ready;   /* shim_setup() finished */
 extern __thread int shim_depth __attribute__((tls_model("initial-exec")));
 extern __thread int shim_quiet;         /* >0: shim_msg prints nothing */
 extern bool shim_exiting;        /* destructor ran: flush after every write */
+/* wrap_proc.c: this thread is a vfork child's, running in the parent's memory */
+extern __thread bool shim_in_vfork __attribute__((tls_model("initial-exec")));
 /* Fail-wrapper convention: returns -1 with errno = -r when r < 0, else r. */
 static inline long shim_ret(long r)
 {
@@ -120,6 +129,7 @@ static inline long shim_ret(long r)
 enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF, SHIM_PATH_PART,
 		      SHIM_PATH_MAPFILE };
 bool policy_enabled(void);                 /* shim active in this process */
+bool policy_env_enabled(void);             /* not disabled by the environment (no system call) */
 void policy_init(void);
 enum shim_path_kind policy_classify(const char *path, int *fdref);
 bool policy_match(const char *path);
@@ -336,9 +346,26 @@ int reach_refuse(const char *path, const char *what, const char *instead, int er
 /* ---- wrap_proc.c: the exec guard (wrap_spawn.c uses it too) */
 struct inherit; /* the image fds a new program will hold */
 typedef void (*exec_plan_fn)(struct inherit *in, void *arg);
+/* Where exec_prepare builds the new environment: on the caller's stack
+ * (a vfork child must not allocate from the parent's heap); only the
+ * announcements of a process with image fds, which never vforks, go to
+ * heap[] (freed by exec_cleanup when the exec failed). */
+#define EXEC_EXTRA 24 /* LD_PRELOAD, QCOWSHIM_FDS, _PARTS, the QCOWSHIM_* settings, NULL */
+#define EXEC_VAR 48
+#define EXEC_PRE (2 * 4096 + 64)
+struct exec_stack {
+	char **env, *var, *pre;
+	char *heap[2];
+	bool scan; /* the child gets fds we cannot list: "*" makes it look */
+};
+size_t proc_env_len(char *const *envp);
+#define EXEC_STACK(ev)                                                         \
+	char *stk_env[proc_env_len(ev) + EXEC_EXTRA];                          \
+	char stk_var[EXEC_VAR], stk_pre[EXEC_PRE];                             \
+	struct exec_stack stk = {stk_env, stk_var, stk_pre, {NULL, NULL}, false}
 int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
-		 exec_plan_fn plan, void *arg);
-void exec_cleanup(char **env, char *const *envp);
+		 bool quiet, struct exec_stack *stk, exec_plan_fn plan, void *arg);
+void exec_cleanup(struct exec_stack *stk);
 void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o);
 void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
 		 uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino);
