@@ -296,6 +296,14 @@ sweep_one() {
 	[ $same = 1 ] && what="image byte-identical"
 	[ "$what" = gone ] && what=
 	det="${leak}${what:+$what; }exit $rci (twin $rcr), $lines qcowshim lines; output differs: $diffl"
+	if [ $same = 1 ] && [ "$rci" != 0 ] && [ -z "$leak" ]; then
+		_why=$(grep -m1 'failed:' "$D/i.raw")
+		if [ "$lines" = 0 ]; then
+			det="refused silently, no qcowshim line (${_why:+$_why, }exit $rci); image byte-identical"
+		else
+			det="refused with $lines qcowshim lines, want 1 (${_why:+$_why, }exit $rci); image byte-identical"
+		fi
+	fi
 	verdict "$NAME" no "$det"
 	if ! is_open "$NAME"; then
 		show_log "$D/i.err" 4
