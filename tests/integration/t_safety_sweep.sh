@@ -245,7 +245,7 @@ sweep_one() {
 	fi
 	# what happened to the image
 	f=$(fmt "$IMGF")
-	what= same=0
+	what='' same=0
 	if [ -z "${FL##*n*}" ]; then
 		what=gone
 	elif [ "$f" != qcow2 ]; then
