@@ -11,6 +11,17 @@
  * at the end FILE's size and content hash as a fresh libc open sees it.
  * Nothing printed depends on the file's name, so the image's output and its
  * twin's can be compared byte for byte.
+ * Modes: asm-OP (a raw instruction) and sys-OP (libc's syscall()), OP one
+ * of write pwrite pwritev2 writev ftruncate fallocate copy_file_range
+ * splice sendfile pread preadv fstat statx truncate dup3 mmap; mmap;
+ * io_uring-write io_uring-read (liburing) io_uring-raw; aio_write aio_read
+ * lio_listio; dlsym dlvsym deepbind; dup2-race; spawn-chdir_trunc
+ * spawn-link_trunc spawn-static_dup2 spawn-noenv_dup2; execveat-static
+ * fexecve-static; shm-trunc shm-read; stdio-dup2; link-truncate link-stat;
+ * nftw ftw fts_read; recvmmsg; signal-pwrite; pthread_cancel; _Fork clone
+ * clone-raw; enospc.  For the script: fill FILE (the known content), read0
+ * (a spawned child: 16 bytes of stdin), fd-pwrite N, fd-pread N (an
+ * inherited fd N).
  * Exit: 0 every call succeeded; 3 the call under test failed (its errno is
  * printed: a refusal); 1 the test's own setup failed.
  * Built dynamic (runs under the shim) and static (-DSAFETY_STATIC: no
