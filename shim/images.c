@@ -25,6 +25,10 @@ struct shim_image {
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
 	bool rw, writer, pending, opening, unpublished;
+	/* This process was made without the fork handlers (a raw clone or
+	 * fork system call) while its parent was writing: the parent still
+	 * holds the image and its translator state (img_forked_child). */
+	bool parent_writes;
 	struct shim_stamp stamp;
 	struct coh_state coh;
 	char why[512]; /* first log line of the current open */
@@ -460,6 +464,13 @@ static off_t host_size(struct shim_image *img)
 static int become_writer(struct shim_image *img)
 {
 	int r;
+	if (img->parent_writes) { /* waiting would only time out: it is our parent */
+		shim_msg("%s: refusing to write: this process was made by a raw clone or fork system "
+			 "call while its parent was writing the image, which the parent still holds "
+			 "(fork() and posix_spawn run the shim's fork handlers)",
+			 img->shown);
+		return -EBUSY;
+	}
 	if (img->q) { /* a read-only translator: reopen read-write under the lock */
 		qcow_close(img->q);
 		img->q = NULL;
@@ -765,6 +776,7 @@ void img_forked_child(void)
 			coh_forget(&i->coh);
 			i->q = NULL; /* leaked on purpose: its fds are the parent's */
 			i->trfd = -1;
+			i->parent_writes = i->writer;
 			i->writer = i->rw = false;
 		}
 	}
