@@ -334,6 +334,7 @@ void stdio_std_flush(void);               /* musl: flush standard streams on ima
 FILE *stdio_std_reopen(const char *p, const char *m, int oflags, bool cand, FILE *f,
 		       FILE *(*realfn)(const char *, const char *, FILE *)); /* musl */
 void stdio_flush_all(void);
+bool stdio_stream_on(int fd);             /* fd >= 3 is an open stdio stream's (glibc) */
 
 /* ---- reach.c: ways to hand the kernel an image descriptor */
 /* Does fd (not necessarily in the table) lead to an image?  Its path (for
