@@ -211,8 +211,30 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
 	return r;
 }
 
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+/*
+ * The ThreadSanitizer build (make stress, t_stress_threads.sh): the TSan
+ * runtime, preloaded first, installs its own handlers while it initializes,
+ * through the next sigaction, ours, before any instrumented code may run
+ * (its function-entry hook would fault).  Until the shim is set up, such a
+ * call goes straight to glibc's __sigaction, uninstrumented; no image can be
+ * open then.
+ */
+#if defined(__SANITIZE_THREAD__) && SHIM_GLIBC
+int __sigaction(int, const struct sigaction *, struct sigaction *);
+#define SIG_EARLY(sig, act, old)                                               \
+	do {                                                                   \
+		if (!atomic_load_explicit(&shim_ready, memory_order_acquire))  \
+			return __sigaction(sig, act, old);                     \
+	} while (0)
+#define SIG_NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define SIG_EARLY(sig, act, old) ((void)0)
+#define SIG_NO_TSAN
+#endif
+
+SIG_NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+	SIG_EARLY(sig, act, old);
 	return do_sigaction(sig, act, old);
 }
 
