@@ -42,7 +42,7 @@ else
 fi
 
 # The root tree: busybox, two data files (fixed contents, seed 26), /init.
-mkdir -p root/bin root/etc root/data root/proc root/sys root/dev root/tmp
+mkdir -p root/bin root/etc root/data root/proc root/sys root/dev root/run root/tmp
 cp "$bb" root/bin/busybox
 echo qcowshim-guest >root/etc/hostname
 yes 'qcowshim boot payload, seed 26' | head -c 300000 >root/data/payload
