@@ -11,6 +11,10 @@
 #   make deps       install missing Debian packages (or print the command)
 #   make examples   build/examples/raw2qcow2 (examples/raw2qcow2.c on libqcow.a)
 #   make install    PREFIX (default /usr/local) and DESTDIR honoured; make uninstall
+#                   (as root without DESTDIR: an /etc/ld.so.conf.d entry, ldconfig)
+#   make deb        build/deb/qcowshim_VERSION_ARCH.deb (debian/, dpkg-buildpackage, lintian)
+#   make test-deb   make deb, then install, use and purge the package (root; CI)
+#   make test-boot  build a UEFI-bootable image under the shim and boot it (qemu, OVMF; CI)
 #   make clean
 
 CC      ?= cc

@@ -10,6 +10,9 @@
 #
 # OPTIONS is added to the kernel command line after
 # "root=PARTUUID=<root partition> rw" (e.g. "console=ttyS0 init=/init").
+# ROOT_DIR is a root file system tree: its init (/sbin/init unless init=
+# says otherwise) and the mount points an initramfs moves its own to (dev/,
+# proc/, sys/, run/; Debian's stops without dev/ and sys/).
 # Environment: SDBOOT, the boot loader (default: systemd-boot from the
 # systemd-boot-efi package); ESP_MIB, ROOT_MIB the partition sizes (default:
 # what the files need, with room to spare).  Boot the result with, e.g.:
@@ -49,6 +52,10 @@ case ${LD_PRELOAD-} in
 		exit 2 ;;
 	esac ;;
 esac
+
+for d in dev proc sys run; do
+	[ -d "$rootdir/$d" ] || echo "$0: note: no $rootdir/$d: an initramfs may fail to move /$d there" >&2
+done
 
 export MTOOLS_SKIP_CHECK=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/uefi-boot-image.XXXXXX")
