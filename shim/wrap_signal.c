@@ -136,7 +136,7 @@ struct prog_act {
 	atomic_int flags;  /* its sa_flags */
 };
 static struct prog_act acts[NSIGS];
-static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t act_mu __attribute__((unused)) = PTHREAD_MUTEX_INITIALIZER;
 
 static bool synchronous(int sig)
 {
@@ -144,7 +144,7 @@ static bool synchronous(int sig)
 	       sig == SIGSYS;
 }
 
-static void trampoline(int sig, siginfo_t *info, void *uc)
+__attribute__((unused)) static void trampoline(int sig, siginfo_t *info, void *uc)
 {
 	void *fn = atomic_load(&acts[sig].fn);
 	int flags = atomic_load(&acts[sig].flags);
@@ -173,6 +173,29 @@ static void trampoline(int sig, siginfo_t *info, void *uc)
 
 /* sigaction with the program's action act (or none); old gets the
  * program's previous action.  0 or -1/errno. */
+/* The ThreadSanitizer runtime installs its own handlers through these
+ * wrappers while it initializes, before any instrumented code may run: the
+ * TSan build of the shim (make stress) passes them through, uninstrumented
+ * (no deferral there; its threads test installs no handler). */
+#ifdef __SANITIZE_THREAD__
+#include <dlfcn.h>
+#define NO_TSAN __attribute__((no_sanitize("thread")))
+NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	static int (*next)(int, const struct sigaction *, struct sigaction *);
+	if (!next)
+		next = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT,
+											 "sigaction");
+	return next(sig, act, old);
+}
+NO_TSAN sighandler_t signal(int sig, sighandler_t h)
+{
+	static sighandler_t (*next)(int, sighandler_t);
+	if (!next)
+		next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+	return next(sig, h);
+}
+#else
 static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig <= 0 || sig >= NSIGS || synchronous(sig))
@@ -229,6 +252,7 @@ sighandler_t signal(int sig, sighandler_t h)
 		return SIG_ERR;
 	return old.sa_handler;
 }
+#endif
 
 /* ---- processes made without the atfork handlers */
 
