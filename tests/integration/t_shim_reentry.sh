@@ -124,11 +124,16 @@ for cs in 512 4096 65536; do
 done
 EOF
 mkdir m
-if [ "$(id -u)" = 0 ]; then ns="unshare -m"; else ns="unshare -rm"; fi
-QCOWSHIM=$QCOWSHIM $ns sh "$T/full.sh" >"$T/full.out" 2>&1
-rc=$?
+# root: a mount namespace; otherwise (or without CAP_SYS_ADMIN) a user one
+ns=""
+for c in "unshare -m" "unshare -rm"; do
+	if $c sh -c 'mount -t tmpfs -o size=1m tmpfs m' 2>/dev/null; then ns=$c; break; fi
+done
+note "full file system: a 3 MiB tmpfs mounted by ${ns:-nothing (no way found)}"
+rc=99
+[ -n "$ns" ] && { QCOWSHIM=$QCOWSHIM $ns sh "$T/full.sh" >"$T/full.out" 2>&1; rc=$?; }
 if [ $rc -eq 99 ] || [ $rc -eq 98 ]; then
-	fail "cannot mount a small tmpfs with $ns (exit $rc)"; show_log "$T/full.out"
+	fail "cannot mount a small tmpfs in a mount or user namespace (exit $rc)"; show_log "$T/full.out"
 else
 	sed 's/^/#      /' "$T/full.out"
 	same "every dd hit ENOSPC (9 runs)" 9 "$(grep -c '^cs=.* dd=1 1$' "$T/full.out")"
