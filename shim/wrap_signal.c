@@ -198,7 +198,9 @@ NO_TSAN sighandler_t signal(int sig, sighandler_t h)
 #else
 static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	if (sig <= 0 || sig >= NSIGS || synchronous(sig))
+	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
+		shim_setup();
+	if (sig <= 0 || sig >= NSIGS || synchronous(sig) || !policy_enabled())
 		return real_sigaction(sig, act, old);
 	pthread_mutex_lock(&act_mu); /* (a handler never takes it) */
 	void *prev = atomic_load(&acts[sig].fn);
