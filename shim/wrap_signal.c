@@ -96,8 +96,11 @@ void shim_crit_leave(void)
 {
 	if (--crit_depth)
 		return;
+	int old;
+	pthread_setcancelstate(crit_cancel, &old);
 	if (unlikely(crit_deferred)) {
-		/* the handlers of the signals queued meanwhile run now */
+		/* the handlers of the signals queued meanwhile run now, with the
+		 * thread's state restored (one may siglongjmp away) */
 		int saved = errno;
 		sigset_t set = crit_defset;
 		crit_deferred = false;
@@ -105,8 +108,6 @@ void shim_crit_leave(void)
 		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 		errno = saved;
 	}
-	int old;
-	pthread_setcancelstate(crit_cancel, &old);
 }
 
 void shim_crit_child(void)
