@@ -155,7 +155,8 @@ __attribute__((unused)) static void trampoline(int sig, siginfo_t *info, void *u
 		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
 		sigaddset(&crit_defset, sig);
 		crit_deferred = true;
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, info);
+		long tid = real_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+		real_syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, (long)info, 0, 0);
 		errno = saved;
 		return;
 	}
