@@ -51,9 +51,22 @@ static __thread sigset_t crit_defset __attribute__((tls_model("initial-exec")));
  * vfork, _Fork and clone through libc are handled.
  */
 static volatile int *fork_page;
+/* getpid() of this process as of setup, the atfork child handler or
+ * fork_check: a child sharing our memory (raw vfork, clone with CLONE_VM)
+ * sees its parent's value. */
+static pid_t self_pid;
+
+/* Is this a child running in its parent's memory?  One getpid: for the
+ * rare paths only (exit, exec), where such a child must leave the parent's
+ * translators alone. */
+bool shim_vm_child(void)
+{
+	return self_pid && getpid() != self_pid;
+}
 
 void shim_fork_watch(void)
 {
+	self_pid = getpid();
 	void *p = real_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return;
@@ -70,6 +83,7 @@ static void fork_check(void)
 	if (likely(!fork_page || *fork_page))
 		return;
 	*fork_page = 1;
+	self_pid = getpid();
 	crit_depth = 0;
 	crit_deferred = false;
 	sigemptyset(&crit_defset);
@@ -90,6 +104,8 @@ static void fork_page_mark(void)
 {
 	if (fork_page)
 		*fork_page = 1;
+	if (self_pid)
+		self_pid = getpid();
 }
 
 void shim_crit_leave(void)

@@ -7,7 +7,8 @@
 #   cancel: a thread with a cancel pending calls fstat (the shim opens the
 #   image inside it, calling open, a cancellation point) then pwrite;
 #   children without atfork handlers: _Fork, clone (no CLONE_VM) and a raw
-#   fork system call write the disk and exit, the parent writes again;
+#   fork system call write the disk and exit, the parent writes again; a
+#   child in the parent's memory (CLONE_VM|CLONE_VFORK) exits or execs;
 #   storms: 20000 SIGUSR1 at a writing thread whose handler writes too, and
 #   4 writers cancelled wherever they are (seeded; the image equals the
 #   replayed log of the writes that returned);
@@ -87,6 +88,13 @@ done
 for how in _Fork clone; do
 	mkdisk
 	twin "$how child writes between the parent's writes: served" fork @D@ "$how"
+done
+# A child in the parent's memory (what a raw vfork makes) that _exits or
+# execs must leave the parent's translators alone (before, its exit closed
+# them: the parent's next write found its own lock held, EBUSY).
+for how in vmexit vmexec; do
+	mkdisk
+	twin "$how: a CLONE_VM|CLONE_VFORK child between the parent's writes" "$how" @D@
 done
 # A raw fork system call runs no handler: the parent, a writer, still holds
 # the image; the child notices it is a new process and waits for the write

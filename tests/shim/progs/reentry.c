@@ -18,6 +18,9 @@
  *                               (_Fork, clone, sysfork: syscall(SYS_fork))
  *                               writes and exits, the parent writes again
  *   reentry forkread DISK HOW   the same, but the parent only read before
+ *   reentry vmexit|vmexec DISK  between two writes of the parent, a child in
+ *                               its memory (clone CLONE_VM|CLONE_VFORK, as a
+ *                               raw vfork) _exits, or execs /bin/true
  *   reentry sigstorm DISK TWIN SEED   another thread sends SIGUSR1 to the main
  *                               thread 20000 times while it writes 4 KiB
  *                               blocks of DISK (first 12 MiB); the handler
@@ -161,6 +164,34 @@ static int child_write(void *arg)
 	printf("child pwrite: %zd %s\n", n, n < 0 ? strerror(errno) : "");
 	fflush(stdout);
 	return n == (ssize_t)sizeof buf ? 0 : 3;
+}
+
+static int vm_child(void *arg)
+{
+	if (arg)
+		execl("/bin/true", "true", (char *)NULL);
+	_exit(0);
+}
+
+/* A child sharing the parent's memory (clone CLONE_VM|CLONE_VFORK, what a raw
+ * vfork makes) between two writes of the parent: it execs, or _exits. */
+static void vmchild(const char *disk, bool exec)
+{
+	static char buf[65536], stack[1 << 16];
+	CHECK((fd = open(disk, O_RDWR)) >= 0);
+	memset(buf, 0xd1, sizeof buf);
+	CHECK(pwrite(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf);
+	pid_t pid = clone(vm_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+			  exec ? (void *)1 : NULL);
+	CHECK(pid > 0);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	printf("child exit status %d\n", WEXITSTATUS(st));
+	memset(buf, 0xd2, sizeof buf);
+	errno = 0;
+	ssize_t n = pwrite(fd, buf, sizeof buf, 1 << 20);
+	printf("parent's pwrite after the child: %zd %s\n", n, n < 0 ? strerror(errno) : "");
+	CHECK(close(fd) == 0);
 }
 
 static void forked(const char *disk, const char *how, bool parent_writes)
@@ -348,6 +379,10 @@ int main(int argc, char **argv)
 		forked(argv[2], argv[3], true);
 	else if (argc == 4 && !strcmp(argv[1], "forkread"))
 		forked(argv[2], argv[3], false);
+	else if (argc == 3 && !strcmp(argv[1], "vmexit"))
+		vmchild(argv[2], false);
+	else if (argc == 3 && !strcmp(argv[1], "vmexec"))
+		vmchild(argv[2], true);
 	else if (argc == 5 && !strcmp(argv[1], "sigstorm"))
 		sigstorm(argv[2], argv[3], (unsigned)atol(argv[4]));
 	else if (argc == 5 && !strcmp(argv[1], "cancelstorm"))
