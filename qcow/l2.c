@@ -153,8 +153,10 @@ int qc_l1_grow(struct qcow *q, uint64_t entries)
 	for (uint64_t i = 0; i < q->l1_size; i++)
 		be64_put(buf + i * 8, q->l1[i]);
 	if ((r = qc_meta_pwrite(q, buf, clusters * cs, hoff, QC_META_L1)) < 0 ||
-	    (r = qc_refblocks_sync(q)) < 0)
+	    (r = qc_refblocks_sync(q)) < 0) {
+		(void)qc_alloc_undo(q, hoff, clusters); /* nothing names the new table yet */
 		goto out;
+	}
 	be32_put(q->hdr + QH_L1_SIZE, (uint32_t)entries);
 	be64_put(q->hdr + QH_L1_OFFSET, hoff);
 	if ((r = qc_header_write(q, QH_L1_SIZE, 12)) < 0 || (r = qc_sync(q)) < 0)

@@ -726,6 +726,12 @@ int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blo
 
 void img_release_all(void)
 {
+	/* A child in its parent's memory (raw vfork, clone with CLONE_VM) that
+	 * exits or execs: the translators, their descriptors and locks are the
+	 * parent's, still in use by it; flushing and closing them here would
+	 * close the child's copies of the descriptors under the parent's feet. */
+	if (unlikely(shim_vm_child()))
+		return;
 	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_lock(&i->mu);

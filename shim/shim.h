@@ -241,6 +241,7 @@ void shim_crit_enter(void);
 void shim_crit_leave(void);
 void shim_crit_child(void);   /* a new process: no section open */
 void shim_fork_watch(void);   /* setup: notice children made without atfork handlers */
+bool shim_vm_child(void);     /* a child in its parent's memory (raw vfork, CLONE_VM) */
 void shim_cancel_point(void); /* a pending cancel acts here, outside any section */
 
 /* ---- images.c: one translator per image per process */

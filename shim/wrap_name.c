@@ -23,6 +23,9 @@
 #include <limits.h>
 #include <string.h>
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
@@ -58,8 +61,8 @@ static bool replaces_image(int od, const char *op, int nd, const char *np, unsig
 	int ref;
 	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
 		shim_setup();
-	if (shim_depth || !policy_enabled() || !op || !np)
-		return false;
+	if (shim_depth || !policy_enabled() || !op || !np || (flags & RENAME_NOREPLACE))
+		return false; /* (RENAME_NOREPLACE never replaces: EEXIST) */
 	bool cand = fd_any_images() || policy_classify(np, &ref) != SHIM_PATH_NO ||
 		    ((flags & RENAME_EXCHANGE) && policy_classify(op, &ref) != SHIM_PATH_NO);
 	if (likely(!cand))

@@ -51,9 +51,22 @@ static __thread sigset_t crit_defset __attribute__((tls_model("initial-exec")));
  * vfork, _Fork and clone through libc are handled.
  */
 static volatile int *fork_page;
+/* getpid() of this process as of setup, the atfork child handler or
+ * fork_check: a child sharing our memory (raw vfork, clone with CLONE_VM)
+ * sees its parent's value. */
+static pid_t self_pid;
+
+/* Is this a child running in its parent's memory?  One getpid: for the
+ * rare paths only (exit, exec), where such a child must leave the parent's
+ * translators alone. */
+bool shim_vm_child(void)
+{
+	return self_pid && getpid() != self_pid;
+}
 
 void shim_fork_watch(void)
 {
+	self_pid = getpid();
 	void *p = real_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return;
@@ -70,6 +83,7 @@ static void fork_check(void)
 	if (likely(!fork_page || *fork_page))
 		return;
 	*fork_page = 1;
+	self_pid = getpid();
 	crit_depth = 0;
 	crit_deferred = false;
 	sigemptyset(&crit_defset);
@@ -90,14 +104,19 @@ static void fork_page_mark(void)
 {
 	if (fork_page)
 		*fork_page = 1;
+	if (self_pid)
+		self_pid = getpid();
 }
 
 void shim_crit_leave(void)
 {
 	if (--crit_depth)
 		return;
+	int old;
+	pthread_setcancelstate(crit_cancel, &old);
 	if (unlikely(crit_deferred)) {
-		/* the handlers of the signals queued meanwhile run now */
+		/* the handlers of the signals queued meanwhile run now, with the
+		 * thread's state restored (one may siglongjmp away) */
 		int saved = errno;
 		sigset_t set = crit_defset;
 		crit_deferred = false;
@@ -105,8 +124,6 @@ void shim_crit_leave(void)
 		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 		errno = saved;
 	}
-	int old;
-	pthread_setcancelstate(crit_cancel, &old);
 }
 
 void shim_crit_child(void)
@@ -136,7 +153,7 @@ struct prog_act {
 	atomic_int flags;  /* its sa_flags */
 };
 static struct prog_act acts[NSIGS];
-static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t act_mu __attribute__((unused)) = PTHREAD_MUTEX_INITIALIZER;
 
 static bool synchronous(int sig)
 {
@@ -144,7 +161,7 @@ static bool synchronous(int sig)
 	       sig == SIGSYS;
 }
 
-static void trampoline(int sig, siginfo_t *info, void *uc)
+__attribute__((unused)) static void trampoline(int sig, siginfo_t *info, void *uc)
 {
 	void *fn = atomic_load(&acts[sig].fn);
 	int flags = atomic_load(&acts[sig].flags);
@@ -154,7 +171,8 @@ static void trampoline(int sig, siginfo_t *info, void *uc)
 		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
 		sigaddset(&crit_defset, sig);
 		crit_deferred = true;
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, info);
+		long tid = real_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+		real_syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, (long)info, 0, 0);
 		errno = saved;
 		return;
 	}
@@ -173,9 +191,34 @@ static void trampoline(int sig, siginfo_t *info, void *uc)
 
 /* sigaction with the program's action act (or none); old gets the
  * program's previous action.  0 or -1/errno. */
+/* The ThreadSanitizer runtime installs its own handlers through these
+ * wrappers while it initializes, before any instrumented code may run: the
+ * TSan build of the shim (make stress) passes them through, uninstrumented
+ * (no deferral there; its threads test installs no handler). */
+#ifdef __SANITIZE_THREAD__
+#include <dlfcn.h>
+#define NO_TSAN __attribute__((no_sanitize("thread")))
+NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	static int (*next)(int, const struct sigaction *, struct sigaction *);
+	if (!next)
+		next = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT,
+											 "sigaction");
+	return next(sig, act, old);
+}
+NO_TSAN sighandler_t signal(int sig, sighandler_t h)
+{
+	static sighandler_t (*next)(int, sighandler_t);
+	if (!next)
+		next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+	return next(sig, h);
+}
+#else
 static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	if (sig <= 0 || sig >= NSIGS || synchronous(sig))
+	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
+		shim_setup();
+	if (sig <= 0 || sig >= NSIGS || synchronous(sig) || !policy_enabled())
 		return real_sigaction(sig, act, old);
 	pthread_mutex_lock(&act_mu); /* (a handler never takes it) */
 	void *prev = atomic_load(&acts[sig].fn);
@@ -251,6 +294,7 @@ sighandler_t signal(int sig, sighandler_t h)
 		return SIG_ERR;
 	return old.sa_handler;
 }
+#endif
 
 /* ---- processes made without the atfork handlers */
 

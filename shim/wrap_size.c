@@ -174,6 +174,7 @@ static int shim_sync(int fd, int (*realfn)(int))
 {
 	bool h;
 	int saved = errno;
+	shim_cancel_point(); /* fsync and fdatasync are cancellation points */
 	long r = WITH_IMAGE(fd, &h, img_flush(img));
 	if (!h)
 		return realfn(fd);

@@ -122,11 +122,11 @@ fi
 
 # ---- 3. symbols.sh under musl.  Not here: rows whose snippet runs
 # /bin/sh (glibc on this host, so it cannot load the musl shim: creat
-# fopen truncate posix_spawn_file_actions_addopen system popen).
-ROWS="close copy_file_range dup2 execve fallocate fcntl fileno freopen fstatat ioctl lockf mmap posix_spawn readv sendfile splice syscall"
+# fopen truncate posix_spawn_file_actions_addopen system popen shm_open).
+ROWS="close copy_file_range dup2 execve fallocate fcntl fileno freopen fstatat ioctl lockf mmap posix_spawn readv sendfile splice syscall rename sigaction clone"
 if [ "${MUSL_ROWS:-}" = all ]; then
 	ROWS=$(sed -n 's/^SYMV\{0,1\}(\([A-Za-z0-9_]*\),.*/\1/p' "$QCS_ROOT/shim/syms.def" |
-		grep -vxE 'creat|fopen|truncate|posix_spawn_file_actions_addopen|system|popen')
+		grep -vxE 'creat|fopen|truncate|posix_spawn_file_actions_addopen|system|popen|shm_open')
 fi
 # shellcheck disable=SC2086
 if QCS_LIBC=musl CC="musl-gcc -isystem $MB/kinc" QCS_BUILD=$MB sh "$QCS_ROOT/tests/shim/symbols.sh" $ROWS >sym.log 2>&1; then

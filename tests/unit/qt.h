@@ -119,6 +119,7 @@ struct qt_fault {
 	bool close_inner;                /* close() also closes inner */
 	unsigned long fired;             /* failures injected */
 	bool no_punch;                   /* present ops->punch as NULL */
+	uint64_t failed_off;             /* offset of the last failed pwrite */
 };
 struct qcow_backend qt_fault_backend(struct qt_fault *f);
 

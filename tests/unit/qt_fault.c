@@ -25,6 +25,8 @@ static ssize_t f_pwrite(void *h, const void *buf, size_t n, uint64_t off)
 {
 	struct qt_fault *f = h;
 	int r = fault_hit(f, QT_PWRITE);
+	if (r)
+		f->failed_off = off;
 	return r ? r : f->inner.ops->pwrite(f->inner.h, buf, n, off);
 }
 

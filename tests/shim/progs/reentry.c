@@ -18,12 +18,27 @@
  *                               (_Fork, clone, sysfork: syscall(SYS_fork))
  *                               writes and exits, the parent writes again
  *   reentry forkread DISK HOW   the same, but the parent only read before
+ *   reentry vmexit|vmexec DISK  between two writes of the parent, a child in
+ *                               its memory (clone CLONE_VM|CLONE_VFORK, as a
+ *                               raw vfork) _exits, or execs /bin/true
+ *   reentry sigstorm DISK TWIN SEED   another thread sends SIGUSR1 to the main
+ *                               thread 20000 times while it writes 4 KiB
+ *                               blocks of DISK (first 12 MiB); the handler
+ *                               writes 512-byte blocks (last 4 MiB); every
+ *                               write is logged and replayed onto TWIN, a
+ *                               raw file, at the end
+ *   reentry cancelstorm DISK TWIN SEED   4 threads write their own 3 MiB of
+ *                               DISK; each is cancelled once it has written
+ *                               a seeded number of blocks, wherever it then
+ *                               is; the logged writes are replayed onto TWIN
+ * The storms have no fixed interleaving: what they check holds for any.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -151,6 +166,34 @@ static int child_write(void *arg)
 	return n == (ssize_t)sizeof buf ? 0 : 3;
 }
 
+static int vm_child(void *arg)
+{
+	if (arg)
+		execl("/bin/true", "true", (char *)NULL);
+	_exit(0);
+}
+
+/* A child sharing the parent's memory (clone CLONE_VM|CLONE_VFORK, what a raw
+ * vfork makes) between two writes of the parent: it execs, or _exits. */
+static void vmchild(const char *disk, bool exec)
+{
+	static char buf[65536], stack[1 << 16];
+	CHECK((fd = open(disk, O_RDWR)) >= 0);
+	memset(buf, 0xd1, sizeof buf);
+	CHECK(pwrite(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf);
+	pid_t pid = clone(vm_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+			  exec ? (void *)1 : NULL);
+	CHECK(pid > 0);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	printf("child exit status %d\n", WEXITSTATUS(st));
+	memset(buf, 0xd2, sizeof buf);
+	errno = 0;
+	ssize_t n = pwrite(fd, buf, sizeof buf, 1 << 20);
+	printf("parent's pwrite after the child: %zd %s\n", n, n < 0 ? strerror(errno) : "");
+	CHECK(close(fd) == 0);
+}
+
 static void forked(const char *disk, const char *how, bool parent_writes)
 {
 	static char buf[65536], stack[1 << 16];
@@ -182,6 +225,147 @@ static void forked(const char *disk, const char *how, bool parent_writes)
 	CHECK(close(fd) == 0);
 }
 
+/* ---- storms: writes logged, replayed onto a raw twin */
+
+struct wlog {
+	unsigned off; /* in 512-byte units */
+	unsigned char byte, sectors;
+};
+#define MAXLOG 400000
+static struct wlog mlog[MAXLOG], hlog[MAXLOG];
+static volatile long nmain, nhand;
+static pthread_t storm_target;
+static volatile int storm_stop;
+
+static void storm_handler(int sig)
+{
+	(void)sig;
+	int e = errno;
+	char b[512];
+	long i = nhand;
+	unsigned off = 24576 + (unsigned)(i * 7919 % 8192); /* 12 MiB on, 512-byte units */
+	memset(b, (int)(i & 0xff), sizeof b);
+	if (i < MAXLOG && pwrite(fd, b, 512, (off_t)off * 512) == 512) {
+		hlog[i] = (struct wlog){off, (unsigned char)(i & 0xff), 1};
+		nhand = i + 1;
+	}
+	errno = e;
+}
+
+static void *storm_sender(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000; i++) {
+		pthread_kill(storm_target, SIGUSR1);
+		if (i % 64 == 0)
+			sched_yield();
+	}
+	storm_stop = 1;
+	return NULL;
+}
+
+static void replay(const char *twin, struct wlog *log, long n)
+{
+	int t = open(twin, O_WRONLY);
+	CHECK(t >= 0);
+	for (long i = 0; i < n; i++) {
+		char b[4096];
+		memset(b, log[i].byte, sizeof b);
+		CHECK(pwrite(t, b, (size_t)log[i].sectors * 512, (off_t)log[i].off * 512) ==
+		      (ssize_t)log[i].sectors * 512);
+	}
+	CHECK(close(t) == 0);
+}
+
+static void sigstorm(const char *disk, const char *twin, unsigned seed)
+{
+	pthread_t t;
+	char b[4096];
+	CHECK((fd = open(disk, O_RDWR)) >= 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = storm_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	storm_target = pthread_self();
+	CHECK(pthread_create(&t, NULL, storm_sender, NULL) == 0);
+	unsigned r = seed;
+	while (!storm_stop && nmain < MAXLOG) {
+		r = r * 1103515245 + 12345;
+		unsigned off = (r >> 8) % 3072 * 8; /* 4 KiB blocks in the first 12 MiB */
+		memset(b, (int)(r >> 24), sizeof b);
+		CHECK(pwrite(fd, b, sizeof b, (off_t)off * 512) == (ssize_t)sizeof b);
+		mlog[nmain] = (struct wlog){off, (unsigned char)(r >> 24), 8};
+		nmain = nmain + 1;
+	}
+	CHECK(pthread_join(t, NULL) == 0);
+	sigset_t cur;
+	CHECK(pthread_sigmask(SIG_SETMASK, NULL, &cur) == 0);
+	printf("storm over: SIGUSR1 blocked afterwards: %d; handlers ran: %d; writes: %d\n",
+	       sigismember(&cur, SIGUSR1), nhand > 0, nmain > 0);
+	CHECK(close(fd) == 0);
+	replay(twin, mlog, nmain);
+	replay(twin, hlog, nhand);
+}
+
+#define NT 4
+static struct wlog tlog[NT][20000];
+static long tn[NT], tlimit[NT];
+static sem_t tsem[NT];
+
+static void *storm_writer(void *arg)
+{
+	long k = (long)arg;
+	unsigned r = (unsigned)k * 2654435761u + 1;
+	char b[4096];
+	for (;;) {
+		if (tn[k] == 20000) /* every write logged: wait for the cancel */
+			for (;;)
+				pause();
+		r = r * 1103515245 + 12345;
+		unsigned off = (unsigned)k * 6144 + (r >> 8) % 768 * 8; /* its own 3 MiB */
+		memset(b, (int)(r >> 24), sizeof b);
+		CHECK(pwrite(fd, b, sizeof b, (off_t)off * 512) == (ssize_t)sizeof b);
+		tlog[k][tn[k]++] = (struct wlog){off, (unsigned char)(r >> 24), 8};
+		if (tn[k] == tlimit[k])
+			sem_post(&tsem[k]); /* not a cancellation point */
+	}
+	return NULL;
+}
+
+static void cancelstorm(const char *disk, const char *twin, unsigned seed)
+{
+	pthread_t t[NT];
+	CHECK((fd = open(disk, O_RDWR)) >= 0);
+	srand(seed);
+	for (long k = 0; k < NT; k++) {
+		tlimit[k] = 50 + rand() % 400;
+		CHECK(sem_init(&tsem[k], 0, 0) == 0);
+		CHECK(pthread_create(&t[k], NULL, storm_writer, (void *)k) == 0);
+	}
+	int cancelled = 0;
+	for (long k = 0; k < NT; k++) {
+		while (sem_wait(&tsem[k]) < 0)
+			;
+		CHECK(pthread_cancel(t[k]) == 0);
+	}
+	for (long k = 0; k < NT; k++) {
+		void *res;
+		CHECK(pthread_join(t[k], &res) == 0);
+		cancelled += res == PTHREAD_CANCELED;
+	}
+	printf("threads cancelled: %d of %d\n", cancelled, NT);
+	char b[4096];
+	memset(b, 0x99, sizeof b);
+	printf("main thread's pwrite afterwards: %zd\n", pwrite(fd, b, sizeof b, 15 << 20));
+	CHECK(close(fd) == 0);
+	for (int k = 0; k < NT; k++)
+		replay(twin, tlog[k], tn[k]);
+	struct wlog last = {(15 << 20) / 512, 0x99, 8};
+	replay(twin, &last, 1);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -195,6 +379,14 @@ int main(int argc, char **argv)
 		forked(argv[2], argv[3], true);
 	else if (argc == 4 && !strcmp(argv[1], "forkread"))
 		forked(argv[2], argv[3], false);
+	else if (argc == 3 && !strcmp(argv[1], "vmexit"))
+		vmchild(argv[2], false);
+	else if (argc == 3 && !strcmp(argv[1], "vmexec"))
+		vmchild(argv[2], true);
+	else if (argc == 5 && !strcmp(argv[1], "sigstorm"))
+		sigstorm(argv[2], argv[3], (unsigned)atol(argv[4]));
+	else if (argc == 5 && !strcmp(argv[1], "cancelstorm"))
+		cancelstorm(argv[2], argv[3], (unsigned)atol(argv[4]));
 	else {
 		fprintf(stderr, "usage: see reentry.c\n");
 		return 2;

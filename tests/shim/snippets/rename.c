@@ -23,5 +23,5 @@ static void snippet(void)
 	CHECK(write(fd, b, 1024) == 1024); CHECK(close(fd) == 0); free(b);
 	errno = 0; int r = rename(tmp, P); EXPECT(r < 0 && errno == EXDEV);
 	replace_by_copy(r, tmp); say("replaced: tmp gone %d", access(tmp, F_OK) < 0);
-	errno = 0; say("missing source: %d errno %d", rename("no-such-file", P), errno);
+	errno = 0; r = rename("no-such-file", P); say("missing source: %d errno %d", r, errno);
 }

@@ -23,5 +23,5 @@ static void snippet(void)
 	CHECK(write(fd, b, 1024) == 1024); CHECK(close(fd) == 0); free(b);
 	errno = 0; int r = renameat(AT_FDCWD, tmp, AT_FDCWD, P); EXPECT(r < 0 && errno == EXDEV);
 	replace_by_copy(r, tmp); say("replaced: tmp gone %d", access(tmp, F_OK) < 0);
-	errno = 0; say("missing source: %d errno %d", renameat(AT_FDCWD, "no-such-file", AT_FDCWD, P), errno);
+	errno = 0; r = renameat(AT_FDCWD, "no-such-file", AT_FDCWD, P); say("missing source: %d errno %d", r, errno);
 }

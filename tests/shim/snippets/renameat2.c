@@ -21,7 +21,7 @@ static void snippet(void)
 	char tmp[4200]; snprintf(tmp, sizeof tmp, "%s.tmp-renameat2", P);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644); CHECK(fd >= 0); char *b = xbuf(1024, 0x42);
 	CHECK(write(fd, b, 1024) == 1024); CHECK(close(fd) == 0); free(b);
-	int r; errno = 0; say("noreplace: %d errno %d", renameat2(AT_FDCWD, tmp, AT_FDCWD, P, RENAME_NOREPLACE), errno); errno = 0; r = renameat2(AT_FDCWD, tmp, AT_FDCWD, P, RENAME_EXCHANGE); EXPECT(r < 0 && errno == EXDEV); if (r == 0) CHECK(renameat2(AT_FDCWD, tmp, AT_FDCWD, P, RENAME_EXCHANGE) == 0); errno = 0; r = renameat2(AT_FDCWD, tmp, AT_FDCWD, P, 0); EXPECT(r < 0 && errno == EXDEV);
+	int r; errno = 0; r = renameat2(AT_FDCWD, tmp, AT_FDCWD, P, RENAME_NOREPLACE); say("noreplace: %d errno %d", r, errno); errno = 0; r = renameat2(AT_FDCWD, tmp, AT_FDCWD, P, RENAME_EXCHANGE); EXPECT(r < 0 && errno == EXDEV); if (r == 0) CHECK(renameat2(AT_FDCWD, tmp, AT_FDCWD, P, RENAME_EXCHANGE) == 0); errno = 0; r = renameat2(AT_FDCWD, tmp, AT_FDCWD, P, 0); EXPECT(r < 0 && errno == EXDEV);
 	replace_by_copy(r, tmp); say("replaced: tmp gone %d", access(tmp, F_OK) < 0);
-	errno = 0; say("missing source: %d errno %d", renameat2(AT_FDCWD, "no-such-file", AT_FDCWD, P, 0), errno);
+	errno = 0; r = renameat2(AT_FDCWD, "no-such-file", AT_FDCWD, P, 0); say("missing source: %d errno %d", r, errno);
 }

@@ -17,6 +17,6 @@ static void snippet(void)
 	fd = shm_open(name, O_RDWR | O_TRUNC, 0); CHECK(fd >= 0); CHECK(fstat(fd, &st) == 0); say("after O_TRUNC %lld", (long long)st.st_size);
 	char *w = xbuf(512, 0x3c); CHECK(write(fd, w, 512) == 512); CHECK(fstat(fd, &st) == 0); say("written %lld", (long long)st.st_size); close(fd); free(w);
 	if (IMG) { snprintf(cmd, sizeof cmd, "qemu-img check -q '%s'", path); EXPECT(system(cmd) == 0); }
-	errno = 0; say("bad name: %d errno %d", shm_open("a/b", O_RDONLY, 0), errno);
+	errno = 0; fd = shm_open("a/b", O_RDONLY, 0); say("bad name: %d errno %d", fd, errno);
 	CHECK(shm_unlink(name) == 0);
 }

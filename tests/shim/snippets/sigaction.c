@@ -18,5 +18,5 @@ static void snippet(void)
 	CHECK(raise(SIGUSR1) == 0); say("handler pwrite %zd", hw);
 	CHECK(sigaction(SIGUSR1, NULL, &old) == 0); say("reset to default %d", old.sa_handler == SIG_DFL);
 	char b[4]; CHECK(pread(fd, b, 4, 8192) == 4); say("read back %d", !memcmp(b, "sig!", 4)); close(fd);
-	errno = 0; say("SIGKILL: %d errno %d", sigaction(SIGKILL, &sa, NULL), errno);
+	errno = 0; int r = sigaction(SIGKILL, &sa, NULL); say("SIGKILL: %d errno %d", r, errno);
 }
