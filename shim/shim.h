@@ -19,6 +19,7 @@
 
 #include "libc.h"
 
+#include <aio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
