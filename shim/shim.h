@@ -22,6 +22,7 @@
 #include <aio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -42,6 +43,10 @@
 #include <sys/xattr.h>
 
 #include "qcow.h"
+
+#if SHIM_GLIBC
+#include <fts.h> /* wrap_walk.c; musl has none */
+#endif
 
 #if !SHIM_GLIBC
 #include "libc_musl.h"
