@@ -88,7 +88,11 @@ void shim_init(void)
 	if (atomic_load_explicit(&resolved, memory_order_acquire))
 		return;
 	for (size_t i = 0; i < sizeof sym_rows / sizeof sym_rows[0]; i++) {
+#if SHIM_GLIBC /* dlsym is the shim's own (wrap_dl.c) */
+		void *p = shim_libc_dlsym()(RTLD_NEXT, sym_rows[i].name);
+#else
 		void *p = dlsym(RTLD_NEXT, sym_rows[i].name);
+#endif
 		if (p && p == sym_rows[i].self) {
 			/* Two copies of the shim, or a broken link: resolving to
 			 * ourselves would recurse forever. */
@@ -101,6 +105,15 @@ void shim_init(void)
 		__atomic_store_n(sym_rows[i].real, p, __ATOMIC_RELEASE);
 	}
 	atomic_store_explicit(&resolved, 1, memory_order_release);
+}
+
+void *shim_sym_wrapper(const char *name, void *p)
+{
+	shim_init();
+	for (size_t i = 0; i < sizeof sym_rows / sizeof sym_rows[0]; i++)
+		if (sym_rows[i].self && p == *sym_rows[i].real && !strcmp(name, sym_rows[i].name))
+			return sym_rows[i].self;
+	return p;
 }
 
 /* QCOWSHIM_DEBUG=resolve: one line per table row naming the object its

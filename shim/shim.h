@@ -20,6 +20,7 @@
 #include "libc.h"
 
 #include <aio.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -105,6 +106,11 @@ _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 
 /* ---- init.c */
 void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
+/* p is what a lookup of name found: the row's wrapper when p is the very
+ * function the row wraps (its real_*), else p (wrap_dl.c). */
+void *shim_sym_wrapper(const char *name, void *p);
+/* glibc's dlsym, found without asking the dynamic linker (wrap_dl.c) */
+void *(*shim_libc_dlsym(void))(void *, const char *);
 void shim_setup(void);           /* policy + adoption; once */
 extern atomic_bool shim_ready;   /* shim_setup() finished */
 extern __thread int shim_depth __attribute__((tls_model("initial-exec")));
