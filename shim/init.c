@@ -59,19 +59,26 @@ struct sym_row {
 	void **real;
 	void *fallback;
 	void *self;
+	bool other; /* SYMU: another library's entry point (liburing) */
 };
 
 static const struct sym_row sym_rows[] = {
 #define SYM(name, ret, params, args)                                           \
-	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name},
+	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name, false},
 #define SYMV(name, params, args)                                               \
-	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name},
+	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name, false},
 #if !SHIM_GLIBC /* musl: a *64 name is its base function; neither kind is exported */
 #define SYM64(name, base, ret, params, args)                                   \
-	{#base, (void **)&real_##name, (void *)enosys_##name, NULL},
+	{#base, (void **)&real_##name, (void *)enosys_##name, NULL, false},
 #define SYMG(name, ret, params, args)                                          \
-	{#name, (void **)&real_##name, (void *)enosys_##name, NULL},
+	{#name, (void **)&real_##name, (void *)enosys_##name, NULL, false},
 #define SYMVG(name, params, args) SYMG(name, , , )
+#endif
+#if SHIM_GLIBC
+#define SYMU(name, ret, params, args)                                          \
+	{#name, (void **)&real_##name, (void *)enosys_##name, (void *)name, true},
+#else
+#define SYMU(name, ret, params, args) SYMG(name, ret, params, args)
 #endif
 #include "syms.def"
 #undef SYM
@@ -79,6 +86,7 @@ static const struct sym_row sym_rows[] = {
 #undef SYM64
 #undef SYMG
 #undef SYMVG
+#undef SYMU
 };
 
 static atomic_int resolved;
@@ -110,9 +118,20 @@ void shim_init(void)
 void *shim_sym_wrapper(const char *name, void *p)
 {
 	shim_init();
-	for (size_t i = 0; i < sizeof sym_rows / sizeof sym_rows[0]; i++)
-		if (sym_rows[i].self && p == *sym_rows[i].real && !strcmp(name, sym_rows[i].name))
-			return sym_rows[i].self;
+	for (size_t i = 0; i < sizeof sym_rows / sizeof sym_rows[0]; i++) {
+		const struct sym_row *r = &sym_rows[i];
+		if (!r->self || strcmp(name, r->name))
+			continue;
+		if (p == *r->real)
+			return r->self;
+		/* liburing looked up in its own handle (dlopen): the wrapper,
+		 * which calls this definition when it does not refuse */
+		if (r->other && p != r->self) {
+			if (*r->real == r->fallback)
+				__atomic_store_n(r->real, p, __ATOMIC_RELEASE);
+			return r->self;
+		}
+	}
 	return p;
 }
 

@@ -75,6 +75,10 @@ int __fxstatat64(int, int, const char *, struct stat64 *, int);
 int mount(const char *, const char *, const char *, unsigned long, const void *);
 int swapon(const char *, int);
 int pidfd_getfd(int, int, unsigned int); /* glibc 2.36 <sys/pidfd.h>; not musl */
+/* liburing's entry points (syms.def SYMU rows), without <liburing.h> */
+int io_uring_queue_init(unsigned, void *, unsigned);
+int io_uring_queue_init_params(unsigned, void *, void *);
+int io_uring_setup(unsigned, void *);
 
 _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 
@@ -333,6 +337,10 @@ bool reach_fd_is_image(int fd, char *path);
 bool reach_path_is_image(int dirfd, const char *path, int atflags); /* by name + magic */
 /* One "qcowshim: PATH: refusing WHAT: ...; use INSTEAD" line; returns -err. */
 int reach_refuse(const char *path, const char *what, const char *instead, int err);
+
+/* ---- wrap_sys.c: syscall() numbers routed to their wrappers; true when
+ * nr is one (*ret: the call's result, errno set by the wrapper) */
+bool sys_route(long nr, const long *a, long *ret);
 
 /* ---- wrap_proc.c: the exec guard (wrap_spawn.c uses it too) */
 struct inherit; /* the image fds a new program will hold */
