@@ -4,10 +4,13 @@
 # entry points that make their own system calls (POSIX AIO through fio's
 # posixaio engine), each on an image under the shim and on a raw twin
 # without it; the images end qemu-img check clean and qemu-img compare
-# identical to their twins.
+# identical to their twins; raw syscall() numbers routed to the wrappers
+# (tests/shim/progs/around.c).
 . "$(dirname "$0")/lib_tools.sh"
 require_shim
-require fio
+require fio cc
+cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/around" "$QCS_ROOT/tests/shim/progs/around.c" ||
+	{ fail "cannot build around.c"; finish; }
 
 section "POSIX AIO: fio --ioengine=posixaio (glibc's helper threads)"
 # A fixed seed (the same random offsets on the image and on the twin) and
@@ -32,6 +35,18 @@ is_qcow2 "$IMG" && pass "the image is still QCOW2" || fail "the image is no long
 qcheck "$IMG"
 qcompare "$IMG" "$TWIN"
 
+section "raw syscall() numbers routed to the wrappers"
+new_image qemu sys 4M || finish
+IMG=$T/sys.qcow2 TWIN=$T/sys.raw
+"$T/around" "$TWIN" >"$T/sys.twin" 2>&1 || { fail "around.c on the raw twin"; show_log "$T/sys.twin"; }
+QCS_IMAGE=1 S "$T/around" "$IMG" >"$T/sys.img" 2>&1 || { fail "around.c on the image under the shim"; show_log "$T/sys.img"; }
+same_file "every routed number on the image = on the raw twin ($(wc -l <"$T/sys.twin") lines)" "$T/sys.twin" "$T/sys.img"
+grep -q ' first 51 ' "$T/sys.img" && fail "SYS_readv on the image returned the QCOW2 magic" ||
+	pass "SYS_readv on the image did not return the QCOW2 magic"
+is_qcow2 "$IMG" && pass "the image is still QCOW2" || fail "the image is no longer QCOW2"
+qcheck "$IMG"
+qcompare "$IMG" "$TWIN"
+
 finish
 IMG=$T/aio.qcow2 TWIN=$T/aio.raw
 # shellcheck disable=SC2086
@@ -50,5 +65,17 @@ same "fio posixaio read: the bytes read (md5 of a dumped copy) = twin's" \
 	"$(fio --name=r --filename="$TWIN" --rw=read --ioengine=posixaio --bs=64k --size=8M \
 		--verify=md5 --do_verify=0 --output-format=terse --minimal >/dev/null 2>&1; md5sum <"$TWIN")" \
 	"$(S cat "$IMG" | md5sum)"
+
+section "raw syscall() numbers routed to the wrappers"
+new_image qemu sys 4M || finish
+IMG=$T/sys.qcow2 TWIN=$T/sys.raw
+"$T/around" "$TWIN" >"$T/sys.twin" 2>&1 || { fail "around.c on the raw twin"; show_log "$T/sys.twin"; }
+QCS_IMAGE=1 S "$T/around" "$IMG" >"$T/sys.img" 2>&1 || { fail "around.c on the image under the shim"; show_log "$T/sys.img"; }
+same_file "every routed number on the image = on the raw twin ($(wc -l <"$T/sys.twin") lines)" "$T/sys.twin" "$T/sys.img"
+grep -q ' first 51 ' "$T/sys.img" && fail "SYS_readv on the image returned the QCOW2 magic" ||
+	pass "SYS_readv on the image did not return the QCOW2 magic"
+is_qcow2 "$IMG" && pass "the image is still QCOW2" || fail "the image is no longer QCOW2"
+qcheck "$IMG"
+qcompare "$IMG" "$TWIN"
 
 finish
