@@ -187,6 +187,7 @@ ssize_t recvmsg(int fd, struct msghdr *m, int fl)
 	return r;
 }
 
+#if SHIM_GLIBC /* a SYMG row: musl's flags parameter is unsigned */
 /* recvmmsg: glibc's own system call, so each message's descriptors are
  * adopted here as recvmsg's are. */
 int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int fl, struct timespec *tmo)
@@ -201,6 +202,7 @@ int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int fl, struct timespec *tmo
 	errno = saved;
 	return r;
 }
+#endif
 
 int pidfd_getfd(int pidfd, int fd, unsigned fl)
 {

@@ -73,7 +73,7 @@ bool sys_route(long nr, const long *a, long *ret)
 		*ret = (long)mmap((void *)a[0], (size_t)a[1], (int)a[2], (int)a[3], (int)a[4], a[5]);
 		return true;
 	case SYS_fadvise64:
-		*ret = errnum(posix_fadvise64(fd, a[1], a[2], (int)a[3]));
+		*ret = errnum(posix_fadvise(fd, a[1], a[2], (int)a[3])); /* off_t: 64 bits */
 		return true;
 	case SYS_readahead:
 		*ret = readahead(fd, a[1], (size_t)a[2]);
@@ -104,7 +104,7 @@ bool sys_route(long nr, const long *a, long *ret)
 		*ret = lgetxattr((const char *)a[0], (const char *)a[1], (void *)a[2], (size_t)a[3]);
 		return true;
 	case SYS_truncate:
-		*ret = truncate64((const char *)a[0], a[1]);
+		*ret = truncate((const char *)a[0], a[1]);
 		return true;
 	case SYS_recvmmsg:
 		*ret = recvmmsg(fd, (struct mmsghdr *)a[1], (unsigned)a[2], (int)a[3],
