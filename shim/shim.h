@@ -30,6 +30,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <mntent.h>
+#include <utmp.h>
+#include <utmpx.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -75,6 +78,21 @@ int __fxstatat64(int, int, const char *, struct stat64 *, int);
 int mount(const char *, const char *, const char *, unsigned long, const void *);
 int swapon(const char *, int);
 int pidfd_getfd(int, int, unsigned int); /* glibc 2.36 <sys/pidfd.h>; not musl */
+/* glibc's exported second names of interposed functions (wrap_alias.c) and
+ * its fortified dprintf (wrap_fmt.c): no header declares them */
+int __open(const char *, int, ...);
+int __open64(const char *, int, ...);
+ssize_t __read(int, void *, size_t);
+ssize_t __write(int, const void *, size_t);
+int __close(int);
+ssize_t __pread64(int, void *, size_t, off64_t);
+ssize_t __pwrite64(int, const void *, size_t, off64_t);
+off_t __lseek(int, off_t, int);
+int __fcntl(int, int, ...);
+int __dup2(int, int);
+int __dprintf_chk(int, int, const char *, ...);
+int __vdprintf_chk(int, int, const char *, va_list);
+FILE *__setmntent(const char *, const char *); /* setmntent's second name */
 /* liburing's entry points (syms.def SYMU rows), without <liburing.h> */
 int io_uring_queue_init(unsigned, void *, unsigned);
 int io_uring_queue_init_params(unsigned, void *, void *);

@@ -4,8 +4,8 @@
  * cases): the fd calls whose raw form on an image would read the QCOW2
  * bytes or give the host size (readv/preadv/preadv2, mmap, the stat
  * calls, splice...), the ones that would miss the shim's bookkeeping
- * (dup*, fcntl, ioctl, recvmmsg) and the path calls it serves (truncate,
- * access, getxattr: IMAGE/pN).  Each wrapper passes non-image arguments
+ * (dup*, fcntl, ioctl, recvmmsg) and the path calls it serves or refuses
+ * (truncate, access, getxattr: IMAGE/pN; acct).  Each wrapper passes non-image arguments
  * straight to libc, so a number routed here behaves as the raw call on
  * every other file.  Numbers are x86-64's (asm/unistd_64.h): preadv's
  * offset is one register there.
@@ -105,6 +105,9 @@ bool sys_route(long nr, const long *a, long *ret)
 		return true;
 	case SYS_truncate:
 		*ret = truncate((const char *)a[0], a[1]);
+		return true;
+	case SYS_acct:
+		*ret = acct((const char *)a[0]);
 		return true;
 	case SYS_recvmmsg:
 		*ret = recvmmsg(fd, (struct mmsghdr *)a[1], (unsigned)a[2], (int)a[3],
