@@ -3,7 +3,9 @@
  * __vdprintf_chk): glibc formats into a stream on the fd and writes it
  * with its internal write, which no wrapper sees.  On an image fd the text
  * is formatted here and written with the shim's write (the fd's position,
- * O_APPEND); other fds go to glibc.  glibc only (SYMG rows).
+ * O_APPEND); other fds go to glibc.  eventfd_read is glibc's internal
+ * read of 8 bytes: on an image fd (not an eventfd) it reads them through
+ * the shim, as read(2) would give them.  glibc only (SYMG rows).
  */
 #include "shim.h"
 
@@ -60,6 +62,13 @@ int __dprintf_chk(int fd, int fl, const char *f, ...)
 	int r = SHIM_PASS(fd) ? real___vdprintf_chk(fd, fl, f, ap) : fmt_image(fd, f, ap);
 	va_end(ap);
 	return r;
+}
+
+int eventfd_read(int fd, eventfd_t *v)
+{
+	if (SHIM_PASS(fd))
+		return real_eventfd_read(fd, v);
+	return read(fd, v, sizeof *v) == (ssize_t)sizeof *v ? 0 : -1;
 }
 
 #endif /* SHIM_GLIBC */
