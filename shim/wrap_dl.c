@@ -205,8 +205,8 @@ long dl_mopen_flags(long lmid, const char *file, int flags)
 {
 	if (likely(lmid == LM_ID_BASE) || !policy_enabled())
 		return dl_open_flags(flags);
-	shim_msg("%s: refusing dlmopen into another namespace: its C library would not load the "
-		 "shim and could reach images' raw bytes; load it with dlopen",
+	shim_msg("%s: refusing dlmopen into a new namespace: its own C library would not load the "
+		 "shim and would see the raw QCOW2 bytes; use dlopen",
 		 file ? file : "(main program)");
 	return -1;
 }

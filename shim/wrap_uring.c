@@ -17,8 +17,8 @@
 static int refuse(void)
 {
 	if (atomic_load(&shim_nimages_ever) > 0)
-		shim_msg("refusing io_uring: the kernel would do the ring's reads and writes on "
-			 "images' host bytes, behind the shim; use read/write or POSIX AIO");
+		shim_msg("io_uring: refusing a ring: the kernel would see the raw QCOW2 bytes; use "
+			 "read/write or POSIX AIO");
 	return -ENOSYS;
 }
 
