@@ -9,8 +9,9 @@
 . "$(dirname "$0")/lib_tools.sh"
 require_shim
 require fio cc
-cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/around" "$QCS_ROOT/tests/shim/progs/around.c" ||
-	{ fail "cannot build around.c"; finish; }
+cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$T/around" "$QCS_ROOT/tests/shim/progs/around.c" &&
+	cc -std=gnu11 -O1 -Wall -Wextra -Werror -shared -fPIC -o "$T/nextlib.so" \
+		"$QCS_ROOT/tests/shim/progs/nextlib.c" || { fail "cannot build around.c, nextlib.c"; finish; }
 
 section "POSIX AIO: fio --ioengine=posixaio (glibc's helper threads)"
 # A fixed seed (the same random offsets on the image and on the twin) and
@@ -47,6 +48,35 @@ is_qcow2 "$IMG" && pass "the image is still QCOW2" || fail "the image is no long
 qcheck "$IMG"
 qcompare "$IMG" "$TWIN"
 
+section "lookups relative to the caller: another preload library's RTLD_NEXT, RUNPATH"
+# The shim's dlsym/dlopen jump on to glibc with the caller's return address
+# in place: a library preloaded before the shim finds the shim's read as its
+# "next" (else it would read the host bytes), and a library's dlopen of a
+# bare name searches that library's RUNPATH.
+new_image qemu-pat nx 8M || finish
+IMG=$T/nx.qcow2 TWIN=$T/nx.raw
+want=$(od -An -tx1 -N 16 -j 12340 "$TWIN")
+# dd reads with read(2) (od would use stdio, the shim's own stream)
+dd_at() { dd if="$1" iflag=skip_bytes,count_bytes skip=12340 count=16 status=none | od -An -tx1; }
+got=$(LD_PRELOAD="$T/nextlib.so $QCOWSHIM_LIB" NEXTLIB_OUT=$T/nx.calls dd_at "$IMG" 2>&1)
+same "a library preloaded before the shim: its RTLD_NEXT read is the shim's (flat bytes)" "$want" "$got"
+[ -s "$T/nx.calls" ] && pass "and its read was called ($(cat "$T/nx.calls") times)" ||
+	fail "the preloaded library's read was not called"
+got=$(LD_PRELOAD="$QCOWSHIM_LIB $T/nextlib.so" dd_at "$IMG" 2>&1)
+same "a library preloaded after the shim: flat bytes" "$want" "$got"
+mkdir -p "$T/rp/lib"
+printf 'int b_value(void) { return 42; }\n' >"$T/rp/b.c"
+printf '#include <dlfcn.h>\nint a_load(void) { void *h = dlopen("libB.so", RTLD_NOW); int (*f)(void) = h ? (int (*)(void))dlsym(h, "b_value") : 0; return f ? f() : -1; }\n' >"$T/rp/a.c"
+printf '#include <dlfcn.h>\n#include <stdio.h>\nint main(int c, char **v) { void *h = c > 1 ? dlopen(v[1], RTLD_NOW) : 0; int (*f)(void) = h ? (int (*)(void))dlsym(h, "a_load") : 0; printf("%%d\\n", f ? f() : -2); return 0; }\n' >"$T/rp/m.c"
+if cc -shared -fPIC -o "$T/rp/lib/libB.so" "$T/rp/b.c" &&
+	cc -shared -fPIC -o "$T/rp/lib/libA.so" "$T/rp/a.c" -Wl,-rpath,'$ORIGIN' -Wl,--enable-new-dtags &&
+	cc -o "$T/rp/m" "$T/rp/m.c"; then
+	same "dlopen of a bare name from a library with RUNPATH \$ORIGIN, under the shim" 42 \
+		"$(LD_PRELOAD=$QCOWSHIM_LIB "$T/rp/m" "$T/rp/lib/libA.so" 2>&1)"
+else
+	fail "cannot build the RUNPATH libraries"
+fi
+
 finish
 IMG=$T/aio.qcow2 TWIN=$T/aio.raw
 # shellcheck disable=SC2086
@@ -77,5 +107,34 @@ grep -q ' first 51 ' "$T/sys.img" && fail "SYS_readv on the image returned the Q
 is_qcow2 "$IMG" && pass "the image is still QCOW2" || fail "the image is no longer QCOW2"
 qcheck "$IMG"
 qcompare "$IMG" "$TWIN"
+
+section "lookups relative to the caller: another preload library's RTLD_NEXT, RUNPATH"
+# The shim's dlsym/dlopen jump on to glibc with the caller's return address
+# in place: a library preloaded before the shim finds the shim's read as its
+# "next" (else it would read the host bytes), and a library's dlopen of a
+# bare name searches that library's RUNPATH.
+new_image qemu-pat nx 8M || finish
+IMG=$T/nx.qcow2 TWIN=$T/nx.raw
+want=$(od -An -tx1 -N 16 -j 12340 "$TWIN")
+# dd reads with read(2) (od would use stdio, the shim's own stream)
+dd_at() { dd if="$1" iflag=skip_bytes,count_bytes skip=12340 count=16 status=none | od -An -tx1; }
+got=$(LD_PRELOAD="$T/nextlib.so $QCOWSHIM_LIB" NEXTLIB_OUT=$T/nx.calls dd_at "$IMG" 2>&1)
+same "a library preloaded before the shim: its RTLD_NEXT read is the shim's (flat bytes)" "$want" "$got"
+[ -s "$T/nx.calls" ] && pass "and its read was called ($(cat "$T/nx.calls") times)" ||
+	fail "the preloaded library's read was not called"
+got=$(LD_PRELOAD="$QCOWSHIM_LIB $T/nextlib.so" dd_at "$IMG" 2>&1)
+same "a library preloaded after the shim: flat bytes" "$want" "$got"
+mkdir -p "$T/rp/lib"
+printf 'int b_value(void) { return 42; }\n' >"$T/rp/b.c"
+printf '#include <dlfcn.h>\nint a_load(void) { void *h = dlopen("libB.so", RTLD_NOW); int (*f)(void) = h ? (int (*)(void))dlsym(h, "b_value") : 0; return f ? f() : -1; }\n' >"$T/rp/a.c"
+printf '#include <dlfcn.h>\n#include <stdio.h>\nint main(int c, char **v) { void *h = c > 1 ? dlopen(v[1], RTLD_NOW) : 0; int (*f)(void) = h ? (int (*)(void))dlsym(h, "a_load") : 0; printf("%%d\\n", f ? f() : -2); return 0; }\n' >"$T/rp/m.c"
+if cc -shared -fPIC -o "$T/rp/lib/libB.so" "$T/rp/b.c" &&
+	cc -shared -fPIC -o "$T/rp/lib/libA.so" "$T/rp/a.c" -Wl,-rpath,'$ORIGIN' -Wl,--enable-new-dtags &&
+	cc -o "$T/rp/m" "$T/rp/m.c"; then
+	same "dlopen of a bare name from a library with RUNPATH \$ORIGIN, under the shim" 42 \
+		"$(LD_PRELOAD=$QCOWSHIM_LIB "$T/rp/m" "$T/rp/lib/libA.so" 2>&1)"
+else
+	fail "cannot build the RUNPATH libraries"
+fi
 
 finish
