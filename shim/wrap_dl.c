@@ -5,11 +5,14 @@
  *   handle's own scope answers, so an interposed name would be libc's own
  *   function.  When the answer is exactly the function a syms.def row
  *   wraps (its real_* pointer), the row's wrapper is returned instead
- *   (init.c: shim_sym_wrapper).  RTLD_NEXT and RTLD_DEFAULT lookups are
- *   answered relative to the caller's object (glibc reads the return
- *   address), so they jump to glibc's dlsym with the caller's frame
- *   untouched: another preloaded library (fakeroot) asking for the next
- *   "open" still gets what follows it.
+ *   (init.c: shim_sym_wrapper).  No loop can follow: only libc's own
+ *   function is replaced, and the shim's real_* is libc's only when no
+ *   other interposer follows the shim (one that does is what real_* is,
+ *   and stays what a handle lookup gives).  RTLD_NEXT and
+ *   RTLD_DEFAULT lookups are answered relative to the caller's object
+ *   (glibc reads the return address), so they jump to glibc's dlsym with
+ *   the caller's frame untouched: another preloaded library (fakeroot)
+ *   asking for the next "open" still gets what follows it.
  *   dlopen with RTLD_DEEPBIND: the library would bind to its own scope,
  *   libc included, before the global one, so its calls would skip the
  *   shim.  The flag is dropped while the shim is active: symbol
@@ -32,41 +35,57 @@
 
 #if SHIM_GLIBC
 
-/* ---- glibc's dlsym, from libc.so.6's GNU hash table */
-struct libc_find {
-	const char *name;
-	void *addr;
-};
+/* ---- glibc's dlsym, dlvsym, dlopen, dlmopen, from libc.so.6's GNU hash
+ * table.  This runs when another library's start-up (a sanitizer runtime
+ * resolving its interceptors with dlsym(RTLD_NEXT)) enters the shim's
+ * dlsym before anything is initialised: so it calls nothing (no libc
+ * function, which a sanitizer may intercept; no instrumentation) and
+ * finds libc through the dynamic linker's list of loaded objects. */
+#define NO_SAN __attribute__((no_sanitize("address", "thread", "undefined"), noinline))
 
-static uint32_t gnu_hash(const char *s)
+enum { DL_SYM, DL_VSYM, DL_OPEN, DL_MOPEN, DL_N };
+static const char *const dl_names[DL_N] = {"dlsym", "dlvsym", "dlopen", "dlmopen"};
+static void *dl_addr[DL_N];
+
+NO_SAN static bool dl_streq(const char *a, const char *b)
 {
-	uint32_t h = 5381;
-	for (; *s; s++)
-		h = h * 33 + (unsigned char)*s;
-	return h;
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
 }
 
-static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+NO_SAN static void dl_fail(void)
 {
-	struct libc_find *f = arg;
-	const char *b = strrchr(info->dlpi_name, '/');
-	(void)size;
-	b = b ? b + 1 : info->dlpi_name;
-	if (strncmp(b, "libc.so.", 8))
-		return 0;
-	const ElfW(Dyn) *dyn = NULL;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	static const char m[] = "qcowshim: dlsym/dlopen not found in libc.so.6\n";
+	long r;
+	__asm__ volatile("syscall" : "=a"(r) : "0"(1L), "D"(2L), "S"(m), "d"(sizeof m - 1)
+			 : "rcx", "r11", "memory");
+	__builtin_trap();
+}
+
+NO_SAN static void dl_find(void)
+{
+	const struct link_map *l;
+	for (l = _r_debug.r_map; l; l = l->l_next) {
+		const char *n = l->l_name, *b = n;
+		for (; n && *n; n++)
+			if (*n == '/')
+				b = n + 1;
+		if (b && b[0] == 'l' && b[1] == 'i' && b[2] == 'b' && b[3] == 'c' && b[4] == '.' &&
+		    b[5] == 's' && b[6] == 'o' && b[7] == '.')
+			break;
+	}
+	if (!l)
+		dl_fail();
 	const ElfW(Sym) *sym = NULL;
 	const char *str = NULL;
 	const uint32_t *gh = NULL;
 	const ElfW(Half) *ver = NULL;
-	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
-		ElfW(Addr) p = dyn->d_un.d_ptr;
-		if (p < info->dlpi_addr) /* not relocated in place */
-			p += info->dlpi_addr;
-		switch (dyn->d_tag) {
+	for (const ElfW(Dyn) *d = l->l_ld; d && d->d_tag != DT_NULL; d++) {
+		ElfW(Addr) p = d->d_un.d_ptr;
+		if (p < l->l_addr) /* not relocated in place */
+			p += l->l_addr;
+		switch (d->d_tag) {
 		case DT_SYMTAB: sym = (const ElfW(Sym) *)p; break;
 		case DT_STRTAB: str = (const char *)p; break;
 		case DT_GNU_HASH: gh = (const uint32_t *)p; break;
@@ -74,44 +93,48 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		}
 	}
 	if (!sym || !str || !gh)
-		return 1;
+		dl_fail();
 	uint32_t nb = gh[0], off = gh[1], nbloom = gh[2];
 	const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)(gh + 4) + nbloom);
 	const uint32_t *chain = buckets + nb;
-	uint32_t h = gnu_hash(f->name);
-	for (uint32_t i = buckets[h % nb]; i >= off && i != 0; i++) {
-		uint32_t c = chain[i - off];
-		/* the default version: not hidden (bit 15 of its versym) */
-		if ((c | 1) == (h | 1) && !strcmp(str + sym[i].st_name, f->name) &&
-		    sym[i].st_shndx != SHN_UNDEF && (!ver || !(ver[i] & 0x8000))) {
-			f->addr = (void *)(info->dlpi_addr + sym[i].st_value);
-			break;
+	for (int k = 0; k < DL_N; k++) {
+		uint32_t h = 5381;
+		for (const char *c = dl_names[k]; *c; c++)
+			h = h * 33 + (unsigned char)*c;
+		void *a = NULL;
+		for (uint32_t i = buckets[h % nb]; i >= off && i != 0; i++) {
+			uint32_t c = chain[i - off];
+			/* the default version: not hidden (bit 15 of its versym) */
+			if ((c | 1) == (h | 1) && dl_streq(str + sym[i].st_name, dl_names[k]) &&
+			    sym[i].st_shndx != SHN_UNDEF && (!ver || !(ver[i] & 0x8000))) {
+				a = (void *)(l->l_addr + sym[i].st_value);
+				break;
+			}
+			if (c & 1)
+				break;
 		}
-		if (c & 1)
-			break;
+		if (!a)
+			dl_fail();
+		__atomic_store_n(&dl_addr[k], a, __ATOMIC_RELEASE);
 	}
-	return 1;
+}
+
+/* glibc's function number k (DL_*): found once, then one load. */
+SHIM_HIDDEN void *dl_libc(int k);
+NO_SAN void *dl_libc(int k)
+{
+	void *a = __atomic_load_n(&dl_addr[k], __ATOMIC_ACQUIRE);
+	if (a)
+		return a;
+	dl_find(); /* idempotent: concurrent finders store the same values */
+	return __atomic_load_n(&dl_addr[k], __ATOMIC_ACQUIRE);
 }
 
 typedef void *(*dlsym_fn)(void *, const char *);
 
 dlsym_fn shim_libc_dlsym(void)
 {
-	static dlsym_fn fn;
-	dlsym_fn r = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
-	if (r)
-		return r;
-	struct libc_find f = {"dlsym", NULL};
-	dl_iterate_phdr(find_cb, &f);
-	if (!f.addr) {
-		static const char m[] = "qcowshim: dlsym not found in libc.so.6\n";
-		if (write(2, m, sizeof m - 1) < 0)
-			abort();
-		abort();
-	}
-	r = (dlsym_fn)f.addr;
-	__atomic_store_n(&fn, r, __ATOMIC_RELEASE);
-	return r;
+	return (dlsym_fn)dl_libc(DL_SYM);
 }
 
 /* ---- the wrappers.  dlsym and dlvsym are entered here (assembly below):
@@ -125,63 +148,65 @@ dlsym_fn shim_libc_dlsym(void)
 SHIM_HIDDEN void *dl_handle_sym(void *h, const char *name);
 SHIM_HIDDEN void *dl_handle_vsym(void *h, const char *name, const char *v);
 
+static void *substitute(const char *name, void *p)
+{
+	if (!p || !name || !policy_enabled())
+		return p;
+	int saved = errno;
+	void *w = shim_sym_wrapper(name, p);
+	errno = saved;
+	return w;
+}
+
 void *dl_handle_sym(void *h, const char *name)
 {
-	void *p = real_dlsym(h, name);
-	if (p && name && policy_enabled()) {
-		int saved = errno;
-		p = shim_sym_wrapper(name, p);
-		errno = saved;
-	}
-	return p;
+	return substitute(name, ((dlsym_fn)dl_libc(DL_SYM))(h, name));
 }
 
 void *dl_handle_vsym(void *h, const char *name, const char *v)
 {
-	void *p = real_dlvsym(h, name, v);
-	if (p && name && policy_enabled()) {
-		int saved = errno;
-		p = shim_sym_wrapper(name, p);
-		errno = saved;
-	}
-	return p;
+	void *(*fn)(void *, const char *, const char *) = dl_libc(DL_VSYM);
+	return substitute(name, fn(h, name, v));
 }
 
 #if defined(__x86_64__)
-/* shim_init() resolves real_* (once; after that one load); rdi, rsi, rdx
- * are the arguments, kept across it; the stack stays 16-byte aligned. */
+/* RTLD_NEXT (-1) and RTLD_DEFAULT (0) jump to glibc's dlsym/dlvsym, found
+ * by dl_libc (rdi, rsi, rdx kept across it; the stack 16-byte aligned at
+ * the call); other handles go to dl_handle_*. */
 __asm__(".text\n"
 	".globl dlsym\n"
 	".type dlsym, @function\n"
 	"dlsym:\n"
-	"	pushq %rdi\n"
+	"	cmpq $-1, %rdi\n"
+	"	je 1f\n"
+	"	testq %rdi, %rdi\n"
+	"	je 1f\n"
+	"	jmp dl_handle_sym\n"
+	"1:	pushq %rdi\n"
 	"	pushq %rsi\n"
 	"	subq $8, %rsp\n"
-	"	call shim_init\n"
+	"	movl $0, %edi\n" /* DL_SYM */
+	"	call dl_libc\n"
 	"	addq $8, %rsp\n"
 	"	popq %rsi\n"
 	"	popq %rdi\n"
-	"	cmpq $-1, %rdi\n" /* RTLD_NEXT */
-	"	je 1f\n"
-	"	testq %rdi, %rdi\n" /* RTLD_DEFAULT */
-	"	je 1f\n"
-	"	jmp dl_handle_sym\n"
-	"1:	jmp *real_dlsym(%rip)\n"
+	"	jmp *%rax\n"
 	".size dlsym, .-dlsym\n"
 	".globl dlvsym\n"
 	".type dlvsym, @function\n"
 	"dlvsym:\n"
-	"	pushq %rdi\n"
-	"	pushq %rsi\n"
-	"	pushq %rdx\n"
-	"	call shim_init\n"
-	"	popq %rdx\n"
-	"	popq %rsi\n"
-	"	popq %rdi\n"
 	"	cmpq $-1, %rdi\n"
 	"	je 1f\n"
 	"	jmp dl_handle_vsym\n"
-	"1:	jmp *real_dlvsym(%rip)\n"
+	"1:	pushq %rdi\n"
+	"	pushq %rsi\n"
+	"	pushq %rdx\n"
+	"	movl $1, %edi\n" /* DL_VSYM */
+	"	call dl_libc\n"
+	"	popq %rdx\n"
+	"	popq %rsi\n"
+	"	popq %rdi\n"
+	"	jmp *%rax\n"
 	".size dlvsym, .-dlvsym\n");
 #else
 #error "wrap_dl.c: the dlsym pass-through is written for x86-64"
@@ -189,7 +214,8 @@ __asm__(".text\n"
 
 /* dlopen and dlmopen also read the caller's return address (the namespace
  * to load into, the caller's RPATH/RUNPATH and $ORIGIN), so they too jump
- * on to glibc; these decide the flags first. */
+ * on to glibc; these decide the flags first (no shim_init: policy_enabled
+ * is false until the shim's constructor ran). */
 SHIM_HIDDEN int dl_open_flags(int flags);
 SHIM_HIDDEN long dl_mopen_flags(long lmid, const char *file, int flags);
 
@@ -218,14 +244,15 @@ __asm__(".text\n"
 	"	pushq %rdi\n"
 	"	pushq %rsi\n"
 	"	subq $8, %rsp\n"
-	"	call shim_init\n"
 	"	movl 8(%rsp), %edi\n"
 	"	call dl_open_flags\n"
+	"	movl %eax, 8(%rsp)\n" /* the flags to pass on */
+	"	movl $2, %edi\n" /* DL_OPEN */
+	"	call dl_libc\n"
 	"	addq $8, %rsp\n"
 	"	popq %rsi\n"
 	"	popq %rdi\n"
-	"	movl %eax, %esi\n"
-	"	jmp *real_dlopen(%rip)\n"
+	"	jmp *%rax\n"
 	".size dlopen, .-dlopen\n"
 	".globl dlmopen\n"
 	".type dlmopen, @function\n"
@@ -233,19 +260,21 @@ __asm__(".text\n"
 	"	pushq %rdi\n"
 	"	pushq %rsi\n"
 	"	pushq %rdx\n"
-	"	call shim_init\n"
 	"	movq 16(%rsp), %rdi\n"
 	"	movq 8(%rsp), %rsi\n"
 	"	movl (%rsp), %edx\n"
 	"	call dl_mopen_flags\n"
+	"	cmpq $-1, %rax\n"
+	"	je 2f\n"
+	"	movl %eax, (%rsp)\n" /* the flags to pass on */
+	"	movl $3, %edi\n" /* DL_MOPEN */
+	"	call dl_libc\n"
 	"	popq %rdx\n"
 	"	popq %rsi\n"
 	"	popq %rdi\n"
-	"	cmpq $-1, %rax\n"
-	"	je 1f\n"
-	"	movl %eax, %edx\n"
-	"	jmp *real_dlmopen(%rip)\n"
-	"1:	xorl %eax, %eax\n"
+	"	jmp *%rax\n"
+	"2:	addq $24, %rsp\n"
+	"	xorl %eax, %eax\n"
 	"	ret\n"
 	".size dlmopen, .-dlmopen\n");
 

@@ -64,6 +64,14 @@ same "a library preloaded before the shim: its RTLD_NEXT read is the shim's (fla
 	fail "the preloaded library's read was not called"
 got=$(LD_PRELOAD="$QCOWSHIM_LIB $T/nextlib.so" dd_at "$IMG" 2>&1)
 same "a library preloaded after the shim: flat bytes" "$want" "$got"
+# dd's read of a plain file: the shim's read passes it to the next read,
+# this library's, which asked a handle of libc for read: it must get
+# libc's, not the shim's again (a loop)
+got=$(LD_PRELOAD="$QCOWSHIM_LIB $T/nextlib.so" NEXTLIB_LIBC=1 NEXTLIB_OUT=$T/nx.calls2 timeout -k 5 \
+	"$QCS_TIMEOUT" dd if="$TWIN" iflag=skip_bytes,count_bytes skip=12340 count=16 status=none | od -An -tx1)
+same "a library preloaded after the shim that asks a libc handle for read: libc's, no loop" "$want" "$got"
+[ -s "$T/nx.calls2" ] && pass "and its read was called ($(cat "$T/nx.calls2") times)" ||
+	fail "the library preloaded after the shim: its read was not called"
 mkdir -p "$T/rp/lib"
 printf 'int b_value(void) { return 42; }\n' >"$T/rp/b.c"
 printf '#include <dlfcn.h>\nint a_load(void) { void *h = dlopen("libB.so", RTLD_NOW); int (*f)(void) = h ? (int (*)(void))dlsym(h, "b_value") : 0; return f ? f() : -1; }\n' >"$T/rp/a.c"
@@ -124,6 +132,14 @@ same "a library preloaded before the shim: its RTLD_NEXT read is the shim's (fla
 	fail "the preloaded library's read was not called"
 got=$(LD_PRELOAD="$QCOWSHIM_LIB $T/nextlib.so" dd_at "$IMG" 2>&1)
 same "a library preloaded after the shim: flat bytes" "$want" "$got"
+# dd's read of a plain file: the shim's read passes it to the next read,
+# this library's, which asked a handle of libc for read: it must get
+# libc's, not the shim's again (a loop)
+got=$(LD_PRELOAD="$QCOWSHIM_LIB $T/nextlib.so" NEXTLIB_LIBC=1 NEXTLIB_OUT=$T/nx.calls2 timeout -k 5 \
+	"$QCS_TIMEOUT" dd if="$TWIN" iflag=skip_bytes,count_bytes skip=12340 count=16 status=none | od -An -tx1)
+same "a library preloaded after the shim that asks a libc handle for read: libc's, no loop" "$want" "$got"
+[ -s "$T/nx.calls2" ] && pass "and its read was called ($(cat "$T/nx.calls2") times)" ||
+	fail "the library preloaded after the shim: its read was not called"
 mkdir -p "$T/rp/lib"
 printf 'int b_value(void) { return 42; }\n' >"$T/rp/b.c"
 printf '#include <dlfcn.h>\nint a_load(void) { void *h = dlopen("libB.so", RTLD_NOW); int (*f)(void) = h ? (int (*)(void))dlsym(h, "b_value") : 0; return f ? f() : -1; }\n' >"$T/rp/a.c"
