@@ -21,16 +21,20 @@
 
 struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
 atomic_int shim_nimages_ever;
-static atomic_int nimage_fds;
+static SHIM_HOT atomic_int nimage_fds;
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* Held inside a critical section (images.c): a signal handler using an
+ * image fd meanwhile would deadlock on the table lock. */
 void fd_lock(void)
 {
+	shim_crit_enter();
 	pthread_mutex_lock(&tab_mu);
 }
 void fd_unlock(void)
 {
 	pthread_mutex_unlock(&tab_mu);
+	shim_crit_leave();
 }
 void fd_atfork_child(void)
 {
@@ -51,15 +55,17 @@ struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags)
 
 struct shim_ofd *fd_get_any(int fd)
 {
-	if ((unsigned)fd >= SHIM_FD_MAX)
+	/* No entry: no lock (fcntl of any fd comes here; and before the first
+	 * image there is no fork handler that would reset the lock) */
+	if ((unsigned)fd >= SHIM_FD_MAX || !atomic_load(&shim_fdtab[fd]))
 		return NULL;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
 	if (o == SHIM_PRIVATE)
 		o = NULL;
 	if (o)
 		atomic_fetch_add(&o->refs, 1);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return o;
 }
 
@@ -132,7 +138,7 @@ bool fd_any_images(void)
 static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 {
 	struct shim_ofd *old;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	old = atomic_load(&shim_fdtab[fd]);
 	if (old == SHIM_PRIVATE || (only && old != only)) { /* private: evacuated before */
 		/* A private fd took the number first and parked the table's
@@ -142,7 +148,7 @@ static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 		bool put = only && !o && only->parked > 0;
 		if (put)
 			only->parked--;
-		pthread_mutex_unlock(&tab_mu);
+		fd_unlock();
 		if (put)
 			fd_put(only);
 		return;
@@ -152,7 +158,7 @@ static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 	if (old)
 		atomic_fetch_sub(&nimage_fds, 1);
 	atomic_store(&shim_fdtab[fd], o);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	if (old)
 		fd_put(old);
 }
@@ -252,13 +258,13 @@ void fd_foreach(void (*cb)(int fd, struct shim_ofd *o, void *arg), void *arg)
 {
 	if (!fd_any_images())
 		return;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	for (int fd = 0; fd < SHIM_FD_MAX; fd++) {
 		struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
 		if (o && o != SHIM_PRIVATE)
 			cb(fd, o, arg);
 	}
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 }
 
 /* ---- private descriptors */
@@ -302,7 +308,7 @@ int fd_make_private(int fd)
 		if ((unsigned)fd >= SHIM_FD_MAX)
 			return fd; /* cannot protect it; still usable */
 	}
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	while (atomic_load(&nremap) && is_handle(fd)) {
 		int nfd2 = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)(fd + 1));
 		if (nfd2 < 0 || nfd2 >= SHIM_FD_MAX) {
@@ -323,7 +329,7 @@ int fd_make_private(int fd)
 		atomic_fetch_sub(&nimage_fds, 1);
 	}
 	atomic_store(&shim_fdtab[fd], SHIM_PRIVATE);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return fd;
 }
 
@@ -332,17 +338,17 @@ int shim_priv_real(int handle)
 	if (likely(atomic_load_explicit(&nremap, memory_order_relaxed) == 0))
 		return handle;
 	int r = handle;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	for (int i = 0; i < atomic_load(&nremap); i++)
 		if (remap[i].handle == handle)
 			r = remap[i].real;
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return r;
 }
 
 void fd_private_closed(int handle)
 {
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	int n = atomic_load(&nremap);
 	for (int i = 0; i < n; i++)
 		if (remap[i].handle == handle) {
@@ -351,12 +357,12 @@ void fd_private_closed(int handle)
 				atomic_store(&shim_fdtab[real], NULL);
 			remap[i] = remap[n - 1];
 			atomic_store(&nremap, n - 1);
-			pthread_mutex_unlock(&tab_mu);
+			fd_unlock();
 			return;
 		}
 	if ((unsigned)handle < SHIM_FD_MAX && atomic_load(&shim_fdtab[handle]) == SHIM_PRIVATE)
 		atomic_store(&shim_fdtab[handle], NULL);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 }
 
 /*
@@ -371,14 +377,14 @@ int fd_evacuate(int fd)
 	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
 	if (nfd < 0)
 		return -errno;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	int i, n = atomic_load(&nremap), handle = fd;
 	for (i = 0; i < n; i++)
 		if (remap[i].real == fd)
 			break;
 	if (i == n) {
 		if (n == (int)(sizeof remap / sizeof remap[0])) {
-			pthread_mutex_unlock(&tab_mu);
+			fd_unlock();
 			real_close(nfd);
 			return -EBUSY;
 		}
@@ -389,14 +395,31 @@ int fd_evacuate(int fd)
 	if ((unsigned)nfd < SHIM_FD_MAX)
 		atomic_store(&shim_fdtab[nfd], SHIM_PRIVATE);
 	atomic_store(&shim_fdtab[fd], NULL);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	/* The program's dup2 now closes the old number for us. */
 	return 0;
 }
 
 /* ---- adoption of inherited image fds (constructor) */
 
-/* One fd announced by the exec/spawn wrappers (wrap_proc.c inherit_cb). */
+/*
+ * QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN,ACC,DEV,INO;... from the
+ * exec/spawn wrappers (wrap_proc.c) of a parent under the shim: every image
+ * fd this program inherits (none: "E123:"), by inode, with the access mode
+ * the program asked for (the kernel's is O_RDONLY, fd_seal), the emulated
+ * flags, position and partition window.  Valid only in the program it was
+ * made for: E, this pid (set by our own image before exec); P, the parent's
+ * pid (posix_spawn, system, popen).  With a valid announcement only the fds
+ * it names are looked at, each checked to be still the same file (dev,
+ * ino), then, if there were any, the others by inode (a hard link of an
+ * announced image); without one (the first process under the shim, or a
+ * parent that exec'd without the wrappers), or with one ending in "*",
+ * every open fd is.
+ */
+static SHIM_HOT char *handoff; /* the list after "PID:", or NULL */
+extern char **environ;
+
+/* One fd announced by the exec/spawn wrappers. */
 struct handoff {
 	int fd, eflags, acc;
 	long long pos;
@@ -404,36 +427,24 @@ struct handoff {
 	unsigned long long base, len, dev, ino;
 };
 
-/* QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN,ACC,DEV,INO;... from the
- * exec/spawn wrappers: the image fds the parent passed on, by inode, with
- * the access mode the program asked for (the kernel's is O_RDONLY), the
- * emulated flags, position and partition window. */
+/* The entry at s: its length with the ';', or 0 if it is not one this shim
+ * writes. */
+static int handoff_entry(const char *s, struct handoff *h)
+{
+	int n = 0;
+	if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu%n", &h->fd, &h->eflags, &h->pos,
+		   &h->part, &h->base, &h->len, &h->acc, &h->dev, &h->ino, &n) != 9 ||
+	    !n || s[n] != ';')
+		return 0;
+	return n + 1;
+}
+
 static bool handoff_find(int fd, struct handoff *h)
 {
-	static char *fds;
-	static bool parsed;
-	if (!parsed) {
-		parsed = true;
-		char *e = getenv("QCOWSHIM_FDS");
-		if (e && (*e == 'E' || *e == 'P')) {
-			char *end;
-			long pid = strtol(e + 1, &end, 10);
-			/* E: set by our own image before exec; P: by the parent
-			 * that spawned us (posix_spawn, system, popen) */
-			if (*end == ':' && pid == (*e == 'E' ? getpid() : getppid()))
-				fds = strdup(end + 1);
-		}
-		if (e)
-			unsetenv("QCOWSHIM_FDS");
-	}
-	for (char *s = fds; s && *s;) {
-		if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu", &h->fd, &h->eflags, &h->pos,
-			   &h->part, &h->base, &h->len, &h->acc, &h->dev, &h->ino) == 9 &&
-		    h->fd == fd)
-			return true;
-		s = strchr(s, ';');
-		s = s ? s + 1 : NULL;
-	}
+	int n;
+	for (const char *s = handoff; s && *s; s += n)
+		if (!(n = handoff_entry(s, h)) || h->fd == fd)
+			return n != 0;
 	return false;
 }
 
@@ -507,12 +518,13 @@ void fd_adopt_received(int fd)
 		adopt_one(fd, false, false);
 }
 
-/* Two passes: a hard link (or any name outside the globs) of an image is
- * decided by its inode, which the first pass may only then have registered
- * from another fd of the same file. */
-void fd_adopt_inherited(void)
+/* Every open fd, in two passes: a hard link (or any name outside the globs)
+ * of an image is decided by its inode, which the first pass may only then
+ * have registered from another fd of the same file.  by_inode_only: the
+ * second pass alone (after the announced fds). */
+static void adopt_all(bool by_inode_only)
 {
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = by_inode_only; pass < 2; pass++) {
 		DIR *d = opendir("/proc/self/fd");
 		if (!d)
 			return;
@@ -529,4 +541,59 @@ void fd_adopt_inherited(void)
 		if (!fd_any_images())
 			return; /* nothing an inode could lead to */
 	}
+}
+
+/* The announced fds that are still the files announced; false if the list
+ * is not one this shim writes, or ends in "*" (fds the parent could not
+ * list), then every fd is looked at. */
+static bool adopt_announced(void)
+{
+	struct handoff h;
+	int n;
+	const char *s;
+	for (s = handoff; *s; s += n)
+		if (!(n = handoff_entry(s, &h)))
+			return false;
+	for (s = handoff; *s; s += n) {
+		struct stat st;
+		n = handoff_entry(s, &h);
+		if ((unsigned)h.fd < SHIM_FD_MAX && real_fstat(h.fd, &st) == 0 &&
+		    (unsigned long long)st.st_dev == h.dev && (unsigned long long)st.st_ino == h.ino)
+			adopt_one(h.fd, true, false);
+	}
+	return true;
+}
+
+void fd_adopt_inherited(void)
+{
+	char *e = NULL;
+	bool valid = false;
+	for (char **p = environ; *p && !e; p++) /* getenv, without a string constant */
+		if ((*p)[0] == 'Q' && (*p)[1] == 'C' && !strncmp(*p, "QCOWSHIM_FDS=", 13))
+			e = *p + 13;
+	if (e && (*e == 'E' || *e == 'P')) {
+		char *end;
+		long pid = strtol(e + 1, &end, 10);
+		valid = *end == ':' && pid == (*e == 'E' ? getpid() : getppid());
+		if (valid && end[1])
+			handoff = strdup(end + 1);
+		valid = valid && (!end[1] || handoff);
+	}
+	if (e) /* unsetenv, without its lock's page: nothing else runs yet */
+		for (char **p = environ; *p; p++)
+			if (!strncmp(*p, "QCOWSHIM_FDS=", 13)) {
+				char **q = p;
+				do
+					q[0] = q[1];
+				while (*q++);
+				p--;
+			}
+	if (valid && !handoff)
+		return; /* the parent announced none: no system call here */
+	if (!policy_enabled()) /* a qemu tool: its fds are its own business */
+		return;
+	if (!valid || !adopt_announced())
+		adopt_all(false);
+	else if (fd_any_images())
+		adopt_all(true); /* other names of the announced images */
 }

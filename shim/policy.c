@@ -34,13 +34,17 @@
  *                          exits 0 if the program would be run, 126 after the
  *                          refusal line if not; nothing is executed.
  *   QCOWSHIM_FDS           (added, internal) set by the exec and spawn
- *                          wrappers for the new program: emulated O_APPEND/
- *                          O_DIRECT flags and private positions of inherited
- *                          image fds, "EPID:FD,FLAGS,POS;..." (valid if PID
- *                          is the program's own pid, after exec) or
- *                          "PPID:..." (valid if PID is its parent's, after
- *                          posix_spawn/system/popen); removed from the
- *                          environment by the program's constructor.
+ *                          wrappers for every new program that loads the
+ *                          shim: the image fds it inherits (none: "E123:"),
+ *                          with emulated O_APPEND/O_DIRECT flags, private
+ *                          positions, partition windows and dev/ino,
+ *                          "EPID:FD,FLAGS,POS,PART,BASE,LEN,DEV,INO;..."
+ *                          (valid if PID is the program's own pid, after
+ *                          exec) or "PPID:..." (valid if PID is its
+ *                          parent's, after posix_spawn/system/popen); a
+ *                          valid one spares the program a look at every fd
+ *                          it has (fdtab.c); removed from the environment
+ *                          by the program's constructor.
  * Programs that understand QCOW2 themselves run untouched: the shim disables
  * itself when /proc/self/exe's name starts with "qemu-" (qemu-img, qemu-io,
  * qemu-nbd, qemu-storage-daemon, qemu-system-*).
@@ -53,18 +57,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool enabled;
-static bool debug, debug_resolve, no_backing, exec_probe;
+/* env_enabled: QCOWSHIM_DISABLE does not say otherwise (read at setup);
+ * exe_state: 0 = /proc/self/exe not read yet, 1 = not a qemu program,
+ * 2 = a qemu program.  The exe is read only when something could concern
+ * an image, so a process that never meets one makes no system call for it. */
+static SHIM_HOT bool env_enabled;
+static atomic_int exe_state;
+static SHIM_HOT bool debug, debug_resolve, no_backing, exec_probe;
 static int wait_ms = 10000;
-static const char *snapshot;
+static SHIM_HOT const char *snapshot;
 static int recheck_ms = 10;
-static char *patterns[32];
-static int npatterns;
+static SHIM_HOT char *patterns[32];
+static SHIM_HOT int npatterns;
+static char patbuf[1024]; /* QCOWSHIM_MATCH's copy: no malloc */
+static SHIM_HOT char default_pattern[] = "*.qcow2";
 static char self_path[PATH_MAX];
+
+static bool program_knows_qcow2(void);
+
+bool policy_env_enabled(void)
+{
+	return env_enabled;
+}
 
 bool policy_enabled(void)
 {
-	return enabled;
+	if (!env_enabled)
+		return false;
+	int st = atomic_load_explicit(&exe_state, memory_order_relaxed);
+	if (unlikely(st == 0)) {
+		st = program_knows_qcow2() ? 2 : 1;
+		atomic_store_explicit(&exe_state, st, memory_order_relaxed);
+	}
+	return st == 1;
+}
+bool policy_exec_probe(void)
+{
+	return exec_probe;
 }
 bool policy_debug(void)
 {
@@ -90,19 +119,13 @@ int policy_recheck_ms(void)
 {
 	return recheck_ms;
 }
-bool policy_exec_probe(void)
-{
-	return exec_probe;
-}
-const char *policy_self_path(void)
-{
-	return self_path;
-}
 
 static bool program_knows_qcow2(void)
 {
 	char exe[PATH_MAX];
+	int saved = errno;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	errno = saved;
 	if (n <= 0)
 		return false;
 	exe[n] = 0;
@@ -111,46 +134,136 @@ static bool program_knows_qcow2(void)
 	return strncmp(base, "qemu-", 5) == 0;
 }
 
+/* The library's own path: the name the loader was given, kept as is when
+ * absolute; a relative one is resolved against the cwd at start-up. */
+static void self_path_init(void)
+{
+	Dl_info di;
+	if (dladdr((void *)policy_init, &di) && di.dli_fname &&
+	    (di.dli_fname[0] == '/' || !realpath(di.dli_fname, self_path))) {
+		size_t n = strlen(di.dli_fname);
+		n = n < sizeof self_path - 1 ? n : sizeof self_path - 1;
+		memcpy(self_path, di.dli_fname, n);
+		self_path[n] = 0;
+	}
+}
+
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+const char *policy_self_path(void)
+{
+	pthread_once(&self_once, self_path_init);
+	return self_path;
+}
+
+/* QCOWSHIM_MATCH, split at the first match (the environment is read at
+ * start-up: a later setenv of the program's does not count). */
+static SHIM_HOT const char *match_env;
+static pthread_once_t match_once = PTHREAD_ONCE_INIT;
+
+/* A pattern "*SUFFIX" without other glob characters (the default
+ * "*.qcow2"): matched by comparing the name's end, without fnmatch. */
+static SHIM_HOT signed char suffix_len[32]; /* -1: use fnmatch */
+
+static void patterns_init(void)
+{
+	const char *e = match_env && *match_env ? match_env : NULL;
+	char *copy = !e ? default_pattern : strlen(e) < sizeof patbuf ? strcpy(patbuf, e) : strdup(e);
+	for (char *s = copy, *tok; copy && (tok = strsep(&s, ":"));)
+		if (*tok && npatterns < (int)(sizeof patterns / sizeof patterns[0])) {
+			size_t n = strlen(tok);
+			suffix_len[npatterns] = tok[0] == '*' && n < 100 && !strpbrk(tok + 1, "*?[\\/")
+							? (signed char)(n - 1)
+							: -1;
+			patterns[npatterns++] = tok;
+		}
+}
+
+/* Setup reads the environment only, in one pass and without reading a
+ * string constant (each first touch of a page of ours is a page fault):
+ * whatever needs a system call, a library call that pages in code, or a
+ * page of data waits for the first use (policy_self_path, policy_match,
+ * policy_enabled). */
+/* The names, in .data: a string constant would be one more page read. */
+static SHIM_HOT char env_names[] = "LD_PRELOAD=\0QCOWSHIM_\0DEBUG=\0NO_BACKING=\0SNAPSHOT=\0"
+				   "WAIT_MS=\0RECHECK_MS=\0DISABLE=\0MATCH=\0libqcowshim.so\0EXEC_PROBE=";
+enum { N_PRELOAD, N_PREFIX, N_DEBUG, N_NO_BACKING, N_SNAPSHOT, N_WAIT, N_RECHECK, N_DISABLE, N_MATCH,
+       N_LIBNAME, N_EXEC_PROBE };
+
+static const char *env_name(int k)
+{
+	const char *n = env_names;
+	while (k--)
+		n += strlen(n) + 1;
+	return n;
+}
+
+/* If e starts with name k: what follows it, else NULL. */
+static const char *env_is(const char *e, int k)
+{
+	const char *n = env_name(k);
+	while (*n && *e == *n)
+		e++, n++;
+	return *n ? NULL : e;
+}
+#define ENV_IS(e, k) ((v = env_is(e, k)) != NULL)
 void policy_init(void)
 {
-	const char *e;
-	Dl_info di;
+	extern char **environ;
+	const char *e, *v;
 
-	if (dladdr((void *)policy_init, &di) && di.dli_fname &&
-	    !realpath(di.dli_fname, self_path))
-		snprintf(self_path, sizeof self_path, "%s", di.dli_fname);
-	e = getenv("QCOWSHIM_DEBUG");
-	debug = e && *e && strcmp(e, "0") != 0;
-	debug_resolve = e && strcmp(e, "resolve") == 0;
-	e = getenv("QCOWSHIM_NO_BACKING");
-	no_backing = e && *e && strcmp(e, "0") != 0;
-	e = getenv("QCOWSHIM_SNAPSHOT");
-	snapshot = e && *e ? e : NULL;
-	e = getenv("QCOWSHIM_WAIT_MS");
-	if (e && *e)
-		wait_ms = atoi(e);
-	e = getenv("QCOWSHIM_RECHECK_MS");
-	if (e && *e && atoi(e) >= 0)
-		recheck_ms = atoi(e);
-	e = getenv("QCOWSHIM_EXEC_PROBE");
-	exec_probe = e && strcmp(e, "1") == 0;
-	e = getenv("QCOWSHIM_DISABLE");
-	enabled = !(e && *e && strcmp(e, "0") != 0) && !program_knows_qcow2();
-
-	e = getenv("QCOWSHIM_MATCH");
-	if (!e || !*e)
-		e = "*.qcow2";
-	char *copy = strdup(e);
-	for (char *s = copy, *tok; copy && (tok = strsep(&s, ":"));)
-		if (*tok && npatterns < (int)(sizeof patterns / sizeof patterns[0]))
-			patterns[npatterns++] = tok;
+	env_enabled = true;
+	for (char **ep = environ; ep && (e = *ep); ep++) {
+		if (ENV_IS(e, N_PRELOAD)) { /* a relative name of ours: resolve it now */
+			for (const char *p = strstr(v, env_name(N_LIBNAME)); p; p = NULL) {
+				while (p > v && p[-1] != ':' && p[-1] != ' ')
+					p--;
+				if (*p != '/')
+					policy_self_path();
+			}
+			continue;
+		}
+		if (!ENV_IS(e, N_PREFIX))
+			continue;
+		e = v;
+		if (ENV_IS(e, N_DEBUG)) {
+			debug = *v && strcmp(v, "0") != 0;
+			debug_resolve = strcmp(v, "resolve") == 0;
+		} else if (ENV_IS(e, N_NO_BACKING)) {
+			no_backing = *v && strcmp(v, "0") != 0;
+		} else if (ENV_IS(e, N_SNAPSHOT)) {
+			snapshot = *v ? v : NULL;
+		} else if (ENV_IS(e, N_WAIT)) {
+			if (*v)
+				wait_ms = atoi(v);
+		} else if (ENV_IS(e, N_RECHECK)) {
+			if (*v && atoi(v) >= 0)
+				recheck_ms = atoi(v);
+		} else if (ENV_IS(e, N_DISABLE)) {
+			env_enabled = !(*v && strcmp(v, "0") != 0);
+		} else if (ENV_IS(e, N_MATCH)) {
+			match_env = v;
+		} else if (ENV_IS(e, N_EXEC_PROBE)) {
+			exec_probe = strcmp(v, "1") == 0;
+		}
+	}
 }
 
 bool policy_match(const char *path)
 {
+	pthread_once(&match_once, patterns_init);
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
+	size_t blen = 0;
 	for (int i = 0; i < npatterns; i++) {
+		if (suffix_len[i] >= 0) {
+			size_t n = (size_t)suffix_len[i];
+			if (!blen)
+				blen = strlen(base);
+			if (blen >= n && memcmp(base + blen - n, patterns[i] + 1, n) == 0)
+				return true;
+			continue;
+		}
 		const char *subject = strchr(patterns[i], '/') ? path : base;
 		if (fnmatch(patterns[i], subject, 0) == 0)
 			return true;
@@ -274,6 +387,8 @@ static enum shim_path_kind alias_kind_(const char *link, bool map)
 	return map ? SHIM_PATH_MAPFILE : SHIM_PATH_MATCH;
 }
 
+static enum shim_path_kind policy_classify_(const char *path, int *fdref);
+
 /*
  * Is `path` (as a program passed it) something the shim must look at?
  * SHIM_PATH_FDREF: it names an open image fd of this process (*fdref);
@@ -284,7 +399,13 @@ static enum shim_path_kind alias_kind_(const char *link, bool map)
  */
 enum shim_path_kind policy_classify(const char *path, int *fdref)
 {
-	if (!enabled || !path)
+	enum shim_path_kind k = policy_classify_(path, fdref);
+	return k != SHIM_PATH_NO && !policy_enabled() ? SHIM_PATH_NO : k;
+}
+
+static enum shim_path_kind policy_classify_(const char *path, int *fdref)
+{
+	if (!env_enabled || !path)
 		return SHIM_PATH_NO;
 	if (path[0] == '/' && (path[1] == 'd' || path[1] == 'p')) {
 		int n = fd_alias(path), k;

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -127,18 +128,26 @@ _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 #undef SYMG
 #undef SYMVG
 
+/* Variables every process reads or writes at start or exit: kept in .data,
+ * whose page the loader has already written (relocations), instead of
+ * two more .bss pages, each a page fault in every process. */
+#define SHIM_HOT __attribute__((section(".data.qcowshim_hot")))
+
 /* ---- init.c */
 void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
 /* p is what a lookup of name found: the row's wrapper when p is the very
  * function the row wraps (its real_*), else p (wrap_dl.c). */
 void *shim_sym_wrapper(const char *name, void *p);
-/* glibc's dlsym, found without asking the dynamic linker (wrap_dl.c) */
-void *(*shim_libc_dlsym(void))(void *, const char *);
+
 void shim_setup(void);           /* policy + adoption; once */
+void shim_images_used(void);     /* an image is registered: fork handlers on */
+bool shim_images_were_used(void);
 extern atomic_bool shim_ready;   /* shim_setup() finished */
 extern __thread int shim_depth __attribute__((tls_model("initial-exec")));
 extern __thread int shim_quiet;         /* >0: shim_msg prints nothing */
 extern bool shim_exiting;        /* destructor ran: flush after every write */
+/* wrap_proc.c: this thread is a vfork child's, running in the parent's memory */
+extern __thread bool shim_in_vfork __attribute__((tls_model("initial-exec")));
 /* Fail-wrapper convention: returns -1 with errno = -r when r < 0, else r. */
 static inline long shim_ret(long r)
 {
@@ -154,6 +163,7 @@ static inline long shim_ret(long r)
 enum shim_path_kind { SHIM_PATH_NO = 0, SHIM_PATH_MATCH, SHIM_PATH_FDREF, SHIM_PATH_PART,
 		      SHIM_PATH_MAPFILE };
 bool policy_enabled(void);                 /* shim active in this process */
+bool policy_env_enabled(void);             /* not disabled by the environment (no system call) */
 void policy_init(void);
 enum shim_path_kind policy_classify(const char *path, int *fdref);
 bool policy_match(const char *path);
@@ -259,6 +269,14 @@ bool coh_readers_elsewhere(struct coh_state *c, int fd);
 void coh_published(struct coh_state *c);
 int coh_qemu_refuses_writer(const char *shown, int fd);
 
+/* ---- wrap_signal.c: critical sections (the shim's locks held): the
+ * program's signal handlers are deferred to the end, cancellation waits */
+void shim_crit_enter(void);
+void shim_crit_leave(void);
+void shim_crit_child(void);   /* a new process: no section open */
+void shim_fork_watch(void);   /* setup: notice children made without atfork handlers */
+void shim_cancel_point(void); /* a pending cancel acts here, outside any section */
+
 /* ---- images.c: one translator per image per process */
 struct shim_image *img_register(int fd, const char *shown_path, bool pending, int *err);
 void img_unref(struct shim_image *img);
@@ -285,6 +303,7 @@ void img_release_all(void);               /* flush+close every translator */
 void img_atfork_prepare(void);
 void img_atfork_parent(void);
 void img_atfork_child(void);
+void img_forked_child(void); /* a child made without the atfork handlers */
 /* A path-level view: stat of an image path not open here.  0 or -errno. */
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
@@ -310,6 +329,7 @@ int ofd_blocks(struct shim_ofd *o, uint64_t *blocks);
  * with errno (ENOTDIR again when the path is not a partition of an image). */
 int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64);
 void part_copy_window(struct shim_ofd *o, const char *path); /* /dev/fd/N of a partition */
+void part_inherited_window(struct shim_ofd *o, const char *path, int fd); /* /proc/PID/fd/N */
 /* stat/statx of IMAGE/pN after the real call failed with ENOTDIR; saved:
  * errno before that call (restored on success). */
 int part_statat(int dirfd, const char *path, int atflags, struct stat *st, int saved);
@@ -348,6 +368,7 @@ void stdio_std_flush(void);               /* musl: flush standard streams on ima
 FILE *stdio_std_reopen(const char *p, const char *m, int oflags, bool cand, FILE *f,
 		       FILE *(*realfn)(const char *, const char *, FILE *)); /* musl */
 void stdio_flush_all(void);
+bool stdio_stream_on(int fd);             /* fd >= 3 is an open stdio stream's (glibc) */
 
 /* ---- reach.c: ways to hand the kernel an image descriptor */
 /* Does fd (not necessarily in the table) lead to an image?  Its path (for
@@ -364,9 +385,26 @@ bool sys_route(long nr, const long *a, long *ret);
 /* ---- wrap_proc.c: the exec guard (wrap_spawn.c uses it too) */
 struct inherit; /* the image fds a new program will hold */
 typedef void (*exec_plan_fn)(struct inherit *in, void *arg);
+/* Where exec_prepare builds the new environment: on the caller's stack
+ * (a vfork child must not allocate from the parent's heap); only the
+ * announcements of a process with image fds, which never vforks, go to
+ * heap[] (freed by exec_cleanup when the exec failed). */
+#define EXEC_EXTRA 24 /* LD_PRELOAD, QCOWSHIM_FDS, _PARTS, the QCOWSHIM_* settings, NULL */
+#define EXEC_VAR 48
+#define EXEC_PRE (2 * 4096 + 64)
+struct exec_stack {
+	char **env, *var, *pre;
+	char *heap[2];
+	bool scan; /* the child gets fds we cannot list: "*" makes it look */
+};
+size_t proc_env_len(char *const *envp);
+#define EXEC_STACK(ev)                                                         \
+	char *stk_env[proc_env_len(ev) + EXEC_EXTRA];                          \
+	char stk_var[EXEC_VAR], stk_pre[EXEC_PRE];                             \
+	struct exec_stack stk = {stk_env, stk_var, stk_pre, {NULL, NULL}, false}
 int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
-		 exec_plan_fn plan, void *arg);
-void exec_cleanup(char **env, char *const *envp);
+		 bool quiet, struct exec_stack *stk, exec_plan_fn plan, void *arg);
+void exec_cleanup(struct exec_stack *stk);
 void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o);
 void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
 		 uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino);

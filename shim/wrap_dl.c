@@ -21,8 +21,8 @@
  *   dlmopen into a new namespace: a second libc without the shim, which
  *   the shim cannot join; refused with one line while the shim is active
  *   (LM_ID_BASE is plain dlopen).
- * The shim's own lookups (init.c) need glibc's dlsym without asking the
- * dynamic linker for "dlsym", which is the shim's: shim_libc_dlsym finds it
+ * The pass-through needs glibc's functions without asking the dynamic
+ * linker for them, which would answer with the shim's: dl_libc finds them
  * in libc.so.6's dynamic symbol table (the default version).
  * glibc on x86-64 (SYMG rows; the pass-through is a few instructions).
  */
@@ -131,11 +131,6 @@ NO_SAN void *dl_libc(int k)
 }
 
 typedef void *(*dlsym_fn)(void *, const char *);
-
-dlsym_fn shim_libc_dlsym(void)
-{
-	return (dlsym_fn)dl_libc(DL_SYM);
-}
 
 /* ---- the wrappers.  dlsym and dlvsym are entered here (assembly below):
  * RTLD_NEXT/RTLD_DEFAULT jump on to glibc with the caller's return

@@ -50,6 +50,18 @@ static int dup_to(int fd, int nfd, int flags, bool three)
 		errno = EBADF;
 		return -1;
 	}
+	if (nfd >= 3 && nfd != fd && shim_fd_special(fd) && stdio_stream_on(nfd)) {
+		struct shim_ofd *o = fd_get_any(fd);
+		if (o) {
+			shim_msg("%s: refusing to dup the image onto fd %d: a stdio stream uses that fd and "
+				 "writes through glibc's internal calls, which reach only the host file; "
+				 "fdopen() the image's own fd instead",
+				 img_path(o->img), nfd);
+			fd_put(o);
+			errno = EBUSY;
+			return -1;
+		}
+	}
 	if ((r = fd_evacuate(nfd)) < 0) {
 		errno = -r;
 		return -1;

@@ -94,6 +94,7 @@ static int image_fd(int fd, const char *path, int flags, bool pending, int saved
 	/* /dev/fd/N of a partition fd: that partition again (O_TRUNC ignored) */
 	struct shim_ofd win = {.img = img};
 	part_copy_window(&win, path);
+	part_inherited_window(&win, path, fd);
 	img_lock(img);
 	if (opath)
 		r = 0; /* names the file only: nothing to read or check yet */

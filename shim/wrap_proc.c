@@ -3,17 +3,19 @@
  *
  * fork: the pthread_atfork handlers (images.c) flush and close every
  * translator first, so the child starts with no translator state and an idle
- * parent holds no lock.  vfork is fork (a child running wrappers in the
- * parent's memory could not be made safe).  _exit/_Exit flush first, as
- * exit() does through the destructor.
- * exec: translators are flushed and closed (exec runs no destructor).  When
- * image fds stay open across the exec, the target must load the shim: its
- * environment gets LD_PRELOAD back if it was dropped, and QCOWSHIM_FDS
- * carries the emulated per-fd flags; a static, setuid/setgid, foreign-
- * loader or 32-bit target is refused with EPERM and one message, since it
- * would see (and could write) raw QCOW2 bytes.  posix_spawn/system/popen
- * get the same treatment where the shim can see the target.  Executing an
- * image itself (execve of its path, fexecve of its fd) fails with EACCES.
+ * parent holds no lock.  vfork is the real one while no image fd is open
+ * (the child then changes nothing of the shim's: see vfork), else fork.
+ * _exit/_Exit flush first, as exit() does through the destructor.
+ * exec: translators are flushed and closed (exec runs no destructor).  The
+ * exec guard (exec_prepare) works out which image fds the new program will
+ * hold and which images its arguments name; if any, a target that cannot
+ * load the shim (static, setuid/setgid, file capabilities, another loader
+ * or ELF class) is refused with EPERM and one message.  Its environment
+ * gets LD_PRELOAD back if it was dropped, and QCOWSHIM_FDS announces the
+ * image fds it inherits (none: "E<pid>:", so it need not look at its fds).
+ * posix_spawn (wrap_spawn.c), system and popen get the same treatment.
+ * Executing an image itself (execve of its path, fexecve of its fd) fails
+ * with EACCES.
  */
 #include "shim.h"
 
@@ -21,22 +23,81 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 extern char **environ;
+
+#define SHIM_STR_(x) #x
+#define SHIM_STR(x) SHIM_STR_(x)
 
 pid_t fork(void)
 {
 	return real_fork(); /* atfork handlers do the work */
 }
 
-pid_t vfork(void)
+/*
+ * vfork: the real one (the raw system call, as glibc makes it) while this
+ * process has no image fd: a shell that runs a program pays for copying
+ * nothing, as without the shim.  The child runs in our memory until it
+ * execs or exits, so while it runs (shim_in_vfork, set in this thread's
+ * storage, which the child shares; cleared when the parent resumes) the
+ * shim changes no state of ours: an exec announces "no image fds" from the
+ * stack (exec_prepare), an image open fails with EPERM (img_register), and
+ * _exit releases nothing.  With image fds open, vfork is fork, as before.
+ * The wrapper has no stack frame: the child returns through the same stack.
+ */
+__thread bool shim_in_vfork __attribute__((tls_model("initial-exec")));
+
+__attribute__((used)) int shim_vfork_begin(void)
+{
+	if (!atomic_load(&shim_ready) || fd_any_images())
+		return 0;
+	shim_in_vfork = true;
+	return 1;
+}
+
+__attribute__((used)) void shim_vfork_end(void)
+{
+	shim_in_vfork = false;
+}
+
+__attribute__((used)) pid_t shim_vfork_fork(void)
 {
 	return real_fork();
 }
 
+#if defined(__x86_64__) && defined(SYS_vfork)
+__attribute__((naked)) pid_t vfork(void)
+{
+	__asm__("sub $8, %rsp\n\t"
+		"call shim_vfork_begin\n\t"
+		"add $8, %rsp\n\t"
+		"test %eax, %eax\n\t"
+		"jz 2f\n\t"
+		"pop %rdi\n\t" /* the return address: the child may overwrite its slot */
+		"mov $" SHIM_STR(SYS_vfork) ", %eax\n\t"
+		"syscall\n\t"
+		"push %rdi\n\t"
+		"test %rax, %rax\n\t"
+		"jz 1f\n\t" /* the child */
+		"push %rax\n\t"
+		"call shim_vfork_end\n\t"
+		"pop %rax\n\t"
+		"cmp $-4095, %rax\n\t"
+		"jae 2f\n" /* refused (seccomp...): fork instead */
+		"1:\tret\n"
+		"2:\tjmp shim_vfork_fork\n");
+}
+#else
+pid_t vfork(void)
+{
+	return real_fork();
+}
+#endif
+
 void _exit(int st)
 {
-	if (atomic_load(&shim_ready) && policy_enabled())
+	if (atomic_load(&shim_ready) && shim_images_were_used() && !shim_in_vfork)
 		img_release_all();
 	real__exit(st);
 	__builtin_unreachable();
@@ -44,7 +105,7 @@ void _exit(int st)
 
 void _Exit(int st)
 {
-	if (atomic_load(&shim_ready) && policy_enabled())
+	if (atomic_load(&shim_ready) && shim_images_were_used() && !shim_in_vfork)
 		img_release_all();
 	real__Exit(st);
 	__builtin_unreachable();
@@ -58,7 +119,22 @@ struct inherit {
 	char *fds;    /* QCOWSHIM_FDS value */
 	size_t len, cap;
 	bool oom;
+	char parts[1024]; /* this process's partition fds, for QCOWSHIM_PARTS */
 };
+
+/* Every partition fd of this process, close-on-exec or not: a descendant
+ * may reopen it as /proc/PID/fd/N (parts.c part_inherited_window). */
+static void parts_cb(int fd, struct shim_ofd *o, void *arg)
+{
+	struct inherit *in = arg;
+	struct stat st;
+	size_t l = strlen(in->parts);
+	if (!o->part || real_fstat(fd, &st) < 0 || l > sizeof in->parts - 128)
+		return;
+	snprintf(in->parts + l, sizeof in->parts - l, "%d:%d,%u,%llu,%llu,%llu,%llu;", (int)getpid(),
+		 fd, o->part, (unsigned long long)o->base, (unsigned long long)o->len,
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+}
 
 void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
 			uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino)
@@ -241,71 +317,102 @@ static bool env_has(char *const *env, const char *name, size_t nl)
 	return false;
 }
 
-/*
- * The environment of the new program: the shim stays preloaded (an
- * LD_PRELOAD that was dropped or replaced gets it back, with this process's
- * QCOWSHIM_* settings), and the image fds it inherits are announced
- * (QCOWSHIM_FDS).  0 (*newenv NULL: envp as it is) or -ENOMEM.
- */
-static int exec_env(char *const *envp, const struct inherit *in, bool spawn, char ***newenv)
+/* Does the environment load the shim (LD_PRELOAD names it)? */
+static bool env_loads_shim(char *const *envp)
+{
+	for (size_t i = 0; envp && envp[i]; i++)
+		if (!strncmp(envp[i], "LD_PRELOAD=", 11))
+			return has_shim(envp[i] + 11);
+	return false;
+}
+
+size_t proc_env_len(char *const *envp)
 {
 	size_t n = 0;
-	bool preload = false, stale = false;
-	for (; envp && envp[n]; n++) {
-		if (!strncmp(envp[n], "LD_PRELOAD=", 11))
-			preload = has_shim(envp[n] + 11);
-		stale |= !strncmp(envp[n], "QCOWSHIM_FDS=", 13);
-	}
-	if (preload && in->first_fd < 0 && !stale)
+	while (envp && envp[n])
+		n++;
+	return n;
+}
+
+/*
+ * The environment of the new program, built in the caller's exec_stack (a
+ * vfork child, see vfork, must not allocate from our heap; it has no image
+ * fd, so only the announcement strings of a process with images, which
+ * never vforks, are allocated): the shim stays preloaded (an LD_PRELOAD
+ * that was dropped or replaced gets it back, with this process's QCOWSHIM_*
+ * settings), and the image fds it inherits are announced (QCOWSHIM_FDS; none:
+ * "E<pid>:") with the partition fds its descendants may reopen
+ * (QCOWSHIM_PARTS).  quiet (system/popen, which put the result in environ):
+ * nothing to do when there is nothing to announce.  0 (*newenv NULL: envp as
+ * it is) or -ENOMEM.
+ */
+static int exec_env(char *const *envp, const struct inherit *in, bool spawn, bool quiet,
+		    struct exec_stack *stk, char ***newenv)
+{
+	bool preload = env_loads_shim(envp);
+	if (quiet && preload && in->first_fd < 0 && !in->parts[0] && !stk->scan)
 		return 0;
-	size_t extra = 2;
-	for (char **e = environ; e && *e; e++)
-		extra += !strncmp(*e, "QCOWSHIM_", 9);
-	char **env = calloc(n + extra + 1, sizeof *env);
-	char *pre = NULL, *fds = NULL;
-	/* E<pid>: for this process after exec; P<pid>: for a child it spawns */
-	if (!env || (in->first_fd >= 0 &&
-		     asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
-			      in->fds ? in->fds : "") < 0)) {
-		free(env);
-		return -ENOMEM;
+	size_t n = proc_env_len(envp), k = 0, room = n + EXEC_EXTRA - 4;
+	char **env = stk->env;
+	if (in->parts[0]) { /* ours first, then the entries of our ancestors */
+		const char *old = NULL;
+		for (size_t i = 0; i < n && !old; i++)
+			if (!strncmp(envp[i], "QCOWSHIM_PARTS=", 15))
+				old = envp[i] + 15;
+		char keep[2048] = "", me[24]; /* minus our own earlier entries */
+		int ml = snprintf(me, sizeof me, "%d:", (int)getpid());
+		for (const char *e = old; e && *e;) {
+			size_t l = strcspn(e, ";"), kl = strlen(keep);
+			if (strncmp(e, me, (size_t)ml) && kl + l + 2 < sizeof keep)
+				snprintf(keep + kl, sizeof keep - kl, "%.*s;", (int)l, e);
+			e += l + (e[l] == ';');
+		}
+		if (asprintf(&stk->heap[1], "QCOWSHIM_PARTS=%s%s", in->parts, keep) < 0)
+			return stk->heap[1] = NULL, -ENOMEM;
 	}
-	size_t k = 0;
+	const char *scan = stk->scan ? "*;" : "";
+	if (in->first_fd >= 0) {
+		if (asprintf(&stk->heap[0], "QCOWSHIM_FDS=%c%d:%s%s", spawn ? 'P' : 'E', (int)getpid(),
+			     in->fds ? in->fds : "", scan) < 0)
+			return stk->heap[0] = NULL, -ENOMEM;
+	} else {
+		snprintf(stk->var, EXEC_VAR, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(), scan);
+	}
+	const char *self = policy_self_path();
 	bool had = false;
 	for (size_t i = 0; i < n; i++) {
-		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13))
+		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13) ||
+		    (stk->heap[1] && !strncmp(envp[i], "QCOWSHIM_PARTS=", 15)))
 			continue;
 		if (!strncmp(envp[i], "LD_PRELOAD=", 11) && !has_shim(envp[i] + 11)) {
 			had = true;
-			if (asprintf(&pre, "LD_PRELOAD=%s:%s", policy_self_path(), envp[i] + 11) < 0)
-				goto oom;
-			env[k++] = pre;
+			if ((size_t)snprintf(stk->pre, EXEC_PRE, "LD_PRELOAD=%s:%s", self, envp[i] + 11) >=
+			    EXEC_PRE)
+				return -ENOMEM;
+			env[k++] = stk->pre;
 			continue;
 		}
 		had |= !strncmp(envp[i], "LD_PRELOAD=", 11);
 		env[k++] = envp[i];
 	}
 	if (!had) {
-		if (asprintf(&pre, "LD_PRELOAD=%s", policy_self_path()) < 0)
-			goto oom;
-		env[k++] = pre;
+		if ((size_t)snprintf(stk->pre, EXEC_PRE, "LD_PRELOAD=%s", self) >= EXEC_PRE)
+			return -ENOMEM;
+		env[k++] = stk->pre;
 	}
 	if (!preload) /* the shim was dropped: its settings went with it */
-		for (char **e = environ; e && *e; e++) {
+		for (char **e = environ; e && *e && k < room; e++) {
 			size_t nl = strcspn(*e, "=");
 			if (!strncmp(*e, "QCOWSHIM_", 9) && strncmp(*e, "QCOWSHIM_FDS=", 13) &&
-			    !env_has(envp, *e, nl))
+			    strncmp(*e, "QCOWSHIM_PARTS=", 15) && !env_has(envp, *e, nl))
 				env[k++] = *e;
 		}
-	if (fds)
-		env[k++] = fds;
+	env[k++] = stk->heap[0] ? stk->heap[0] : stk->var;
+	if (stk->heap[1])
+		env[k++] = stk->heap[1];
 	env[k] = NULL;
 	*newenv = env;
 	return 0;
-oom:
-	free(fds);
-	free(env);
-	return -ENOMEM;
 }
 
 /* Was the file at path the one refused last?  (Then say nothing more: the
@@ -332,22 +439,25 @@ static bool repeated_refusal(const char *path)
  * is refused.  Returns 0 (*newenv: NULL = use envp unchanged) or -errno.
  */
 int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
-		 exec_plan_fn plan, void *arg)
+		 bool quiet, struct exec_stack *stk, exec_plan_fn plan, void *arg)
 {
 	*newenv = NULL;
 	/* execve/fexecve of an image: the kernel would load the host bytes */
 	if (path && atomic_load(&shim_ready) && reach_path_is_image(AT_FDCWD, path, 0))
 		return reach_refuse(path, "to execute an image",
 				    "boot it (qemu-system-*) or run a program from inside it", EACCES);
-	if (!atomic_load(&shim_ready) || !policy_enabled())
+	if (!atomic_load(&shim_ready) || !policy_env_enabled())
 		return 0;
 	struct inherit in = {.first_fd = -1};
+	bool images = fd_any_images();
 	if (plan)
 		plan(&in, arg);
-	else
+	else if (images)
 		fd_foreach(inherit_cb, &in);
-	if (fd_any_images())
+	if (images) {
+		fd_foreach(parts_cb, &in);
 		img_release_all();
+	}
 	char named[PATH_MAX], why[PATH_MAX + 64];
 	bool names = argv_names_image(av, named, sizeof named);
 	int r = 0;
@@ -371,7 +481,7 @@ int exec_prepare(const char *path, char *const *av, char *const *envp, char ***n
 		if (problem)
 			r = -EPERM;
 	}
-	if (r == 0 && (r = exec_env(envp, &in, spawn, newenv)) < 0)
+	if (r == 0 && (r = exec_env(envp, &in, spawn, quiet, stk, newenv)) < 0)
 		shim_msg("refusing to run %s: out of memory while preparing its environment",
 			 path ? path : "a program");
 	free(in.fds);
@@ -379,34 +489,25 @@ int exec_prepare(const char *path, char *const *av, char *const *envp, char ***n
 }
 
 /* Frees what exec_prepare allocated (only reached when exec failed). */
-void exec_cleanup(char **env, char *const *envp)
+void exec_cleanup(struct exec_stack *stk)
 {
-	if (!env)
-		return;
-	for (size_t i = 0; env[i]; i++) {
-		bool orig = false;
-		for (size_t j = 0; envp && envp[j]; j++)
-			if (env[i] == envp[j])
-				orig = true;
-		for (char **e = environ; e && *e && !orig; e++)
-			orig = env[i] == *e;
-		if (!orig)
-			free(env[i]);
-	}
-	free(env);
+	free(stk->heap[0]);
+	free(stk->heap[1]);
+	stk->heap[0] = stk->heap[1] = NULL;
 }
 
 static int do_execve(const char *path, char *const *av, char *const *ev)
 {
 	char **env;
-	int r = exec_prepare(path, av, ev, &env, false, NULL, NULL);
+	EXEC_STACK(ev);
+	int r = exec_prepare(path, av, ev, &env, false, false, &stk, NULL, NULL);
 	if (unlikely(policy_exec_probe()))
 		real__exit(r < 0 ? 126 : 0); /* the wrapper's question answered */
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execve(path, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
@@ -414,14 +515,16 @@ static int do_execve(const char *path, char *const *av, char *const *ev)
 static int do_execvpe(const char *file, char *const *av, char *const *ev)
 {
 	char **env, buf[PATH_MAX];
-	int r = exec_prepare(proc_resolve(file, buf, sizeof buf), av, ev, &env, false, NULL, NULL);
+	EXEC_STACK(ev);
+	int r = exec_prepare(proc_resolve(file, buf, sizeof buf), av, ev, &env, false, false, &stk, NULL,
+			     NULL);
 	if (unlikely(policy_exec_probe()))
 		real__exit(r < 0 ? 126 : 0); /* the wrapper's question answered */
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execvpe(file, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
@@ -487,13 +590,14 @@ int execle(const char *p, const char *a0, ...)
 int fexecve(int fd, char *const *av, char *const *ev)
 {
 	char **env, p[64];
+	EXEC_STACK(ev);
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = exec_prepare(p, av, ev, &env, false, NULL, NULL);
+	int r = exec_prepare(p, av, ev, &env, false, false, &stk, NULL, NULL);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_fexecve(fd, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
@@ -501,6 +605,7 @@ int fexecve(int fd, char *const *av, char *const *ev)
 int execveat(int dfd, const char *p, char *const *av, char *const *ev, int fl)
 {
 	char **env, path[PATH_MAX + 64];
+	EXEC_STACK(ev);
 	__asm__("" : "+r"(p)); /* declared nonnull, but syscall(SYS_execveat) may pass NULL */
 	if (p && !p[0] && (fl & AT_EMPTY_PATH))
 		snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
@@ -508,12 +613,12 @@ int execveat(int dfd, const char *p, char *const *av, char *const *ev, int fl)
 		snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dfd, p);
 	else
 		snprintf(path, sizeof path, "%s", p ? p : "");
-	int r = exec_prepare(path, av, ev, &env, false, NULL, NULL);
+	int r = exec_prepare(path, av, ev, &env, false, false, &stk, NULL, NULL);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execveat(dfd, p, av, env ? env : ev, fl);
 	int e = errno;
-	exec_cleanup(env, ev);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
@@ -524,19 +629,37 @@ int proc_release_for_spawn(const char *cmd)
 {
 	char **env;
 	char *av[] = {"sh", "-c", (char *)cmd, NULL};
-	int r = exec_prepare("/bin/sh", av, environ, &env, true, NULL, NULL);
+	EXEC_STACK(environ);
+	int r = exec_prepare("/bin/sh", av, environ, &env, true, true, &stk, NULL, NULL);
 	if (r == 0 && env) {
 		/* environ is what the shell gets: a dropped LD_PRELOAD comes
 		 * back, and QCOWSHIM_FDS (P<our pid>) reaches our direct child
-		 * only; it is rewritten at every later spawn or exec. */
+		 * only; it is rewritten at every later spawn or exec, and
+		 * system/popen remove it once the shell has it (a later child
+		 * of ours exec'd without the wrappers must not take that list
+		 * for its own).  The strings are copied: environ keeps them. */
 		const char *cur = getenv("LD_PRELOAD");
 		for (size_t i = 0; env[i]; i++)
 			if ((!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur)) ||
-			    !strncmp(env[i], "QCOWSHIM_FDS=", 13))
-				putenv(env[i]); /* deliberately kept: environ owns it now */
-		free(env);
+			    !strncmp(env[i], "QCOWSHIM_FDS=", 13) || !strncmp(env[i], "QCOWSHIM_PARTS=", 15)) {
+				char *copy = strdup(env[i]);
+				if (!copy || putenv(copy) != 0) {
+					free(copy);
+					r = -ENOMEM;
+				}
+			}
 	}
+	exec_cleanup(&stk);
 	return r;
+}
+
+static void spawned(void)
+{
+	if (getenv("QCOWSHIM_FDS")) {
+		int saved = errno;
+		unsetenv("QCOWSHIM_FDS");
+		errno = saved;
+	}
 }
 
 int system(const char *cmd)
@@ -544,7 +667,9 @@ int system(const char *cmd)
 	int r = cmd ? proc_release_for_spawn(cmd) : 0;
 	if (r < 0)
 		return (int)shim_ret(r);
-	return real_system(cmd);
+	r = real_system(cmd);
+	spawned();
+	return r;
 }
 
 FILE *popen(const char *cmd, const char *m)
@@ -554,5 +679,7 @@ FILE *popen(const char *cmd, const char *m)
 		errno = -r;
 		return NULL;
 	}
-	return real_popen(cmd, m);
+	FILE *f = real_popen(cmd, m);
+	spawned();
+	return f;
 }

@@ -105,7 +105,13 @@ static bool tracking(void)
 int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa)
 {
 	shadow_drop(fa); /* a reused address starts a new list */
-	return real_posix_spawn_file_actions_init(fa);
+	int r = real_posix_spawn_file_actions_init(fa);
+	if (r == 0 && tracking()) { /* known empty: the child need not look at its fds */
+		pthread_mutex_lock(&fa_mu);
+		shadow_of(fa, true);
+		pthread_mutex_unlock(&fa_mu);
+	}
+	return r;
 }
 
 int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
@@ -344,6 +350,7 @@ static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa
 		 const posix_spawnattr_t *at, char *const *av, char *const *ev, bool search)
 {
 	char **env, buf[PATH_MAX];
+	EXEC_STACK(ev);
 	struct plan pl = {0};
 	struct fa_shadow copy = {0};
 	if (fa) { /* a private copy: the program may change fa in another thread */
@@ -359,15 +366,18 @@ static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa
 		}
 		pthread_mutex_unlock(&fa_mu);
 		pl.s = &copy;
+		/* actions added before the shim could record them: the child
+		 * must look at every fd it has */
+		stk.scan = !s;
 	}
-	int r = exec_prepare(search ? proc_resolve(p, buf, sizeof buf) : p, av, ev, &env, true, replay,
-			     &pl);
+	int r = exec_prepare(search ? proc_resolve(p, buf, sizeof buf) : p, av, ev, &env, true, false,
+			     &stk, replay, &pl);
 	free(pl.v);
 	free(copy.ops);
 	if (r < 0)
 		return -r;
 	r = (search ? real_posix_spawnp : real_posix_spawn)(pid, p, fa, at, av, env ? env : ev);
-	exec_cleanup(env, ev);
+	exec_cleanup(&stk);
 	return r;
 }
 

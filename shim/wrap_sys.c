@@ -5,7 +5,7 @@
  * bytes or give the host size (readv/preadv/preadv2, mmap, the stat
  * calls, splice...), the ones that would miss the shim's bookkeeping
  * (dup*, fcntl, ioctl, recvmmsg) and the path calls it serves or refuses
- * (truncate, access, getxattr: IMAGE/pN; acct).  Each wrapper passes non-image arguments
+ * (truncate, access, getxattr: IMAGE/pN; rename over an image; acct).  Each wrapper passes non-image arguments
  * straight to libc, so a number routed here behaves as the raw call on
  * every other file.  Numbers are x86-64's (asm/unistd_64.h): preadv's
  * offset is one register there.
@@ -106,6 +106,17 @@ bool sys_route(long nr, const long *a, long *ret)
 	case SYS_truncate:
 		*ret = truncate((const char *)a[0], a[1]);
 		return true;
+	case SYS_rename:
+		*ret = rename((const char *)a[0], (const char *)a[1]);
+		return true;
+	case SYS_renameat:
+		*ret = renameat(fd, (const char *)a[1], (int)a[2], (const char *)a[3]);
+		return true;
+#if SHIM_GLIBC /* musl 1.2.3 declares no renameat2 */
+	case SYS_renameat2:
+		*ret = renameat2(fd, (const char *)a[1], (int)a[2], (const char *)a[3], (unsigned)a[4]);
+		return true;
+#endif
 	case SYS_acct:
 		*ret = acct((const char *)a[0]);
 		return true;

@@ -101,5 +101,28 @@ mkdisk d
 ln d.qcow2 a.img
 S sh -c 'exec 3<a.img 4<d.qcow2; exec od -An -tx1 -N4 <&3' >out 2>err
 same "a hard link inherited before the image's own fd: the child reads the disk" " 11 11 11 11" "$(cat out)"
-rm -f a.img d.* e.* out out.* err err.*
+section "a reopen of another process's partition descriptor gives that partition"
+rm -f p.qcow2 p.raw
+qemu-img create -q -f qcow2 p.qcow2 64M
+printf 'label: dos\nlabel-id: 0x1234\nstart=2048, type=c\n' | S sfdisk -q p.qcow2 &&
+	S mkfs.vfat -i 12345678 p.qcow2/p1 >/dev/null && S sh -c 'printf PART | dd of=p.qcow2/p1 bs=1 seek=3 conv=notrunc status=none' ||
+	fail "making a FAT partition in p.qcow2"
+qemu-img convert -f qcow2 -O raw p.qcow2 p.raw
+S python3 -c 'import os; fd = os.open("p.qcow2/p1", os.O_RDONLY)
+os.system("sh -c \"od -An -c -j3 -N4 /proc/%d/fd/%d\"" % (os.getpid(), fd))' >out 2>err
+same "a grandchild reads /proc/PID/fd/N of a close-on-exec partition fd" "   P   A   R   T" "$(cat out)"
+if command -v syslinux >/dev/null 2>&1; then
+	SOURCE_DATE_EPOCH=1700000000 # mtools' file times, so the twins compare
+	export SOURCE_DATE_EPOCH
+	S syslinux --install p.qcow2/p1 >out 2>&1
+	same "syslinux --install p.qcow2/p1 (its mtools reopen /proc/PPID/fd/N)" "0" "$?"
+	show_log out 4
+	syslinux --offset 1048576 --install p.raw >out 2>&1
+	qcompare p.qcow2 p.raw && pass "the image equals the raw twin that syslinux --offset wrote" ||
+		fail "syslinux on the partition differs from syslinux --offset on the raw twin"
+	qcheck p.qcow2 && pass "qemu-img check clean" || fail "qemu-img check after syslinux"
+else
+	fail "tool missing: syslinux (run make deps)"
+fi
+rm -f a.img d.* e.* p.* out out.* err err.*
 finish
