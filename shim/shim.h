@@ -198,6 +198,11 @@ struct shim_ofd {
 	 * through /proc/self/fd/N, dup, exec) but does no I/O, so fd_get()
 	 * does not return it and I/O wrappers leave it to the kernel (EBADF). */
 	bool opath;
+	/* Received from another process (recvmsg, recvmmsg, pidfd_getfd) as
+	 * read-only: the access mode it was opened with stayed with the sender
+	 * (every image fd is read-only to the kernel: fd_seal), so a write is
+	 * refused with one line instead of a bare EBADF (wrap_rw.c). */
+	bool received;
 	/* Record locks of this open file description (wrap_fd.c): held on a
 	 * private descriptor of the same file opened with the program's access
 	 * mode, as the program's own is read-only to the kernel (fd_seal) and
