@@ -494,6 +494,7 @@ static void adopt_one(int fd, bool inherited, bool by_inode_only)
 		return;
 	}
 	o->opath = (fl & O_PATH) != 0; /* names the image, no I/O */
+	o->received = !inherited && acc == O_RDONLY;
 	if (announced) {
 		o->eflags = h.eflags & (O_APPEND | O_DIRECT);
 		if (h.pos >= 0) {

@@ -10,6 +10,8 @@
  * A row libc lacks points at a stub failing with ENOSYS.  The first call of
  * a row is a dlsym, as the first call through a lazily bound PLT entry is a
  * symbol lookup: glibc's fork re-initialises the loader's lock in the child.
+ * dlsym is the shim's own (wrap_dl.c); its RTLD_NEXT lookups jump on to
+ * glibc's with this file's return address, so they answer as glibc's would.
  * Never: call a wrapper from here (only real_*), print without policy.c.
  */
 #include "shim.h"
@@ -76,6 +78,7 @@ struct sym_row {
 	void **real;
 	void *fallback;
 	void *self;
+	bool other; /* SYMU: another library's entry point (liburing) */
 };
 
 /* Row i of the table, made by code rather than kept as data: a table of
@@ -85,16 +88,21 @@ static struct sym_row row(size_t i)
 	switch (i) {
 #define SYM(name, ret, params, args)                                           \
 	case ROW_##name:                                                       \
-		return (struct sym_row){#name, (void **)&real_##name, (void *)enosys_##name, (void *)name};
+		return (struct sym_row){#name, (void **)&real_##name, (void *)enosys_##name, (void *)name, false};
 #define SYMV(name, params, args) SYM(name, , , )
 #if !SHIM_GLIBC /* musl: a *64 name is its base function; neither kind is exported */
 #define SYM64(name, base, ret, params, args)                                   \
 	case ROW_##name:                                                       \
-		return (struct sym_row){#base, (void **)&real_##name, (void *)enosys_##name, NULL};
+		return (struct sym_row){#base, (void **)&real_##name, (void *)enosys_##name, NULL, false};
 #define SYMG(name, ret, params, args)                                          \
 	case ROW_##name:                                                       \
-		return (struct sym_row){#name, (void **)&real_##name, (void *)enosys_##name, NULL};
+		return (struct sym_row){#name, (void **)&real_##name, (void *)enosys_##name, NULL, false};
 #define SYMVG(name, params, args) SYMG(name, , , )
+#define SYMU(name, ret, params, args) SYMG(name, ret, params, args)
+#else
+#define SYMU(name, ret, params, args)                                          \
+	case ROW_##name:                                                       \
+		return (struct sym_row){#name, (void **)&real_##name, (void *)enosys_##name, (void *)name, true};
 #endif
 #include "syms.def"
 #undef SYM
@@ -102,6 +110,7 @@ static struct sym_row row(size_t i)
 #undef SYM64
 #undef SYMG
 #undef SYMVG
+#undef SYMU
 	}
 	abort();
 }
@@ -132,6 +141,27 @@ void shim_init(void)
 	for (size_t i = 0; i < NROWS; i++)
 		resolve_row(i);
 	atomic_store_explicit(&resolved, 1, memory_order_release);
+}
+
+void *shim_sym_wrapper(const char *name, void *p)
+{
+	for (size_t i = 0; i < NROWS; i++) {
+		struct sym_row r = row(i);
+		if (!r.self || strcmp(name, r.name))
+			continue;
+		resolve_row(i); /* real_* may still be its stub */
+		if (p == *r.real)
+			return r.self;
+		/* liburing looked up in its own handle (dlopen): the wrapper,
+		 * which calls this definition when it does not refuse */
+		if (r.other && p != r.self) {
+			if (*r.real == r.fallback)
+				__atomic_store_n(r.real, p, __ATOMIC_RELEASE);
+			return r.self;
+		}
+		return p;
+	}
+	return p;
 }
 
 /* QCOWSHIM_DEBUG=resolve: one line per table row naming the object its

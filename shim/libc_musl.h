@@ -37,6 +37,12 @@
 #undef freopen64
 #undef mmap64
 #undef sendfile64
+#undef aio_read64 /* wrap_aio.c, wrap_walk.c (glibc-only rows) */
+#undef aio_write64
+#undef aio_fsync64
+#undef lio_listio64
+#undef nftw64
+#undef ftw64
 
 /* musl's stat is the large-file stat: the *64 rows' struct is the same. */
 struct stat64 {

@@ -12,8 +12,8 @@
  * wrap_misc.c) and /proc/P/map_files (wrap_open.c) use the checks here.
  * Each refusal prints one "qcowshim: PATH: refusing ..." line naming what
  * to use instead; the image is never touched.
- * Descriptors that arrive from another process (recvmsg SCM_RIGHTS,
- * pidfd_getfd) become image entries when they lead to an image, as
+ * Descriptors that arrive from another process (recvmsg and recvmmsg
+ * SCM_RIGHTS, pidfd_getfd) become image entries when they lead to an image, as
  * inherited ones do at start-up (fdtab.c).
  */
 #include "shim.h"
@@ -159,13 +159,10 @@ int mount(const char *src, const char *dst, const char *type, unsigned long fl, 
 					  "attach it with qemu-nbd --connect and mount /dev/nbdNpM", ENOTBLK));
 }
 
-ssize_t recvmsg(int fd, struct msghdr *m, int fl)
+/* The SCM_RIGHTS descriptors of one received message become image entries
+ * when they lead to images. */
+static void adopt_rights(struct msghdr *m)
 {
-	ssize_t r = real_recvmsg(fd, m, fl);
-	if (likely(r < 0 || !m || m->msg_controllen == 0) || !atomic_load(&shim_ready) ||
-	    !policy_enabled())
-		return r;
-	int saved = errno;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -176,9 +173,36 @@ ssize_t recvmsg(int fd, struct msghdr *m, int fl)
 			fd_adopt_received(rfd);
 		}
 	}
+}
+
+ssize_t recvmsg(int fd, struct msghdr *m, int fl)
+{
+	ssize_t r = real_recvmsg(fd, m, fl);
+	if (likely(r < 0 || !m || m->msg_controllen == 0) || !atomic_load(&shim_ready) ||
+	    !policy_enabled())
+		return r;
+	int saved = errno;
+	adopt_rights(m);
 	errno = saved;
 	return r;
 }
+
+#if SHIM_GLIBC /* a SYMG row: musl's flags parameter is unsigned */
+/* recvmmsg: glibc's own system call, so each message's descriptors are
+ * adopted here as recvmsg's are. */
+int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int fl, struct timespec *tmo)
+{
+	int r = real_recvmmsg(fd, v, n, fl, tmo);
+	if (likely(r <= 0 || !v) || !atomic_load(&shim_ready) || !policy_enabled())
+		return r;
+	int saved = errno;
+	for (int i = 0; i < r; i++)
+		if (v[i].msg_hdr.msg_controllen)
+			adopt_rights(&v[i].msg_hdr);
+	errno = saved;
+	return r;
+}
+#endif
 
 int pidfd_getfd(int pidfd, int fd, unsigned fl)
 {

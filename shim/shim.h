@@ -19,8 +19,11 @@
 
 #include "libc.h"
 
+#include <aio.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -28,6 +31,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <mntent.h>
+#include <utmp.h>
+#include <utmpx.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -36,12 +42,17 @@
 #include <unistd.h>
 
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/xattr.h>
 
 #include "qcow.h"
+
+#if SHIM_GLIBC
+#include <fts.h> /* wrap_walk.c; musl has none */
+#endif
 
 #if !SHIM_GLIBC
 #include "libc_musl.h"
@@ -69,6 +80,25 @@ int __fxstatat64(int, int, const char *, struct stat64 *, int);
 int mount(const char *, const char *, const char *, unsigned long, const void *);
 int swapon(const char *, int);
 int pidfd_getfd(int, int, unsigned int); /* glibc 2.36 <sys/pidfd.h>; not musl */
+/* glibc's exported second names of interposed functions (wrap_alias.c) and
+ * its fortified dprintf (wrap_fmt.c): no header declares them */
+int __open(const char *, int, ...);
+int __open64(const char *, int, ...);
+ssize_t __read(int, void *, size_t);
+ssize_t __write(int, const void *, size_t);
+int __close(int);
+ssize_t __pread64(int, void *, size_t, off64_t);
+ssize_t __pwrite64(int, const void *, size_t, off64_t);
+off_t __lseek(int, off_t, int);
+int __fcntl(int, int, ...);
+int __dup2(int, int);
+int __dprintf_chk(int, int, const char *, ...);
+int __vdprintf_chk(int, int, const char *, va_list);
+FILE *__setmntent(const char *, const char *); /* setmntent's second name */
+/* liburing's entry points (syms.def SYMU rows), without <liburing.h> */
+int io_uring_queue_init(unsigned, void *, unsigned);
+int io_uring_queue_init_params(unsigned, void *, void *);
+int io_uring_setup(unsigned, void *);
 
 _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 
@@ -105,6 +135,10 @@ _Static_assert(sizeof(off_t) == 8, "qcow.h's sysio table needs a 64-bit off_t");
 
 /* ---- init.c */
 void shim_init(void);            /* resolve real_*; idempotent, async-safe enough */
+/* p is what a lookup of name found: the row's wrapper when p is the very
+ * function the row wraps (its real_*), else p (wrap_dl.c). */
+void *shim_sym_wrapper(const char *name, void *p);
+
 void shim_setup(void);           /* policy + adoption; once */
 void shim_images_used(void);     /* an image is registered: fork handlers on */
 bool shim_images_were_used(void);
@@ -164,6 +198,11 @@ struct shim_ofd {
 	 * through /proc/self/fd/N, dup, exec) but does no I/O, so fd_get()
 	 * does not return it and I/O wrappers leave it to the kernel (EBADF). */
 	bool opath;
+	/* Received from another process (recvmsg, recvmmsg, pidfd_getfd) as
+	 * read-only: the access mode it was opened with stayed with the sender
+	 * (every image fd is read-only to the kernel: fd_seal), so a write is
+	 * refused with one line instead of a bare EBADF (wrap_rw.c). */
+	bool received;
 	/* Record locks of this open file description (wrap_fd.c): held on a
 	 * private descriptor of the same file opened with the program's access
 	 * mode, as the program's own is read-only to the kernel (fd_seal) and
@@ -344,6 +383,10 @@ bool reach_fd_is_image(int fd, char *path);
 bool reach_path_is_image(int dirfd, const char *path, int atflags); /* by name + magic */
 /* One "qcowshim: PATH: refusing WHAT: ...; use INSTEAD" line; returns -err. */
 int reach_refuse(const char *path, const char *what, const char *instead, int err);
+
+/* ---- wrap_sys.c: syscall() numbers routed to their wrappers; true when
+ * nr is one (*ret: the call's result, errno set by the wrapper) */
+bool sys_route(long nr, const long *a, long *ret);
 
 /* ---- wrap_proc.c: the exec guard (wrap_spawn.c uses it too) */
 struct inherit; /* the image fds a new program will hold */

@@ -253,5 +253,8 @@ long syscall(long nr, ...)
 			return sendfile64(fd, (int)a[1], (off64_t *)a[2], (size_t)a[3]);
 		}
 	}
+	long r;
+	if (sys_route(nr, a, &r)) /* wrap_sys.c */
+		return r;
 	return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -47,8 +47,13 @@ static ssize_t rw_locked(int fd, struct shim_ofd *o, const struct iovec *v, int 
 	int r;
 	if (c < 0 || c > IOV_MAX)
 		return -EINVAL;
-	if (write ? o->accmode == O_RDONLY : o->accmode == O_WRONLY)
+	if (write ? o->accmode == O_RDONLY : o->accmode == O_WRONLY) {
+		if (write && o->received)
+			shim_msg("%s: refusing to write through a descriptor received from another "
+				 "process: it travels read-only (image descriptors are read-only to the "
+				 "kernel); open the image by its path", img_path(o->img));
 		return -EBADF;
+	}
 	bool advance = pos < 0;
 	if (write && (append || (o->eflags & O_APPEND))) {
 		if ((r = img_ready(img, true)) < 0)

@@ -9,6 +9,8 @@ PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-
  systemd squashfs-tools erofs-utils file python3"
 # issue 24's guard and sweep tests (static programs, syslinux's mtools, renames, io_uring)
 PKGS="$PKGS busybox-static syslinux rsync liburing-dev"
+# issue 24 point 3: the completeness test parses the headers with clang
+PKGS="$PKGS clang"
 # make deb / test-deb (the package, lintian) and make test-boot (a UEFI boot
 # of an image made under the shim: firmware, boot loader, kernel, busybox).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian

@@ -35,21 +35,18 @@ trap 'cd /; rm -rf "$T" "$SHM-x.qcow2" "$SHM-x.raw"' EXIT
 KNOWN_OPEN="
 asm-write asm-pwrite asm-pwritev2 asm-writev asm-ftruncate asm-fallocate
 asm-copy_file_range asm-splice asm-sendfile asm-mmap
-sys-pwritev2 sys-writev sys-splice sys-preadv sys-statx sys-truncate sys-dup3 sys-mmap
+sys-mmap
 static-asm-write static-asm-pwrite static-asm-pwritev2 static-asm-writev
 static-asm-ftruncate static-asm-fallocate static-asm-copy_file_range static-asm-splice
 static-asm-sendfile static-asm-pread static-asm-mmap static-pwrite static-io_uring
 static-aio_write static-sh-pwrite
-io_uring-write io_uring-read io_uring-raw
-aio_write aio_read lio_listio fio-posixaio
-dlsym dlvsym deepbind py-ctypes
+io_uring-raw
 dup2-race
 spawn-chdir_trunc spawn-link_trunc execveat-static
 shm-trunc shm-read
 stdio-dup2
 link-truncate link-stat
 rename-sed rename-perl rename-mv rename-rsync
-nftw ftw fts_read recvmmsg
 unlinked-exec
 busybox-echo busybox-dd busybox-fdisk sh-busybox-dd sh-busybox-od
 signal-pwrite pthread_cancel _Fork clone clone-raw enospc
