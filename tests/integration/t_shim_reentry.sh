@@ -97,15 +97,16 @@ for how in vmexit vmexec; do
 	twin "$how: a CLONE_VM|CLONE_VFORK child between the parent's writes" "$how" @D@
 done
 # A raw fork system call runs no handler: the parent, a writer, still holds
-# the image; the child notices it is a new process and waits for the write
-# lock (QCOWSHIM_WAIT_MS), then is refused with one line instead of writing
-# through the parent's translator state (its block was lost before).
+# the image; the child notices it is a new process whose parent was writing
+# and is refused at once with one line (no wait for a lock its own parent
+# holds) instead of writing through the parent's translator state (its
+# block was lost before).
 mkdisk
 QCOWSHIM_WAIT_MS=100 S "$R" fork d.qcow2 sysfork >"$T/img.out" 2>"$T/img.err"
 same "raw fork syscall, writing parent: the child's pwrite is refused (EBUSY)" \
 	"child pwrite: -1 Device or resource busy" "$(sed -n 1p "$T/img.out")"
 same "... with exactly one line" "1" "$(wc -l <"$T/img.err" | tr -d ' ')"
-same "... naming the image" "qcowshim: d.qcow2: image is being written by another qcowshim process" \
+same "... naming the image" "qcowshim: d.qcow2: refusing to write: this process was made by a raw clone or fork system call while its parent was writing the image, which the parent still holds (fork() and posix_spawn run the shim's fork handlers)" \
 	"$(cat "$T/img.err")"
 same "... and the parent reads no block of it" "parent reads the child's block: 00" "$(sed -n 3p "$T/img.out")"
 qcheck d.qcow2
