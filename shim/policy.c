@@ -377,9 +377,9 @@ static enum shim_path_kind alias_kind_(const char *link, bool map)
 	if (n <= 0 || t[0] != '/') /* pipe:[N], socket:[N], anon_inode:... */
 		return SHIM_PATH_NO;
 	t[n] = 0;
-	static const char deleted[] = " (deleted)";
-	if (n > (ssize_t)sizeof deleted && strcmp(t + n - (sizeof deleted - 1), deleted) == 0)
-		t[n - (sizeof deleted - 1)] = 0;
+	img_strip_deleted(t);
+	/* A candidate by name or by inode, as img_file_is_image decides once the
+	 * file is open (the opener then reads its content). */
 	if (!policy_match(t) &&
 	    (!fd_any_images() || real_stat(link, &st) < 0 || !S_ISREG(st.st_mode) ||
 	     !img_known(st.st_dev, st.st_ino, NULL)))
