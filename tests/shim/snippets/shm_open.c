@@ -5,12 +5,14 @@
 #include "../snip.h"
 
 static void child(void) {}
+static char path[256];
+static void cleanup(void) { unlink(path); } /* also after a failed CHECK */
 
 static void snippet(void)
 {
-	char name[128], path[256], cmd[8600];
+	char name[128], cmd[8600];
 	snprintf(name, sizeof name, "/qcs-snip-%d%s", (int)getpid(), strrchr(P, '.'));
-	snprintf(path, sizeof path, "/dev/shm%s", name);
+	snprintf(path, sizeof path, "/dev/shm%s", name); atexit(cleanup);
 	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", P, path); CHECK(system(cmd) == 0);
 	int fd = shm_open(name, O_RDONLY, 0); CHECK(fd >= 0); char b[4]; struct stat st;
 	CHECK(fstat(fd, &st) == 0); CHECK(pread(fd, b, 4, 1048576) == 4); say("size %lld, at 1 MiB %02x", (long long)st.st_size, (unsigned char)b[0]); close(fd);
