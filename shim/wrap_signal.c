@@ -196,22 +196,23 @@ __attribute__((unused)) static void trampoline(int sig, siginfo_t *info, void *u
  * TSan build of the shim (make stress) passes them through, uninstrumented
  * (no deferral there; its threads test installs no handler). */
 #ifdef __SANITIZE_THREAD__
-#include <dlfcn.h>
+/* glibc's own name for sigaction: no lookup (dlsym is interposed too, and
+ * instrumented), nothing instrumented on the way. */
+int __sigaction(int, const struct sigaction *, struct sigaction *);
 #define NO_TSAN __attribute__((no_sanitize("thread")))
 NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	static int (*next)(int, const struct sigaction *, struct sigaction *);
-	if (!next)
-		next = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT,
-											 "sigaction");
-	return next(sig, act, old);
+	return __sigaction(sig, act, old);
 }
 NO_TSAN sighandler_t signal(int sig, sighandler_t h)
 {
-	static sighandler_t (*next)(int, sighandler_t);
-	if (!next)
-		next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
-	return next(sig, h);
+	struct sigaction act, old;
+	__builtin_memset(&act, 0, sizeof act);
+	act.sa_handler = h;
+	act.sa_flags = SA_RESTART;
+	sigemptyset(&act.sa_mask);
+	sigaddset(&act.sa_mask, sig);
+	return __sigaction(sig, &act, &old) < 0 ? SIG_ERR : old.sa_handler;
 }
 #else
 static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -254,30 +255,8 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
 	return r;
 }
 
-/*
- * The ThreadSanitizer build (make stress, t_stress_threads.sh): the TSan
- * runtime, preloaded first, installs its own handlers while it initializes,
- * through the next sigaction, ours, before any instrumented code may run
- * (its function-entry hook would fault).  Until the shim is set up, such a
- * call goes straight to glibc's __sigaction, uninstrumented; no image can be
- * open then.
- */
-#if defined(__SANITIZE_THREAD__) && SHIM_GLIBC
-int __sigaction(int, const struct sigaction *, struct sigaction *);
-#define SIG_EARLY(sig, act, old)                                               \
-	do {                                                                   \
-		if (!atomic_load_explicit(&shim_ready, memory_order_acquire))  \
-			return __sigaction(sig, act, old);                     \
-	} while (0)
-#define SIG_NO_TSAN __attribute__((no_sanitize_thread))
-#else
-#define SIG_EARLY(sig, act, old) ((void)0)
-#define SIG_NO_TSAN
-#endif
-
-SIG_NO_TSAN int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	SIG_EARLY(sig, act, old);
 	return do_sigaction(sig, act, old);
 }
 
