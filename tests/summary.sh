@@ -11,7 +11,9 @@ u=$(cat "$B"/unit/log/*.log 2>/dev/null | sed -n 's/.*Synthesis: Tested: [0-9]* 
 i=$(for r in "$B"/integration/*.result; do
 	[ -f "$r" ] || continue
 	n=${r%.result}
-	f=$(sed -n 's/.*[^0-9]\([0-9][0-9]*\) failed.*/\1/p; s/^\([0-9][0-9]*\) failed.*/\1/p' "$n.log" 2>/dev/null |
+	# only "N passed, M failed" counts (a line such as "pwritev2 failed: EBADF"
+	# reporting a refusal is no failure)
+	f=$(sed -n 's/.*[^0-9][0-9][0-9]* passed, \([0-9][0-9]*\) failed.*/\1/p; s/^[0-9][0-9]* passed, \([0-9][0-9]*\) failed.*/\1/p' "$n.log" 2>/dev/null |
 		awk '{ s += $1 } END { print s + 0 }')
 	echo "$(cat "$r") $f"
 done | awk '{ n++; p += $4; f += ($5 > 0 ? $5 : ($1 != 0)) } END { print n + 0, p + 0, f + 0 }')
