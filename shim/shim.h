@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <mntent.h>
+#include <semaphore.h>
 #include <utmp.h>
 #include <utmpx.h>
 #include <stdio.h>

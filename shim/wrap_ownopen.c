@@ -11,11 +11,15 @@
  *     written).
  *   acct: the kernel appends process accounting records to the file:
  *     refused on an image (EACCES, what a file it cannot use gives).
+ *   sem_open: glibc opens /dev/shm/sem.NAME and maps it as the semaphore
+ *     (sem_post would write the image's first bytes): refused on an image
+ *     (EACCES).
  * glibc only (SYMG rows).
  */
 #include "shim.h"
 
 #if SHIM_GLIBC
+#include <limits.h>
 #include <stdio_ext.h>
 
 static bool named_image(const char *p)
@@ -93,6 +97,29 @@ int acct(const char *p)
 		return real_acct(p);
 	return (int)shim_ret(reach_refuse(p, "process accounting into an image",
 					  "account into a plain file", EACCES));
+}
+
+sem_t *sem_open(const char *name, int fl, ...)
+{
+	mode_t m = 0;
+	unsigned v = 0;
+	if (fl & O_CREAT) {
+		va_list ap;
+		va_start(ap, fl);
+		m = va_arg(ap, mode_t);
+		v = va_arg(ap, unsigned);
+		va_end(ap);
+	}
+	char path[PATH_MAX];
+	const char *n = name;
+	while (n && *n == '/')
+		n++;
+	if (likely(!n || !policy_enabled()) ||
+	    (snprintf(path, sizeof path, "/dev/shm/sem.%s", n), !named_image(path)))
+		return real_sem_open(name, fl, m, v);
+	shim_ret(reach_refuse(path, "a semaphore in an image (glibc maps its first bytes)",
+			      "name the semaphore differently", EACCES));
+	return SEM_FAILED;
 }
 
 #endif /* SHIM_GLIBC */
