@@ -5,6 +5,8 @@
  *   benchio randwritesync FILE OPS [SEED] [SIZE]  the same, then one fsync (timed): both
  *                                              sides end with the data durable
  *   benchio smallread FILE OPS                 OPS preads of 16 bytes, non-image file
+ *   benchio opens     FILE OPS                 OPS times: open read-only, one 512 B pread
+ *                                              at 0, close (the cost of an image open)
  *   benchio fill      FILE SIZE [SEED]         write SIZE bytes of pseudo-random data
  *                                              (never a zero 4 KiB block), 1 MiB writes
  *   benchio fillc     FILE SIZE [SEED]         the same, but compressible: each 512 B
@@ -76,7 +78,7 @@ static void fill_block(unsigned char *b, size_t n)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: benchio randread|randwrite|randwritesync|smallread|fill|fillc FILE N [SEED] [SIZE]\n");
+		fprintf(stderr, "usage: benchio randread|randwrite|randwritesync|smallread|opens|fill|fillc FILE N [SEED] [SIZE]\n");
 		return 2;
 	}
 	const char *mode = argv[1], *path = argv[2];
@@ -104,6 +106,20 @@ int main(int argc, char **argv)
 		if (close(fd)) die("close", path);
 		t1 = now();
 		printf("ops=%" PRIu64 " secs=%.6f iops=%.0f\n", n >> 20, t1 - t0, (n >> 20) / (t1 - t0));
+		return 0;
+	}
+
+	if (!strcmp(mode, "opens")) {
+		t0 = now();
+		for (uint64_t i = 0; i < n; i++) {
+			int fd = open(path, O_RDONLY);
+			if (fd < 0) die("open", path);
+			if (pread(fd, buf, 512, 0) < 0) die("pread", path);
+			if (close(fd)) die("close", path);
+		}
+		t1 = now();
+		printf("ops=%" PRIu64 " secs=%.6f iops=%.0f us_per_op=%.2f\n", n, t1 - t0, n / (t1 - t0),
+		       (t1 - t0) * 1e6 / n);
 		return 0;
 	}
 
