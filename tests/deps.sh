@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-dev
  fdisk gdisk parted dosfstools mtools xfsprogs btrfs-progs e2fsprogs util-linux
  coreutils bsdextrautils diffutils musl-tools mandoc man-db fio time
- systemd squashfs-tools erofs-utils file python3"
+ systemd squashfs-tools erofs-utils file python3 strace
+ qemu-system-common fuse3"
 PKGS="$PKGS ${FUZZ_PKGS:-}" # make fuzz adds clang
 missing=""
 for p in $PKGS; do

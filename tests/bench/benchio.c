@@ -7,6 +7,8 @@
  *   benchio smallread FILE OPS                 OPS preads of 16 bytes, non-image file
  *   benchio opens     FILE OPS                 OPS times: open read-only, one 512 B pread
  *                                              at 0, close (the cost of an image open)
+ *   benchio cpu       CMD [ARG...]             run CMD, print "wall=S cpu=S" (cpu: user +
+ *                                              system time of CMD and all its children)
  *   benchio fill      FILE SIZE [SEED]         write SIZE bytes of pseudo-random data
  *                                              (never a zero 4 KiB block), 1 MiB writes
  *   benchio fillc     FILE SIZE [SEED]         the same, but compressible: each 512 B
@@ -26,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +81,23 @@ static void fill_block(unsigned char *b, size_t n)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[1], "cpu")) {
+		double t0 = now();
+		pid_t pid = fork();
+		if (pid < 0) die("fork", argv[2]);
+		if (pid == 0) {
+			execvp(argv[2], argv + 2);
+			_exit(127);
+		}
+		int st;
+		struct rusage ru;
+		if (wait4(pid, &st, 0, &ru) != pid) die("wait4", argv[2]);
+		double t1 = now();
+		double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+			     ru.ru_stime.tv_usec / 1e6;
+		printf("wall=%.6f cpu=%.6f\n", t1 - t0, cpu);
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+	}
 	if (argc < 4) {
 		fprintf(stderr, "usage: benchio randread|randwrite|randwritesync|smallread|opens|fill|fillc FILE N [SEED] [SIZE]\n");
 		return 2;
