@@ -17,6 +17,9 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 PREFIX  ?= /usr/local
 B       := build
+# The version's one place: debian/changelog's first line (without a Debian
+# revision); the wrapper, the installed man pages and the package take it.
+VERSION := $(shell sed -n '1s/^qcowshim (\([^)-]*\).*/\1/p' debian/changelog)
 
 WARN    := -Wall -Wextra -Werror
 BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
@@ -91,9 +94,9 @@ shim-san: $(B)/san/libqcowshim.so
 	@ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
 		QCS_BUILD=$(abspath $(B))/san sh -c 'sh tests/integration/t_shim_symbols.sh && sh tests/integration/t_shim_semantics.sh'
 
-$(B)/qcowshim: shim/qcowshim.in
+$(B)/qcowshim: shim/qcowshim.in debian/changelog
 	@mkdir -p $(@D)
-	sed 's|@LIBDIR@|$(abspath $(B))|g' $< > $@ && chmod +x $@
+	sed -e 's|@LIBDIR@|$(abspath $(B))|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@ && chmod +x $@
 
 # ---- tests/tools: small programs the integration tests drive ---------------
 $(B)/qcowtool: tests/tools/qcowtool.c $(B)/libqcow.a qcow/qcow.h
@@ -119,26 +122,80 @@ DOCS     := $(wildcard docs/*.md)
 INSTALLED := $(LIBDIR)/libqcowshim.so $(BINDIR)/qcowshim $(MANDIR)/man1/qcowshim.1 \
 	$(MANDIR)/man7/libqcowshim.7 $(DOCDIR)/README.md $(DOCDIR)/LICENSE \
 	$(EXAMPLES:%=$(DOCDIR)/%) $(DOCS:%=$(DOCDIR)/%)
+# A system install (root, no DESTDIR) registers LIBDIR with the loader, as
+# fakeroot's package does for its private directory, so that
+# LD_PRELOAD=libqcowshim.so finds the library by its bare name: one file in
+# /etc/ld.so.conf.d named after PREFIX (installs under two prefixes do not
+# share it), then ldconfig.  A per-user install prints what to use instead;
+# a staged one (DESTDIR) leaves it to the package (debian/rules).
+LDSO_DIR  := /etc/ld.so.conf.d
+LDSO_CONF := $(LDSO_DIR)/qcowshim$(subst /,-,$(PREFIX)).conf
+LDCONFIG  := $(firstword $(wildcard /sbin/ldconfig /usr/sbin/ldconfig) ldconfig)
 
-# The wrapper is generated at every install: PREFIX may differ from the last.
+# The wrapper and the man pages are generated at every install (PREFIX may
+# differ from the last); the version is debian/changelog's (VERSION above).
 install: $(B)/libqcowshim.so
 	@mkdir -p $(B)/install
-	sed 's|@LIBDIR@|$(LIBDIR)|g' shim/qcowshim.in > $(B)/install/qcowshim
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' shim/qcowshim.in > $(B)/install/qcowshim
+	for m in qcowshim.1 libqcowshim.7; do \
+		sed 's/^\.Os$$/.Os qcowshim $(VERSION)/' man/$$m > $(B)/install/$$m || exit 1; done
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/docs
 	install -m 0755 $(B)/libqcowshim.so $(DESTDIR)$(LIBDIR)/libqcowshim.so
 	install -m 0755 $(B)/install/qcowshim $(DESTDIR)$(BINDIR)/qcowshim
-	install -m 0644 man/qcowshim.1 $(DESTDIR)$(MANDIR)/man1/qcowshim.1
-	install -m 0644 man/libqcowshim.7 $(DESTDIR)$(MANDIR)/man7/libqcowshim.7
+	install -m 0644 $(B)/install/qcowshim.1 $(DESTDIR)$(MANDIR)/man1/qcowshim.1
+	install -m 0644 $(B)/install/libqcowshim.7 $(DESTDIR)$(MANDIR)/man7/libqcowshim.7
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	install -m 0755 $(EX_SH) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 $(filter %.c,$(EXAMPLES)) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/docs/
+ifeq ($(DESTDIR),)
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo 'echo $(LIBDIR) > $(LDSO_CONF) && $(LDCONFIG)'; \
+		echo '$(LIBDIR)' > '$(LDSO_CONF)' && $(LDCONFIG); \
+	else \
+		echo "qcowshim: per-user install: use '$(BINDIR)/qcowshim PROG', or LD_PRELOAD=$(LIBDIR)/libqcowshim.so (the bare name needs a root install)"; \
+	fi
+endif
 
-# Exactly what install put there, then the qcowshim directories if empty.
+# Exactly what install put there, then the qcowshim directories if empty;
+# the loader's entry (root, no DESTDIR) if install made one, then ldconfig.
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR) 2>/dev/null || :
+ifeq ($(DESTDIR),)
+	@if [ -f '$(LDSO_CONF)' ] && [ "$$(cat '$(LDSO_CONF)')" = '$(LIBDIR)' ]; then \
+		echo 'rm -f $(LDSO_CONF) && $(LDCONFIG)'; rm -f '$(LDSO_CONF)' && $(LDCONFIG); fi
+endif
+
+# ---- make deb / test-deb: the Debian package (docs/TESTING.md) -----------
+# dpkg-buildpackage writes next to the source tree, so the package is built
+# from a copy in $(B)/deb: nothing is written outside the build directory.
+# lintian must report no error (its warnings are listed in docs/USING.md).
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB      = $(B)/deb/qcowshim_$(VERSION)_$(DEB_ARCH).deb
+.PHONY: deb test-deb test-boot
+deb:
+	@sh tests/deps.sh
+	rm -rf $(B)/deb && mkdir -p $(B)/deb/qcowshim-$(VERSION)
+	tar --exclude=./build --exclude=./build-musl --exclude=./.git -cf - . | \
+		tar -C $(B)/deb/qcowshim-$(VERSION) -xf -
+	cd $(B)/deb/qcowshim-$(VERSION) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	rm -rf $(B)/deb/qcowshim-$(VERSION)
+	lintian --fail-on error $(B)/deb/qcowshim_$(VERSION)_$(DEB_ARCH).changes
+	@ls $(DEB)
+
+# Installs the package on this machine, uses it, purges it (root).
+test-deb: deb
+	@QCS_DEB=$(abspath $(DEB)) sh tests/integration/run.sh tests/system/s_deb.sh; rc=$$?; \
+		cat $(B)/integration/s_deb.log; exit $$rc
+
+# Builds a UEFI-bootable image under the shim and boots it (qemu, OVMF).
+test-boot: all
+	@sh tests/deps.sh
+	@sh tests/integration/run.sh tests/system/s_boot.sh; rc=$$?; \
+		cat $(B)/integration/s_boot.log; exit $$rc
 
 # ---- tests/unit: criterion, built with ASan + UBSan ----------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)

@@ -335,9 +335,16 @@ again:
 		n = want;
 		goto again;
 	}
-	if (r < 0 || (c0 != q->resv_end && (r = resv_drop(q, q->resv_next, q->resv_end)) < 0) ||
-	    (r = qc_cache_flush_sync(q, &q->rb_cache)) < 0)
-		return r;
+	if (r < 0)
+		goto fail;
+	if (c0 != q->resv_end) { /* the rest of the old run goes back */
+		uint64_t a = q->resv_next, b = q->resv_end;
+		q->resv_next = q->resv_end = 0;
+		if ((r = resv_drop(q, a, b)) < 0)
+			goto fail;
+	}
+	if ((r = qc_cache_flush_sync(q, &q->rb_cache)) < 0)
+		goto fail;
 	/*
 	 * A refcount block written without RWF_DSYNC since the last sync
 	 * (evicted from the cache, or made by an allocation inside the file)
@@ -346,15 +353,20 @@ again:
 	 * name it (else a power cut leaves the table naming a hole).
 	 */
 	if (q->ord_unsynced && (r = qc_sync(q)) < 0)
-		return r;
+		goto fail;
 	if ((r = qc_table_write_sync(q, q->reftable, &q->reftable_dirty_lo, &q->reftable_dirty_hi,
 				     q->reftable_offset, QC_META_REFTABLE)) < 0)
-		return r;
+		goto fail;
 	if (c0 != q->resv_end)
 		q->resv_next = c0;
 	q->resv_end = c0 + n;
 	q->resv_grant = 4 * n < resv_cap(q) ? 4 * n : resv_cap(q);
 	return 0;
+fail:
+	/* Nothing names the new run: its refcounts go back to 0 (a full disk
+	 * must not leave it leaked after a normal exit; a crash may). */
+	(void)resv_drop(q, c0, c0 + n);
+	return r;
 }
 
 /*
@@ -389,6 +401,33 @@ int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t
 	*hoff = q->resv_next << q->cluster_bits;
 	q->resv_next += *got;
 	q->alloc_fresh = true;
+	return 0;
+}
+
+/*
+ * Give back clusters [hoff, hoff + n clusters) that qc_alloc has just handed
+ * out when writing their contents failed (ENOSPC, EDQUOT, EIO) before any
+ * entry named them: else a normal exit would leave them leaked.  The tail of
+ * the reservation returns to it (its refcounts stay 1 on disk until close
+ * gives the rest back); anything else gets refcount 0 again (a crash may
+ * still find the 1 on disk: a leak, which is allowed).
+ */
+int qc_alloc_undo(struct qcow *q, uint64_t hoff, uint64_t n)
+{
+	uint64_t c = hoff >> q->cluster_bits;
+	if (!n || q->broken) /* a damaged image is left as it is */
+		return 0;
+	if (c + n == q->resv_next && c < q->resv_end) {
+		q->resv_next = c;
+		return 0;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		int r = qc_refcount_set(q, c + i, 0);
+		if (r < 0)
+			return r;
+	}
+	if (c < q->free_hint)
+		q->free_hint = c;
 	return 0;
 }
 

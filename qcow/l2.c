@@ -188,8 +188,11 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 		r = qc_pread(q, &q->be, buf, cs, src, true);
 	if (!r && (r = qc_metaset_add(&q->meta, hoff >> q->cluster_bits, QC_META_L2)) == -EEXIST)
 		r = qc_corrupt(q, "new L2 table at 0x%llx is already metadata", (unsigned long long)hoff);
-	if (!r)
-		r = qc_meta_pwrite(q, buf, cs, hoff, QC_META_L2);
+	if (!r && (r = qc_meta_pwrite(q, buf, cs, hoff, QC_META_L2)) < 0) {
+		/* a full disk: nothing names the table yet, give it back */
+		qc_metaset_del(&q->meta, hoff >> q->cluster_bits);
+		(void)qc_alloc_undo(q, hoff, 1);
+	}
 	free(buf);
 	if (r < 0)
 		return r;

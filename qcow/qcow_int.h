@@ -253,6 +253,7 @@ QC_HIDDEN void qc_reftable_mark(struct qcow *q, uint64_t range);
 
 /* alloc.c */
 QC_HIDDEN int qc_alloc(struct qcow *q, uint64_t want, bool exact, uint64_t *hoff, uint64_t *got);
+QC_HIDDEN int qc_alloc_undo(struct qcow *q, uint64_t hoff, uint64_t n);
 QC_HIDDEN int qc_free_later(struct qcow *q, uint64_t hoff, uint64_t len);
 QC_HIDDEN int qc_frees_apply(struct qcow *q);
 QC_HIDDEN int qc_resv_release(struct qcow *q);

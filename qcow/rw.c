@@ -96,6 +96,15 @@ static int data_alloc(struct qcow *q, uint64_t voff, uint64_t want, bool exact, 
 	return qc_alloc(q, want, exact, hoff, got);
 }
 
+/* Writing the contents of clusters just allocated failed (ENOSPC, EDQUOT,
+ * EIO): nothing names them, so they go back (alloc.c).  Returns err. */
+static int undo_alloc(struct qcow *q, uint64_t hoff, uint64_t n, int err)
+{
+	if (!q->has_data_file)
+		(void)qc_alloc_undo(q, hoff, n);
+	return err;
+}
+
 /* In-place run: clusters we own, host-contiguous. Returns bytes consumed. */
 static int64_t write_inplace(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_t voff)
 {
@@ -160,7 +169,7 @@ static int64_t write_new(struct wctx *w, const uint8_t *buf, uint64_t n, uint64_
 	if (r < 0)
 		return r;
 	if ((r = data_write(q, buf, got * cs, hoff)) < 0)
-		return r;
+		return undo_alloc(q, hoff, got, r);
 	for (uint64_t i = 0; i < got; i++, w->idx++) {
 		uint64_t l2e, bm, nl2e, nbm;
 		qc_l2_entry(q, w->e, w->idx, &l2e, &bm);
@@ -195,7 +204,7 @@ static int64_t write_fresh(struct wctx *w, const uint8_t *buf, uint64_t in, uint
 	if (*hoff < q->file_end && !q->alloc_fresh)
 		return 0; /* a reused cluster may hold stale bytes */
 	if ((r = data_write(q, buf, len, *hoff + in)) < 0)
-		return r;
+		return undo_alloc(q, *hoff, 1, r);
 	if (q->file_end < *hoff + cs) { /* one truncate per sync, not per cluster */
 		q->file_end = *hoff + cs;
 		q->extend_pending = true;
@@ -240,7 +249,7 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 	uint64_t cvoff = voff - in;
 	r = qc_read_locked(q, tmp, b - a, cvoff + a);
 	if (r < 0)
-		goto out;
+		goto undo;
 	memcpy(tmp + (in - a), buf, len);
 	if (!own) /* old contents copied into a new cluster: durable first */
 		q->barrier = true;
@@ -250,9 +259,10 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 		uint64_t got;
 		if ((r = data_alloc(q, voff, 1, true, &hoff, &got)) < 0)
 			goto out;
+		allocated = true;
 	}
 	if ((r = data_write(q, tmp, b - a, hoff + a)) < 0)
-		goto out;
+		goto undo;
 	if (!own && (r = qc_l2_release(q, l2e)) < 0)
 		goto out;
 	entry_after(q, bm, (l2e & L2E_COMPRESSED) != 0, hoff, in, len, &nl2e, &nbm);
@@ -263,6 +273,8 @@ static int64_t write_partial(struct wctx *w, const uint8_t *buf, uint64_t n, uin
 		w->idx++;
 out:
 	return r < 0 ? r : (int64_t)len;
+undo:
+	return allocated ? undo_alloc(q, hoff, 1, r) : r;
 }
 
 static bool all_zero(const uint8_t *p, uint64_t n)

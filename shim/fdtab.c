@@ -24,13 +24,17 @@ atomic_int shim_nimages_ever;
 static SHIM_HOT atomic_int nimage_fds;
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* Held inside a critical section (images.c): a signal handler using an
+ * image fd meanwhile would deadlock on the table lock. */
 void fd_lock(void)
 {
+	shim_crit_enter();
 	pthread_mutex_lock(&tab_mu);
 }
 void fd_unlock(void)
 {
 	pthread_mutex_unlock(&tab_mu);
+	shim_crit_leave();
 }
 void fd_atfork_child(void)
 {
@@ -55,13 +59,13 @@ struct shim_ofd *fd_get_any(int fd)
 	 * image there is no fork handler that would reset the lock) */
 	if ((unsigned)fd >= SHIM_FD_MAX || !atomic_load(&shim_fdtab[fd]))
 		return NULL;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
 	if (o == SHIM_PRIVATE)
 		o = NULL;
 	if (o)
 		atomic_fetch_add(&o->refs, 1);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return o;
 }
 
@@ -77,12 +81,46 @@ struct shim_ofd *fd_get(int fd)
 	return o;
 }
 
+static void close_private(int handle)
+{
+	int real = shim_priv_real(handle);
+	fd_private_closed(handle);
+	real_close(real);
+}
+
 void fd_put(struct shim_ofd *o)
 {
 	if (atomic_fetch_sub(&o->refs, 1) == 1) {
+		int h = atomic_load(&o->lockh);
+		if (h > 0)
+			close_private(h - 1);
 		img_unref(o->img);
 		free(o);
 	}
+}
+
+/* The private descriptor that holds o's record locks, opened at the first
+ * lock request through the program's fd, with the program's access mode
+ * (so F_WRLCK on a read-only open still fails with EBADF, as on a file).
+ * Shared by dups and, across fork, by the child, like the program's own
+ * open file description; closed with the last reference to o. */
+int ofd_lockfd(int fd, struct shim_ofd *o)
+{
+	int h = atomic_load(&o->lockh);
+	if (h > 0)
+		return shim_priv_real(h - 1);
+	char p[40];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int nfd = real_open(p, (o->accmode == O_RDONLY ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY, 0);
+	if (nfd < 0)
+		return -errno;
+	nfd = fd_make_private(nfd);
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&o->lockh, &expect, nfd + 1)) {
+		close_private(nfd); /* another thread's won */
+		return shim_priv_real(expect - 1);
+	}
+	return shim_priv_real(nfd);
 }
 
 bool fd_is_private(int fd)
@@ -100,7 +138,7 @@ bool fd_any_images(void)
 static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 {
 	struct shim_ofd *old;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	old = atomic_load(&shim_fdtab[fd]);
 	if (old == SHIM_PRIVATE || (only && old != only)) { /* private: evacuated before */
 		/* A private fd took the number first and parked the table's
@@ -110,7 +148,7 @@ static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 		bool put = only && !o && only->parked > 0;
 		if (put)
 			only->parked--;
-		pthread_mutex_unlock(&tab_mu);
+		fd_unlock();
 		if (put)
 			fd_put(only);
 		return;
@@ -120,7 +158,7 @@ static void tab_set_if(int fd, struct shim_ofd *o, struct shim_ofd *only)
 	if (old)
 		atomic_fetch_sub(&nimage_fds, 1);
 	atomic_store(&shim_fdtab[fd], o);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	if (old)
 		fd_put(old);
 }
@@ -130,10 +168,56 @@ static void tab_set(int fd, struct shim_ofd *o)
 	tab_set_if(fd, o, NULL);
 }
 
+/*
+ * Issue 24, "safe by construction": no descriptor a program holds may write
+ * an image's host file in the kernel.  A call that gets past the wrappers (a
+ * raw system call, glibc's internal calls, io_uring, a static child, a
+ * plugin bound with RTLD_DEEPBIND) then gets EBADF and finds nothing it can
+ * damage.  So the program's descriptor is replaced by a read-only open file
+ * description of the same file (reopened through /proc/self/fd, which gives
+ * the same inode, and moved onto the same number with dup3, keeping
+ * FD_CLOEXEC and the offset, the position that dups, forked children and
+ * exec'd programs share).  The access mode the program asked for lives in
+ * the table entry (shim_ofd.accmode); writes reach the file only through the
+ * translator's private descriptors.  Raw reads still see the host bytes: a
+ * descriptor that fails reads too (O_PATH) keeps no offset (ARCHITECTURE.md).
+ * Returns 0 or -errno (fd unchanged).
+ */
+int fd_seal(int fd)
+{
+	int fl = real_fcntl(fd, F_GETFL, NULL);
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY)
+		return 0;
+	int fdfl = real_fcntl(fd, F_GETFD, NULL);
+	char p[40];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int keep = fl & (O_NONBLOCK | O_NOATIME | O_SYNC | O_DSYNC);
+	int ro = real_open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | keep, 0);
+	if (ro < 0 && (keep & O_NOATIME)) /* O_NOATIME needs ownership */
+		ro = real_open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | (keep & ~O_NOATIME), 0);
+	if (ro < 0)
+		return -errno;
+	int r = 0;
+	off64_t pos = real_lseek64(fd, 0, SEEK_CUR);
+	if (fdfl < 0 || (pos > 0 && real_lseek64(ro, pos, SEEK_SET) != pos) ||
+	    real_dup3(ro, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+		r = -(errno ? errno : EIO);
+	real_close(ro);
+	return r;
+}
+
 int fd_attach(int fd, struct shim_ofd *o)
 {
 	if ((unsigned)fd >= SHIM_FD_MAX)
 		return -EMFILE;
+	int r = fd_seal(fd);
+	if (r < 0) {
+		shim_msg("%s: refusing the descriptor: it cannot be made read-only to the kernel (%s)",
+			 img_path(o->img), strerror(-r));
+		return r;
+	}
 	atomic_fetch_add(&shim_nimages_ever, 1);
 	tab_set(fd, o);
 	return 0;
@@ -174,13 +258,13 @@ void fd_foreach(void (*cb)(int fd, struct shim_ofd *o, void *arg), void *arg)
 {
 	if (!fd_any_images())
 		return;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	for (int fd = 0; fd < SHIM_FD_MAX; fd++) {
 		struct shim_ofd *o = atomic_load(&shim_fdtab[fd]);
 		if (o && o != SHIM_PRIVATE)
 			cb(fd, o, arg);
 	}
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 }
 
 /* ---- private descriptors */
@@ -244,7 +328,7 @@ int fd_make_private(int fd)
 		if ((unsigned)fd >= SHIM_FD_MAX)
 			return fd; /* cannot protect it; still usable */
 	}
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	while (atomic_load(&nremap) && is_handle(fd)) {
 		int nfd2 = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)(fd + 1));
 		if (nfd2 < 0 || nfd2 >= SHIM_FD_MAX) {
@@ -265,7 +349,7 @@ int fd_make_private(int fd)
 		atomic_fetch_sub(&nimage_fds, 1);
 	}
 	atomic_store(&shim_fdtab[fd], SHIM_PRIVATE);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return fd;
 }
 
@@ -274,17 +358,17 @@ int shim_priv_real(int handle)
 	if (likely(atomic_load_explicit(&nremap, memory_order_relaxed) == 0))
 		return handle;
 	int r = handle;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	for (int i = 0; i < atomic_load(&nremap); i++)
 		if (remap[i].handle == handle)
 			r = remap[i].real;
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	return r;
 }
 
 void fd_private_closed(int handle)
 {
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	int n = atomic_load(&nremap);
 	for (int i = 0; i < n; i++)
 		if (remap[i].handle == handle) {
@@ -293,12 +377,12 @@ void fd_private_closed(int handle)
 				atomic_store(&shim_fdtab[real], NULL);
 			remap[i] = remap[n - 1];
 			atomic_store(&nremap, n - 1);
-			pthread_mutex_unlock(&tab_mu);
+			fd_unlock();
 			return;
 		}
 	if ((unsigned)handle < SHIM_FD_MAX && atomic_load(&shim_fdtab[handle]) == SHIM_PRIVATE)
 		atomic_store(&shim_fdtab[handle], NULL);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 }
 
 /*
@@ -313,14 +397,14 @@ int fd_evacuate(int fd)
 	int nfd = private_dup(fd);
 	if (nfd < 0)
 		return -errno;
-	pthread_mutex_lock(&tab_mu);
+	fd_lock();
 	int i, n = atomic_load(&nremap), handle = fd;
 	for (i = 0; i < n; i++)
 		if (remap[i].real == fd)
 			break;
 	if (i == n) {
 		if (n == (int)(sizeof remap / sizeof remap[0])) {
-			pthread_mutex_unlock(&tab_mu);
+			fd_unlock();
 			real_close(nfd);
 			return -EBUSY;
 		}
@@ -331,7 +415,7 @@ int fd_evacuate(int fd)
 	if ((unsigned)nfd < SHIM_FD_MAX)
 		atomic_store(&shim_fdtab[nfd], SHIM_PRIVATE);
 	atomic_store(&shim_fdtab[fd], NULL);
-	pthread_mutex_unlock(&tab_mu);
+	fd_unlock();
 	/* The program's dup2 now closes the old number for us. */
 	return 0;
 }
@@ -339,71 +423,89 @@ int fd_evacuate(int fd)
 /* ---- adoption of inherited image fds (constructor) */
 
 /*
- * QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN,DEV,INO;... from the
+ * QCOWSHIM_FDS=[EP]PID:FD,EFLAGS,POS,PART,BASE,LEN,ACC,DEV,INO;... from the
  * exec/spawn wrappers (wrap_proc.c) of a parent under the shim: every image
- * fd this program inherits (none: "E123:").  Valid only in the program it
- * was made for: E, this pid (set by our own image before exec); P, the
- * parent's pid (posix_spawn, system, popen).  With a valid announcement
- * only the fds it names are looked at, each checked to be still the same
- * file (dev, ino); without one (the first process under the shim, or a
+ * fd this program inherits (none: "E123:"), by inode, with the access mode
+ * the program asked for (the kernel's is O_RDONLY, fd_seal), the emulated
+ * flags, position and partition window.  Valid only in the program it was
+ * made for: E, this pid (set by our own image before exec); P, the parent's
+ * pid (posix_spawn, system, popen).  With a valid announcement only the fds
+ * it names are looked at, each checked to be still the same file (dev,
+ * ino), then, if there were any, the others by inode (a hard link of an
+ * announced image); without one (the first process under the shim, or a
  * parent that exec'd without the wrappers), or with one ending in "*",
  * every open fd is.
  */
 static SHIM_HOT char *handoff; /* the list after "PID:", or NULL */
 extern char **environ;
 
-/* o gets the emulated flags, position and partition window of fd. */
-static void handoff_flags(int fd, struct shim_ofd *o)
+/* One fd announced by the exec/spawn wrappers. */
+struct handoff {
+	int fd, eflags, acc;
+	long long pos;
+	unsigned part;
+	unsigned long long base, len, dev, ino;
+};
+
+/* The entry at s: its length with the ';', or 0 if it is not one this shim
+ * writes. */
+static int handoff_entry(const char *s, struct handoff *h)
 {
-	for (char *s = handoff; s && *s;) {
-		int f, fl;
-		long long p;
-		unsigned part;
-		unsigned long long base, len;
-		if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu", &f, &fl, &p, &part, &base, &len) == 6 &&
-		    f == fd) {
-			o->eflags = fl & (O_APPEND | O_DIRECT);
-			if (p >= 0) {
-				o->upos = true;
-				o->pos = (uint64_t)p;
-			}
-			o->part = part;
-			o->base = base;
-			o->len = len;
-			return;
-		}
-		s = strchr(s, ';');
-		s = s ? s + 1 : NULL;
-	}
+	int n = 0;
+	if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu%n", &h->fd, &h->eflags, &h->pos,
+		   &h->part, &h->base, &h->len, &h->acc, &h->dev, &h->ino, &n) != 9 ||
+	    !n || s[n] != ';')
+		return 0;
+	return n + 1;
 }
 
-/* An fd that arrived without an open here (inherited; or received, when
- * !inherited): an image entry if its file is an image by name or inode. */
-static void adopt_one(int fd, bool inherited)
+static bool handoff_find(int fd, struct handoff *h)
+{
+	int n;
+	for (const char *s = handoff; s && *s; s += n)
+		if (!(n = handoff_entry(s, h)) || h->fd == fd)
+			return n != 0;
+	return false;
+}
+
+/*
+ * An fd that arrived without an open here (inherited; or received, when
+ * !inherited): an image entry if img_file_is_image says so, or if the
+ * parent announced it with this very inode.  Sealed like every image fd
+ * (fd_attach): a descriptor received from a process outside the shim may
+ * be writable.  by_inode_only: the second pass (names decided already).
+ */
+static void adopt_one(int fd, bool inherited, bool by_inode_only)
 {
 	char link[64], path[PATH_MAX];
 	struct stat st;
+	struct handoff h;
+	if (real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
 	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(link, path, sizeof path - 1);
-	if (n <= 0)
-		return;
-	path[n] = 0;
-	if (path[0] != '/' || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
-	if (!policy_match(path) && !img_known(st.st_dev, st.st_ino, NULL))
-		return;
+	path[n > 0 ? n : 0] = 0;
+	img_strip_deleted(path);
 	int fl = real_fcntl(fd, F_GETFL, NULL);
 	if (fl < 0)
 		return;
 	int acc = fl & O_ACCMODE;
-	bool pending = false;
-	if (!shim_probe_magic(fd)) { /* (reads an O_PATH fd through /proc) */
-		if (st.st_size != 0 || acc == O_RDONLY || (fl & O_PATH))
+	bool announced = inherited && handoff_find(fd, &h) && h.dev == (unsigned long long)st.st_dev &&
+			 h.ino == (unsigned long long)st.st_ino;
+	if (announced)
+		acc = h.acc & O_ACCMODE;
+	bool may_create = acc != O_RDONLY && !(fl & O_PATH);
+	bool pending = !shim_probe_magic(fd); /* (reads an O_PATH fd through /proc) */
+	if (!announced) {
+		if (by_inode_only && !img_known(st.st_dev, st.st_ino, NULL))
 			return;
-		pending = true;
+		if (!img_file_is_image(fd, &st, path[0] == '/' ? path : NULL, may_create))
+			return;
+	} else if (pending && (st.st_size != 0 || !may_create)) {
+		return; /* no longer an image (rewritten meanwhile) */
 	}
 	int err = 0;
-	struct shim_image *img = img_register(fd, path, pending, &err);
+	struct shim_image *img = img_register(fd, path[0] ? path : link, pending, &err);
 	if (!img)
 		return;
 	struct shim_ofd *o = ofd_new(img, acc, 0);
@@ -412,67 +514,72 @@ static void adopt_one(int fd, bool inherited)
 		return;
 	}
 	o->opath = (fl & O_PATH) != 0; /* names the image, no I/O */
-	if (inherited)
-		handoff_flags(fd, o);
-	fd_attach(fd, o); /* the ofd owns the image reference now */
+	if (announced) {
+		o->eflags = h.eflags & (O_APPEND | O_DIRECT);
+		if (h.pos >= 0) {
+			o->upos = true;
+			o->pos = (uint64_t)h.pos;
+		}
+		o->part = h.part;
+		o->base = h.base;
+		o->len = h.len;
+	}
+	if (fd_attach(fd, o) < 0) { /* the ofd owns the image reference once attached */
+		free(o);
+		img_unref(img);
+		return;
+	}
 	shim_debug("%s: %s image on fd %d", path, inherited ? "inherited" : "received", fd);
 }
 
 void fd_adopt_received(int fd)
 {
 	if ((unsigned)fd < SHIM_FD_MAX && !shim_fd_special(fd))
-		adopt_one(fd, false);
+		adopt_one(fd, false, false);
 }
 
-static void adopt_all(void)
+/* Every open fd, in two passes: a hard link (or any name outside the globs)
+ * of an image is decided by its inode, which the first pass may only then
+ * have registered from another fd of the same file.  by_inode_only: the
+ * second pass alone (after the announced fds). */
+static void adopt_all(bool by_inode_only)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	int dfd = dirfd(d);
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int fd = atoi(de->d_name);
-		if (fd != dfd && fd < SHIM_FD_MAX)
-			adopt_one(fd, true);
+	for (int pass = by_inode_only; pass < 2; pass++) {
+		DIR *d = opendir("/proc/self/fd");
+		if (!d)
+			return;
+		int dfd = dirfd(d);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (de->d_name[0] < '0' || de->d_name[0] > '9')
+				continue;
+			int fd = atoi(de->d_name);
+			if (fd != dfd && fd < SHIM_FD_MAX && !shim_fd_special(fd))
+				adopt_one(fd, true, pass == 1);
+		}
+		closedir(d);
+		if (!fd_any_images())
+			return; /* nothing an inode could lead to */
 	}
-	closedir(d);
 }
 
-/* One announced entry at s: its fd, dev and ino; the length (with the
- * ';'), or 0 if it is not an entry this shim writes. */
-static int announced_entry(const char *s, int *fd, unsigned long long *dev, unsigned long long *ino)
-{
-	int n = 0, fl;
-	long long pos;
-	unsigned part;
-	unsigned long long base, len;
-	if (sscanf(s, "%d,%d,%lld,%u,%llu,%llu,%llu,%llu%n", fd, &fl, &pos, &part, &base, &len, dev,
-		   ino, &n) != 8 ||
-	    !n || s[n] != ';')
-		return 0;
-	return n + 1;
-}
-
-/* The announced fds that are still the files announced; false if the
- * list is not one this shim writes, or ends in "*" (posix_spawn with file
- * actions: fds the parent could not list), then every fd is looked at. */
+/* The announced fds that are still the files announced; false if the list
+ * is not one this shim writes, or ends in "*" (fds the parent could not
+ * list), then every fd is looked at. */
 static bool adopt_announced(void)
 {
-	int fd, n;
-	unsigned long long dev, ino;
+	struct handoff h;
+	int n;
 	const char *s;
 	for (s = handoff; *s; s += n)
-		if (!(n = announced_entry(s, &fd, &dev, &ino)))
+		if (!(n = handoff_entry(s, &h)))
 			return false;
 	for (s = handoff; *s; s += n) {
 		struct stat st;
-		n = announced_entry(s, &fd, &dev, &ino);
-		if ((unsigned)fd < SHIM_FD_MAX && real_fstat(fd, &st) == 0 &&
-		    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
-			adopt_one(fd, true);
+		n = handoff_entry(s, &h);
+		if ((unsigned)h.fd < SHIM_FD_MAX && real_fstat(h.fd, &st) == 0 &&
+		    (unsigned long long)st.st_dev == h.dev && (unsigned long long)st.st_ino == h.ino)
+			adopt_one(h.fd, true, false);
 	}
 	return true;
 }
@@ -506,5 +613,7 @@ void fd_adopt_inherited(void)
 	if (!policy_enabled()) /* a qemu tool: its fds are its own business */
 		return;
 	if (!valid || !adopt_announced())
-		adopt_all();
+		adopt_all(false);
+	else if (fd_any_images())
+		adopt_all(true); /* other names of the announced images */
 }

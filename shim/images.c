@@ -25,6 +25,10 @@ struct shim_image {
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
 	bool rw, writer, pending, opening, unpublished;
+	/* This process was made without the fork handlers (a raw clone or
+	 * fork system call) while its parent was writing: the parent still
+	 * holds the image and its translator state (img_forked_child). */
+	bool parent_writes;
 	struct shim_stamp stamp;
 	struct coh_state coh;
 	char why[512]; /* first log line of the current open */
@@ -98,18 +102,56 @@ bool shim_probe_magic(int fd)
 	return n == 4 && memcmp(m, "QFI\xfb", 4) == 0;
 }
 
+/*
+ * The one predicate (issue 24): is the regular file behind fd (st: its
+ * fstat) an image?  The inode is the authority: an image this process has
+ * registered is one whatever the name it arrives by (hard link, bind mount,
+ * unlinked, renamed).  Otherwise the name (glob; name may be NULL) and the
+ * content decide: the QCOW2 magic, or an empty file that this open may make
+ * an image (opened for writing, or created).  Keeps errno.
+ */
+bool img_file_is_image(int fd, const struct stat *st, const char *name, bool may_create)
+{
+	if (!S_ISREG(st->st_mode))
+		return false;
+	bool known = img_known(st->st_dev, st->st_ino, NULL);
+	if (!known && !(name && policy_match(name)))
+		return false;
+	return shim_probe_magic(fd) || (st->st_size == 0 && may_create);
+}
+
+/* /proc/self/fd/N's target without the kernel's " (deleted)" mark: an
+ * unlinked image is still matched by its last name. */
+void img_strip_deleted(char *path)
+{
+	size_t n = strlen(path), m = sizeof " (deleted)" - 1;
+	if (n > m && !strcmp(path + n - m, " (deleted)"))
+		path[n - m] = 0;
+}
+
 /* ---- registry */
+
+static void reg_lock(void)
+{
+	shim_crit_enter();
+	pthread_mutex_lock(&reg_mu);
+}
+static void reg_unlock(void)
+{
+	pthread_mutex_unlock(&reg_mu);
+	shim_crit_leave();
+}
 
 bool img_known(dev_t dev, ino_t ino, char *path)
 {
 	bool found = false;
 	if (!shim_images_were_used()) /* none yet, and no fork handler for reg_mu */
 		return false;
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i && !found; i = i->next)
 		if ((found = i->dev == dev && i->ino == ino) && path)
 			snprintf(path, PATH_MAX, "%s", i->path);
-	pthread_mutex_unlock(&reg_mu);
+	reg_unlock();
 	return found;
 }
 
@@ -152,11 +194,11 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 		*err = -errno;
 		return NULL;
 	}
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next)
 		if (i->dev == st.st_dev && i->ino == st.st_ino) {
 			i->nref++;
-			pthread_mutex_unlock(&reg_mu);
+			reg_unlock();
 			return i;
 		}
 	struct shim_image *img = calloc(1, sizeof *img);
@@ -169,7 +211,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 		img->named = naming_path(shown, &st, path);
 	}
 	if (!img || !img->path || !img->shown || !img->named) {
-		pthread_mutex_unlock(&reg_mu);
+		reg_unlock();
 		if (img)
 			free(img->path), free(img->shown), free(img->named), free(img);
 		*err = -ENOMEM;
@@ -184,7 +226,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	pthread_mutex_init(&img->mu, NULL);
 	img->next = images;
 	images = img;
-	pthread_mutex_unlock(&reg_mu);
+	reg_unlock();
 	return img;
 }
 
@@ -192,9 +234,9 @@ static void img_release(struct shim_image *img);
 
 void img_unref(struct shim_image *img)
 {
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	if (--img->nref > 0) {
-		pthread_mutex_unlock(&reg_mu);
+		reg_unlock();
 		return;
 	}
 	for (struct shim_image **p = &images; *p; p = &(*p)->next)
@@ -203,9 +245,10 @@ void img_unref(struct shim_image *img)
 			break;
 		}
 	pthread_mutex_unlock(&reg_mu);
-	pthread_mutex_lock(&img->mu);
+	pthread_mutex_lock(&img->mu); /* still in reg_lock's section */
 	img_release(img);
 	pthread_mutex_unlock(&img->mu);
+	shim_crit_leave();
 	pthread_mutex_destroy(&img->mu);
 	free(img->path);
 	free(img->shown);
@@ -215,6 +258,7 @@ void img_unref(struct shim_image *img)
 
 void img_lock(struct shim_image *img)
 {
+	shim_crit_enter();
 	pthread_mutex_lock(&img->mu);
 	shim_depth++;
 }
@@ -222,6 +266,7 @@ void img_unlock(struct shim_image *img)
 {
 	shim_depth--;
 	pthread_mutex_unlock(&img->mu);
+	shim_crit_leave();
 }
 const char *img_path(struct shim_image *img)
 {
@@ -419,6 +464,13 @@ static off_t host_size(struct shim_image *img)
 static int become_writer(struct shim_image *img)
 {
 	int r;
+	if (img->parent_writes) { /* waiting would only time out: it is our parent */
+		shim_msg("%s: refusing to write: this process was made by a raw clone or fork system "
+			 "call while its parent was writing the image, which the parent still holds "
+			 "(fork() and posix_spawn run the shim's fork handlers)",
+			 img->shown);
+		return -EBUSY;
+	}
 	if (img->q) { /* a read-only translator: reopen read-write under the lock */
 		qcow_close(img->q);
 		img->q = NULL;
@@ -674,13 +726,13 @@ int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blo
 
 void img_release_all(void)
 {
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_lock(&i->mu);
 		img_release(i);
 		pthread_mutex_unlock(&i->mu);
 	}
-	pthread_mutex_unlock(&reg_mu);
+	reg_unlock();
 }
 
 /* Before fork: flush and close every translator (so the child starts
@@ -689,7 +741,7 @@ void img_atfork_prepare(void)
 {
 	/* Lock order: reg_mu, each img->mu, then the fd table (closing a
 	 * translator takes the table lock itself). */
-	pthread_mutex_lock(&reg_mu);
+	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_lock(&i->mu);
 		img_release(i);
@@ -701,11 +753,19 @@ void img_atfork_parent(void)
 {
 	for (struct shim_image *i = images; i; i = i->next)
 		pthread_mutex_unlock(&i->mu);
-	pthread_mutex_unlock(&reg_mu);
 	fd_unlock();
+	reg_unlock();
 }
 
-void img_atfork_child(void)
+/* A new process made without the atfork handlers (_Fork without the
+ * wrapper, a raw fork or clone system call; wrap_signal.c notices it at the
+ * first critical section): the locks may have been held by other threads of
+ * the parent, and the translators are the parent's, half-way through its
+ * writes, with its reservation and its lock-holding descriptors.  They are
+ * dropped unflushed (the parent still owns them) and this process opens its
+ * own, like any other process: it writes only once it gets the write lock,
+ * which a parent that writes holds (then EBUSY after QCOWSHIM_WAIT_MS). */
+void img_forked_child(void)
 {
 	for (struct shim_image *i = images; i; i = i->next) {
 		pthread_mutex_init(&i->mu, NULL);
@@ -716,11 +776,18 @@ void img_atfork_child(void)
 			coh_forget(&i->coh);
 			i->q = NULL; /* leaked on purpose: its fds are the parent's */
 			i->trfd = -1;
+			i->parent_writes = i->writer;
 			i->writer = i->rw = false;
 		}
 	}
 	pthread_mutex_init(&reg_mu, NULL);
 	fd_atfork_child();
+}
+
+void img_atfork_child(void)
+{
+	img_forked_child();
+	shim_crit_child();
 }
 
 /* ---- stat helpers */

@@ -177,6 +177,7 @@ static SHIM_HOT atomic_bool images_used;
 static void atfork_register(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	shim_fork_watch(); /* children made without the handlers (wrap_signal.c) */
 	atomic_store(&images_used, true);
 }
 

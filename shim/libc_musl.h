@@ -59,6 +59,8 @@ ssize_t sendfile64(int, int, off_t *, size_t);
 int fcntl64(int, int, ...);
 int statx(int, const char *, int, unsigned, struct statx *);
 int close_range(unsigned, unsigned, int);
+int execveat(int, const char *, char *const *, char *const *, int);
+int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int);
 void closefrom(int);
 
 /* The fortified *_chk wrappers are unreachable under musl (no program

@@ -218,13 +218,56 @@ int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		errno = -r;
 		return -1;
 	}
-	fd_attach(fd, o);
+	if ((r = fd_attach(fd, o)) < 0) {
+		free(o);
+		img_unref(img);
+		real_close(fd);
+		errno = -r;
+		return -1;
+	}
 	if (fd < 3)
 		stdio_std_after(fd);
 	shim_debug("%s: partition %u, bytes %llu+%llu, on fd %d", img_path(img), num,
 		   (unsigned long long)o->base, (unsigned long long)o->len, fd);
 	errno = saved;
 	return fd;
+}
+
+/*
+ * /proc/PID/fd/N of another process's partition descriptor (mtools run by
+ * syslinux reopens its parent's fd so): that partition again.  The exec
+ * and spawn wrappers announce every partition fd of the process, inherited
+ * or not, in QCOWSHIM_PARTS=PID:FD,PART,BASE,LEN,DEV,INO;... (wrap_proc.c),
+ * which descendants keep; the entry must name this very image.
+ */
+void part_inherited_window(struct shim_ofd *o, const char *path, int fd)
+{
+	const char *e = getenv("QCOWSHIM_PARTS");
+	char *end;
+	struct stat st;
+	if (!e || o->part || strncmp(path, "/proc/", 6) != 0)
+		return;
+	long pid = strtol(path + 6, &end, 10);
+	if (end == path + 6 || strncmp(end, "/fd/", 4) != 0)
+		return;
+	long n = strtol(end + 4, &end, 10);
+	if (*end || real_fstat(fd, &st) < 0)
+		return;
+	for (const char *s = e; s && *s;) {
+		long p, f;
+		unsigned part;
+		unsigned long long base, len, dev, ino;
+		if (sscanf(s, "%ld:%ld,%u,%llu,%llu,%llu,%llu", &p, &f, &part, &base, &len, &dev, &ino) == 7 &&
+		    p == pid && f == n && dev == (unsigned long long)st.st_dev &&
+		    ino == (unsigned long long)st.st_ino && part) {
+			o->part = part;
+			o->base = base;
+			o->len = len;
+			return;
+		}
+		s = strchr(s, ';');
+		s = s ? s + 1 : NULL;
+	}
 }
 
 void part_copy_window(struct shim_ofd *o, const char *path)

@@ -29,6 +29,10 @@
  *                          the kernel whether a program outside the shim (or
  *                          of another user) changed it; shim writers of the
  *                          same user are seen at once.  Default 10.
+ *   QCOWSHIM_EXEC_PROBE=1  (internal, the qcowshim wrapper) the first exec
+ *                          wrapper call only runs the exec guard: the process
+ *                          exits 0 if the program would be run, 126 after the
+ *                          refusal line if not; nothing is executed.
  *   QCOWSHIM_FDS           (added, internal) set by the exec and spawn
  *                          wrappers for every new program that loads the
  *                          shim: the image fds it inherits (none: "E123:"),
@@ -59,7 +63,7 @@
  * an image, so a process that never meets one makes no system call for it. */
 static SHIM_HOT bool env_enabled;
 static atomic_int exe_state;
-static SHIM_HOT bool debug, debug_resolve, no_backing;
+static SHIM_HOT bool debug, debug_resolve, no_backing, exec_probe;
 static int wait_ms = 10000;
 static SHIM_HOT const char *snapshot;
 static int recheck_ms = 10;
@@ -86,6 +90,10 @@ bool policy_enabled(void)
 		atomic_store_explicit(&exe_state, st, memory_order_relaxed);
 	}
 	return st == 1;
+}
+bool policy_exec_probe(void)
+{
+	return exec_probe;
 }
 bool policy_debug(void)
 {
@@ -178,9 +186,9 @@ static void patterns_init(void)
  * policy_enabled). */
 /* The names, in .data: a string constant would be one more page read. */
 static SHIM_HOT char env_names[] = "LD_PRELOAD=\0QCOWSHIM_\0DEBUG=\0NO_BACKING=\0SNAPSHOT=\0"
-				   "WAIT_MS=\0RECHECK_MS=\0DISABLE=\0MATCH=\0libqcowshim.so";
+				   "WAIT_MS=\0RECHECK_MS=\0DISABLE=\0MATCH=\0libqcowshim.so\0EXEC_PROBE=";
 enum { N_PRELOAD, N_PREFIX, N_DEBUG, N_NO_BACKING, N_SNAPSHOT, N_WAIT, N_RECHECK, N_DISABLE, N_MATCH,
-       N_LIBNAME };
+       N_LIBNAME, N_EXEC_PROBE };
 
 static const char *env_name(int k)
 {
@@ -235,6 +243,8 @@ void policy_init(void)
 			env_enabled = !(*v && strcmp(v, "0") != 0);
 		} else if (ENV_IS(e, N_MATCH)) {
 			match_env = v;
+		} else if (ENV_IS(e, N_EXEC_PROBE)) {
+			exec_probe = strcmp(v, "1") == 0;
 		}
 	}
 }

@@ -84,8 +84,11 @@ static bool fd_is_image(int fd, char *path)
 	}
 	/* An fd the shim never saw (received, or opened before it was
 	 * active): decided by its inode, or by its name and content. */
+	if (img_known(st.st_dev, st.st_ino, path))
+		return true;
 	fd_target(fd, path);
-	return img_known(st.st_dev, st.st_ino, path) || (policy_match(path) && shim_probe_magic(fd));
+	img_strip_deleted(path);
+	return img_file_is_image(fd, &st, path[0] == '/' ? path : NULL, false);
 }
 
 static bool path_is_image(int dirfd, const char *path, int atflags)

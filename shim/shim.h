@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -142,6 +143,7 @@ bool policy_debug_resolve(void);
 void shim_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *policy_self_path(void);       /* absolute path of libqcowshim.so */
+bool policy_exec_probe(void);             /* QCOWSHIM_EXEC_PROBE=1: check an exec, run nothing */
 
 /* ---- fdtab.c: fd -> open-file-description entry */
 #define SHIM_FD_MAX 65536
@@ -162,6 +164,11 @@ struct shim_ofd {
 	 * through /proc/self/fd/N, dup, exec) but does no I/O, so fd_get()
 	 * does not return it and I/O wrappers leave it to the kernel (EBADF). */
 	bool opath;
+	/* Record locks of this open file description (wrap_fd.c): held on a
+	 * private descriptor of the same file opened with the program's access
+	 * mode, as the program's own is read-only to the kernel (fd_seal) and
+	 * F_WRLCK needs write access.  Handle + 1 (private fd), 0: none yet. */
+	atomic_int lockh;
 };
 #define SHIM_PRIVATE ((struct shim_ofd *)1)
 extern SHIM_HIDDEN struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
@@ -179,7 +186,8 @@ struct shim_ofd *fd_get(int fd);          /* ref'd image entry (not O_PATH) or N
 struct shim_ofd *fd_get_any(int fd);      /* the same, O_PATH entries too */
 void fd_put(struct shim_ofd *o);
 bool fd_is_private(int fd);
-int fd_attach(int fd, struct shim_ofd *o); /* table[fd] = o (ref taken) */
+int fd_seal(int fd);                      /* kernel access mode O_RDONLY (issue 24) */
+int fd_attach(int fd, struct shim_ofd *o); /* fd_seal, then table[fd] = o (ref taken) */
 void fd_forget(int fd);                   /* fd closed: drop entry */
 void fd_forget_closed(int fd, struct shim_ofd *o); /* same, unless reused */
 int fd_dup_entry(int oldfd, int newfd);   /* newfd now shares oldfd's entry */
@@ -187,6 +195,7 @@ int fd_make_private(int fd);              /* moves fd high + CLOEXEC, marks it *
 void fd_private_closed(int fd);
 int shim_priv_real(int handle);          /* private handle -> current fd */
 int fd_evacuate(int fd);                  /* move a private fd away from `fd` */
+int ofd_lockfd(int fd, struct shim_ofd *o); /* the real fd holding o's record locks, or -errno */
 struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags);
 bool fd_any_images(void);
 /* Iterate image fds (for exec): calls cb(fd, ofd) under the table lock. */
@@ -226,6 +235,14 @@ bool coh_readers_elsewhere(struct coh_state *c, int fd);
 void coh_published(struct coh_state *c);
 int coh_qemu_refuses_writer(const char *shown, int fd);
 
+/* ---- wrap_signal.c: critical sections (the shim's locks held): the
+ * program's signal handlers are deferred to the end, cancellation waits */
+void shim_crit_enter(void);
+void shim_crit_leave(void);
+void shim_crit_child(void);   /* a new process: no section open */
+void shim_fork_watch(void);   /* setup: notice children made without atfork handlers */
+void shim_cancel_point(void); /* a pending cancel acts here, outside any section */
+
 /* ---- images.c: one translator per image per process */
 struct shim_image *img_register(int fd, const char *shown_path, bool pending, int *err);
 void img_unref(struct shim_image *img);
@@ -252,10 +269,13 @@ void img_release_all(void);               /* flush+close every translator */
 void img_atfork_prepare(void);
 void img_atfork_parent(void);
 void img_atfork_child(void);
+void img_forked_child(void); /* a child made without the atfork handlers */
 /* A path-level view: stat of an image path not open here.  0 or -errno. */
 int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint64_t *blocks);
 int img_fd_stat(int fd, uint64_t *size, uint64_t *blocks, unsigned *part);
 bool shim_probe_magic(int fd);
+bool img_file_is_image(int fd, const struct stat *st, const char *name, bool may_create);
+void img_strip_deleted(char *path);
 /* An image registered in this process?  path (PATH_MAX bytes, or NULL)
  * gets its real path. */
 bool img_known(dev_t dev, ino_t ino, char *path);
@@ -275,6 +295,7 @@ int ofd_blocks(struct shim_ofd *o, uint64_t *blocks);
  * with errno (ENOTDIR again when the path is not a partition of an image). */
 int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64);
 void part_copy_window(struct shim_ofd *o, const char *path); /* /dev/fd/N of a partition */
+void part_inherited_window(struct shim_ofd *o, const char *path, int fd); /* /proc/PID/fd/N */
 /* stat/statx of IMAGE/pN after the real call failed with ENOTDIR; saved:
  * errno before that call (restored on success). */
 int part_statat(int dirfd, const char *path, int atflags, struct stat *st, int saved);
@@ -313,6 +334,7 @@ void stdio_std_flush(void);               /* musl: flush standard streams on ima
 FILE *stdio_std_reopen(const char *p, const char *m, int oflags, bool cand, FILE *f,
 		       FILE *(*realfn)(const char *, const char *, FILE *)); /* musl */
 void stdio_flush_all(void);
+bool stdio_stream_on(int fd);             /* fd >= 3 is an open stdio stream's (glibc) */
 
 /* ---- reach.c: ways to hand the kernel an image descriptor */
 /* Does fd (not necessarily in the table) lead to an image?  Its path (for
@@ -322,7 +344,34 @@ bool reach_path_is_image(int dirfd, const char *path, int atflags); /* by name +
 /* One "qcowshim: PATH: refusing WHAT: ...; use INSTEAD" line; returns -err. */
 int reach_refuse(const char *path, const char *what, const char *instead, int err);
 
-/* ---- wrap_proc.c */
-void proc_release_for_spawn(void);
+/* ---- wrap_proc.c: the exec guard (wrap_spawn.c uses it too) */
+struct inherit; /* the image fds a new program will hold */
+typedef void (*exec_plan_fn)(struct inherit *in, void *arg);
+/* Where exec_prepare builds the new environment: on the caller's stack
+ * (a vfork child must not allocate from the parent's heap); only the
+ * announcements of a process with image fds, which never vforks, go to
+ * heap[] (freed by exec_cleanup when the exec failed). */
+#define EXEC_EXTRA 24 /* LD_PRELOAD, QCOWSHIM_FDS, _PARTS, the QCOWSHIM_* settings, NULL */
+#define EXEC_VAR 48
+#define EXEC_PRE (2 * 4096 + 64)
+struct exec_stack {
+	char **env, *var, *pre;
+	char *heap[2];
+	bool scan; /* the child gets fds we cannot list: "*" makes it look */
+};
+size_t proc_env_len(char *const *envp);
+#define EXEC_STACK(ev)                                                         \
+	char *stk_env[proc_env_len(ev) + EXEC_EXTRA];                          \
+	char stk_var[EXEC_VAR], stk_pre[EXEC_PRE];                             \
+	struct exec_stack stk = {stk_env, stk_var, stk_pre, {NULL, NULL}, false}
+int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
+		 bool quiet, struct exec_stack *stk, exec_plan_fn plan, void *arg);
+void exec_cleanup(struct exec_stack *stk);
+void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o);
+void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
+		 uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino);
+void inherit_fail(struct inherit *in);
+int proc_release_for_spawn(const char *cmd);
+const char *proc_resolve(const char *file, char *buf, size_t len); /* PATH search */
 
 #endif

@@ -233,4 +233,10 @@ bool stdio_std_replace(FILE *f, FILE *nf)
 	(void)nf;
 	return false;
 }
+/* musl's streams: not walked (see wrap_stdio.c). */
+bool stdio_stream_on(int fd)
+{
+	(void)fd;
+	return false;
+}
 #endif

@@ -10,7 +10,11 @@
  * collide with qemu's lock bytes, and POSIX locks are held as OFD locks of
  * the program's fd (a POSIX lock would be dropped whenever the shim closes
  * its own descriptor on the file).  Known difference: such a lock is then
- * shared with dups and forked children of that fd, like flock.
+ * shared with dups and forked children of that fd, like flock.  The locks
+ * are held on a private descriptor opened with the program's access mode
+ * (ofd_lockfd), since the program's own is read-only to the kernel; a
+ * lock therefore ends when the last process holding that descriptor
+ * closes the image or execs (the private descriptor is close-on-exec).
  */
 #include "shim.h"
 
@@ -45,6 +49,18 @@ static int dup_to(int fd, int nfd, int flags, bool three)
 	if (fd_is_private(fd)) { /* the program cannot see our fds */
 		errno = EBADF;
 		return -1;
+	}
+	if (nfd >= 3 && nfd != fd && shim_fd_special(fd) && stdio_stream_on(nfd)) {
+		struct shim_ofd *o = fd_get_any(fd);
+		if (o) {
+			shim_msg("%s: refusing to dup the image onto fd %d: a stdio stream uses that fd and "
+				 "writes through glibc's internal calls, which reach only the host file; "
+				 "fdopen() the image's own fd instead",
+				 img_path(o->img), nfd);
+			fd_put(o);
+			errno = EBUSY;
+			return -1;
+		}
 	}
 	if ((r = fd_evacuate(nfd)) < 0) {
 		errno = -r;
@@ -105,7 +121,10 @@ static int lock_cmd(int fd, struct shim_ofd *o, int cmd, struct flock *ufl)
 		cmd = cmd == F_SETLK ? F_OFD_SETLK : cmd == F_SETLKW ? F_OFD_SETLKW : F_OFD_GETLK;
 		fl.l_pid = 0;
 	}
-	int r = real_fcntl(fd, cmd, &fl);
+	int lfd = ofd_lockfd(fd, o);
+	if (lfd < 0)
+		return (int)shim_ret(lfd);
+	int r = real_fcntl(lfd, cmd, &fl);
 	if (r < 0)
 		return r;
 	if (cmd == F_OFD_GETLK) {
@@ -138,10 +157,10 @@ int shim_fcntl(int fd, int cmd, void *arg, bool is64)
 		if (r >= 0 && r < 3)
 			stdio_std_after(r);
 		break;
-	case F_GETFL:
+	case F_GETFL: /* the kernel's mode is O_RDONLY (fd_seal): show the program's */
 		r = realfn(fd, cmd, arg);
 		if (r >= 0)
-			r |= o->eflags;
+			r = (r & ~O_ACCMODE) | o->accmode | o->eflags;
 		break;
 	case F_SETFL:
 		o->eflags = (int)(long)arg & (O_APPEND | O_DIRECT);

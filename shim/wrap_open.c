@@ -94,6 +94,7 @@ static int image_fd(int fd, const char *path, int flags, bool pending, int saved
 	/* /dev/fd/N of a partition fd: that partition again (O_TRUNC ignored) */
 	struct shim_ofd win = {.img = img};
 	part_copy_window(&win, path);
+	part_inherited_window(&win, path, fd);
 	img_lock(img);
 	if (opath)
 		r = 0; /* names the file only: nothing to read or check yet */
@@ -116,7 +117,13 @@ static int image_fd(int fd, const char *path, int flags, bool pending, int saved
 	o->base = win.base;
 	o->len = win.len;
 	o->opath = opath;
-	fd_attach(fd, o);
+	if ((r = fd_attach(fd, o)) < 0) {
+		free(o);
+		img_unref(img);
+		real_close(fd);
+		errno = -r;
+		return -1;
+	}
 	if (fd < 3)
 		stdio_std_after(fd);
 	errno = saved;
@@ -148,8 +155,8 @@ static int open_by_inode(int dirfd, const char *path, int flags, mode_t mode, bo
 	if (fd < 0 || real_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return fd;
 	bool writable = (flags & O_ACCMODE) != O_RDONLY;
-	if (img_known(st.st_dev, st.st_ino, NULL) &&
-	    (shim_probe_magic(fd) || (st.st_size == 0 && writable && !(flags & O_PATH)))) {
+	/* no name: only an inode this process has open makes it an image */
+	if (img_file_is_image(fd, &st, NULL, writable && !(flags & O_PATH))) {
 		if (flags & (O_APPEND | O_DIRECT)) { /* emulated on images */
 			int fl = real_fcntl(fd, F_GETFL, NULL);
 			if (fl >= 0)

@@ -6,14 +6,16 @@
  * parent holds no lock.  vfork is the real one while no image fd is open
  * (the child then changes nothing of the shim's: see vfork), else fork.
  * _exit/_Exit flush first, as exit() does through the destructor.
- * exec: translators are flushed and closed (exec runs no destructor).  When
- * image fds stay open across the exec, the target must load the shim: its
- * environment gets LD_PRELOAD back if it was dropped, and QCOWSHIM_FDS
- * carries the emulated per-fd flags; a static, setuid/setgid, foreign-
- * loader or 32-bit target is refused with EPERM and one message, since it
- * would see (and could write) raw QCOW2 bytes.  posix_spawn/system/popen
- * get the same treatment where the shim can see the target.  Executing an
- * image itself (execve of its path, fexecve of its fd) fails with EACCES.
+ * exec: translators are flushed and closed (exec runs no destructor).  The
+ * exec guard (exec_prepare) works out which image fds the new program will
+ * hold and which images its arguments name; if any, a target that cannot
+ * load the shim (static, setuid/setgid, file capabilities, another loader
+ * or ELF class) is refused with EPERM and one message.  Its environment
+ * gets LD_PRELOAD back if it was dropped, and QCOWSHIM_FDS announces the
+ * image fds it inherits (none: "E<pid>:", so it need not look at its fds).
+ * posix_spawn (wrap_spawn.c), system and popen get the same treatment.
+ * Executing an image itself (execve of its path, fexecve of its fd) fails
+ * with EACCES.
  */
 #include "shim.h"
 
@@ -111,36 +113,75 @@ void _Exit(int st)
 
 /* ---- the exec guard */
 
+/* What the new program will hold: image fds that survive the exec. */
 struct inherit {
 	int first_fd; /* an image fd that stays open, or -1 */
 	char *fds;    /* QCOWSHIM_FDS value */
 	size_t len, cap;
+	bool oom;
+	char parts[1024]; /* this process's partition fds, for QCOWSHIM_PARTS */
 };
 
-static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
+/* Every partition fd of this process, close-on-exec or not: a descendant
+ * may reopen it as /proc/PID/fd/N (parts.c part_inherited_window). */
+static void parts_cb(int fd, struct shim_ofd *o, void *arg)
 {
 	struct inherit *in = arg;
 	struct stat st;
-	int fl = real_fcntl(fd, F_GETFD, NULL);
-	if (fl < 0 || (fl & FD_CLOEXEC) || real_fstat(fd, &st) < 0)
+	size_t l = strlen(in->parts);
+	if (!o->part || real_fstat(fd, &st) < 0 || l > sizeof in->parts - 128)
 		return;
+	snprintf(in->parts + l, sizeof in->parts - l, "%d:%d,%u,%llu,%llu,%llu,%llu;", (int)getpid(),
+		 fd, o->part, (unsigned long long)o->base, (unsigned long long)o->len,
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+}
+
+void inherit_add(struct inherit *in, int fd, int eflags, long long pos, unsigned part,
+			uint64_t base, uint64_t len, int acc, dev_t dev, ino_t ino)
+{
 	if (in->first_fd < 0)
 		in->first_fd = fd;
 	char item[192];
-	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu,%llu,%llu;", fd, o->eflags,
-			 o->upos ? (long long)o->pos : -1LL, o->part, (unsigned long long)o->base,
-			 (unsigned long long)o->len, (unsigned long long)st.st_dev,
-			 (unsigned long long)st.st_ino);
+	int n = snprintf(item, sizeof item, "%d,%d,%lld,%u,%llu,%llu,%d,%llu,%llu;", fd, eflags, pos,
+			 part, (unsigned long long)base, (unsigned long long)len, acc,
+			 (unsigned long long)dev, (unsigned long long)ino);
 	if (in->len + (size_t)n + 1 > in->cap) {
 		size_t cap = (in->cap + (size_t)n + 1) * 2;
 		char *p = realloc(in->fds, cap);
-		if (!p)
+		if (!p) {
+			in->oom = true;
 			return;
+		}
 		in->fds = p;
 		in->cap = cap;
 	}
 	memcpy(in->fds + in->len, item, (size_t)n + 1);
 	in->len += (size_t)n;
+}
+
+/* The image fd `fd` of this process, held by the new program as `as`. */
+void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o)
+{
+	struct stat st;
+	if (real_fstat(fd, &st) < 0) {
+		in->oom = true; /* cannot describe it: fail closed */
+		return;
+	}
+	inherit_add(in, as, o->eflags, o->upos ? (long long)o->pos : -1LL, o->part, o->base, o->len,
+		    o->accmode, st.st_dev, st.st_ino);
+}
+
+void inherit_fail(struct inherit *in)
+{
+	in->oom = true;
+}
+
+static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
+{
+	int fl = real_fcntl(fd, F_GETFD, NULL);
+	if (fl < 0 || (fl & FD_CLOEXEC))
+		return;
+	inherit_ofd(arg, fd, fd, o);
 }
 
 /* Why `path` would not load the shim, or NULL if it would (or if it cannot
@@ -150,16 +191,22 @@ static const char *target_problem(const char *path, int depth, char *why, size_t
 	struct stat st;
 	unsigned char hdr[256];
 	int fd = real_open(path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return NULL;
+	if (fd < 0) /* no such program: the exec fails by itself */
+		return errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == ENAMETOOLONG
+			       ? NULL
+			       : "it cannot be read to check that it loads the shim";
 	if (real_fstat(fd, &st) < 0) {
 		real_close(fd);
-		return NULL;
+		return "it cannot be read to check that it loads the shim";
 	}
 	if (((st.st_mode & S_ISUID) && st.st_uid != geteuid()) ||
 	    ((st.st_mode & S_ISGID) && st.st_gid != getegid())) {
 		real_close(fd);
 		return "it is setuid/setgid (the loader ignores LD_PRELOAD)";
+	}
+	if (fgetxattr(fd, "security.capability", NULL, 0) > 0) {
+		real_close(fd);
+		return "it has file capabilities (the loader ignores LD_PRELOAD)";
 	}
 	ssize_t n = real_pread64(fd, hdr, sizeof hdr - 1, 0);
 	const char *res = NULL;
@@ -209,7 +256,7 @@ static const char *target_problem(const char *path, int depth, char *why, size_t
 }
 
 /* PATH search as execvp does, for inspection only. */
-static const char *resolve(const char *file, char *buf, size_t len)
+const char *proc_resolve(const char *file, char *buf, size_t len)
 {
 	if (strchr(file, '/'))
 		return file;
@@ -234,6 +281,42 @@ static bool has_shim(const char *v)
 	return v && strstr(v, "libqcowshim.so");
 }
 
+/* Does an argument name an image?  The whole argument and each word in it
+ * (split at blanks, shell operators, quotes, '=' and ','), so that
+ * `sh -c 'echo hi > x.qcow2'` and `dd of=x.qcow2` count.  By name only: a
+ * program that cannot load the shim must not be handed even a new one. */
+static bool argv_names_image(char *const *av, char *what, size_t len)
+{
+	static const char seps[] = " \t\n<>|&;()'\"`=,";
+	int ref;
+	for (size_t i = 1; av && av[i]; i++) {
+		for (const char *s = av[i]; *s;) {
+			size_t n = strcspn(s, seps);
+			if (n && n < PATH_MAX) {
+				char tok[PATH_MAX];
+				memcpy(tok, s, n);
+				tok[n] = 0;
+				if (policy_classify(tok, &ref) != SHIM_PATH_NO) {
+					snprintf(what, len, "%s", tok);
+					return true;
+				}
+			}
+			s += n;
+			s += strspn(s, seps);
+		}
+	}
+	return false;
+}
+
+/* Is NAME=... in env? */
+static bool env_has(char *const *env, const char *name, size_t nl)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], name, nl) && env[i][nl] == '=')
+			return true;
+	return false;
+}
+
 /* Does the environment load the shim (LD_PRELOAD names it)? */
 static bool env_loads_shim(char *const *envp)
 {
@@ -243,7 +326,7 @@ static bool env_loads_shim(char *const *envp)
 	return false;
 }
 
-static size_t env_len(char *const *envp)
+size_t proc_env_len(char *const *envp)
 {
 	size_t n = 0;
 	while (envp && envp[n])
@@ -251,27 +334,112 @@ static size_t env_len(char *const *envp)
 	return n;
 }
 
-/* Room for an environment announcing no image fd, on the caller's stack:
- * a vfork child (see vfork below) must not allocate from our heap. */
-#define EXEC_STACK(ev)                                                         \
-	char *stk_env[env_len(ev) + 2];                                        \
-	char stk_var[48];                                                      \
-	struct exec_stack stk = {stk_env, stk_var, false}
-struct exec_stack {
-	char **env, *var;
-	bool scan; /* the child gets fds we cannot list (spawn file actions) */
-};
+/*
+ * The environment of the new program, built in the caller's exec_stack (a
+ * vfork child, see vfork, must not allocate from our heap; it has no image
+ * fd, so only the announcement strings of a process with images, which
+ * never vforks, are allocated): the shim stays preloaded (an LD_PRELOAD
+ * that was dropped or replaced gets it back, with this process's QCOWSHIM_*
+ * settings), and the image fds it inherits are announced (QCOWSHIM_FDS; none:
+ * "E<pid>:") with the partition fds its descendants may reopen
+ * (QCOWSHIM_PARTS).  quiet (system/popen, which put the result in environ):
+ * nothing to do when there is nothing to announce.  0 (*newenv NULL: envp as
+ * it is) or -ENOMEM.
+ */
+static int exec_env(char *const *envp, const struct inherit *in, bool spawn, bool quiet,
+		    struct exec_stack *stk, char ***newenv)
+{
+	bool preload = env_loads_shim(envp);
+	if (quiet && preload && in->first_fd < 0 && !in->parts[0] && !stk->scan)
+		return 0;
+	size_t n = proc_env_len(envp), k = 0, room = n + EXEC_EXTRA - 4;
+	char **env = stk->env;
+	if (in->parts[0]) { /* ours first, then the entries of our ancestors */
+		const char *old = NULL;
+		for (size_t i = 0; i < n && !old; i++)
+			if (!strncmp(envp[i], "QCOWSHIM_PARTS=", 15))
+				old = envp[i] + 15;
+		char keep[2048] = "", me[24]; /* minus our own earlier entries */
+		int ml = snprintf(me, sizeof me, "%d:", (int)getpid());
+		for (const char *e = old; e && *e;) {
+			size_t l = strcspn(e, ";"), kl = strlen(keep);
+			if (strncmp(e, me, (size_t)ml) && kl + l + 2 < sizeof keep)
+				snprintf(keep + kl, sizeof keep - kl, "%.*s;", (int)l, e);
+			e += l + (e[l] == ';');
+		}
+		if (asprintf(&stk->heap[1], "QCOWSHIM_PARTS=%s%s", in->parts, keep) < 0)
+			return stk->heap[1] = NULL, -ENOMEM;
+	}
+	const char *scan = stk->scan ? "*;" : "";
+	if (in->first_fd >= 0) {
+		if (asprintf(&stk->heap[0], "QCOWSHIM_FDS=%c%d:%s%s", spawn ? 'P' : 'E', (int)getpid(),
+			     in->fds ? in->fds : "", scan) < 0)
+			return stk->heap[0] = NULL, -ENOMEM;
+	} else {
+		snprintf(stk->var, EXEC_VAR, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(), scan);
+	}
+	const char *self = policy_self_path();
+	bool had = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13) ||
+		    (stk->heap[1] && !strncmp(envp[i], "QCOWSHIM_PARTS=", 15)))
+			continue;
+		if (!strncmp(envp[i], "LD_PRELOAD=", 11) && !has_shim(envp[i] + 11)) {
+			had = true;
+			if ((size_t)snprintf(stk->pre, EXEC_PRE, "LD_PRELOAD=%s:%s", self, envp[i] + 11) >=
+			    EXEC_PRE)
+				return -ENOMEM;
+			env[k++] = stk->pre;
+			continue;
+		}
+		had |= !strncmp(envp[i], "LD_PRELOAD=", 11);
+		env[k++] = envp[i];
+	}
+	if (!had) {
+		if ((size_t)snprintf(stk->pre, EXEC_PRE, "LD_PRELOAD=%s", self) >= EXEC_PRE)
+			return -ENOMEM;
+		env[k++] = stk->pre;
+	}
+	if (!preload) /* the shim was dropped: its settings went with it */
+		for (char **e = environ; e && *e && k < room; e++) {
+			size_t nl = strcspn(*e, "=");
+			if (!strncmp(*e, "QCOWSHIM_", 9) && strncmp(*e, "QCOWSHIM_FDS=", 13) &&
+			    strncmp(*e, "QCOWSHIM_PARTS=", 15) && !env_has(envp, *e, nl))
+				env[k++] = *e;
+		}
+	env[k++] = stk->heap[0] ? stk->heap[0] : stk->var;
+	if (stk->heap[1])
+		env[k++] = stk->heap[1];
+	env[k] = NULL;
+	*newenv = env;
+	return 0;
+}
+
+/* Was the file at path the one refused last?  (Then say nothing more: the
+ * program already got one line for it.) */
+static bool repeated_refusal(const char *path)
+{
+	static _Atomic unsigned long long last_dev, last_ino;
+	struct stat st;
+	if (!path || stat(path, &st) < 0)
+		return false;
+	bool same = atomic_load(&last_dev) == (unsigned long long)st.st_dev &&
+		    atomic_load(&last_ino) == (unsigned long long)st.st_ino;
+	atomic_store(&last_dev, (unsigned long long)st.st_dev);
+	atomic_store(&last_ino, (unsigned long long)st.st_ino);
+	return same;
+}
 
 /*
- * Before exec of `path` with environment `envp`: flush everything; if image
- * fds stay open, check the target and build the environment to use.  A
- * target that loads the shim is always told which image fds it inherits
- * (QCOWSHIM_FDS, none: "E123:", built in stk), so it need not look at every
- * fd it has (fdtab.c), unless quiet (system/popen, which put it in environ)
- * and there are none.  Returns 0 (*newenv: NULL = use envp unchanged) or -EPERM.
+ * Before exec of `path` (argv av, environment envp): flush everything, work
+ * out which image fds the new program will hold (plan: from posix_spawn's
+ * file actions, wrap_spawn.c; else this process's fds that are not
+ * close-on-exec) and which images its arguments name; if either, the target
+ * must be able to load the shim.  Fails closed: whatever cannot be checked
+ * is refused.  Returns 0 (*newenv: NULL = use envp unchanged) or -errno.
  */
-static int exec_prepare(const char *path, char *const *envp, char ***newenv, bool spawn,
-			bool quiet, struct exec_stack *stk)
+int exec_prepare(const char *path, char *const *av, char *const *envp, char ***newenv, bool spawn,
+		 bool quiet, struct exec_stack *stk, exec_plan_fn plan, void *arg)
 {
 	*newenv = NULL;
 	/* execve/fexecve of an image: the kernel would load the host bytes */
@@ -280,103 +448,66 @@ static int exec_prepare(const char *path, char *const *envp, char ***newenv, boo
 				    "boot it (qemu-system-*) or run a program from inside it", EACCES);
 	if (!atomic_load(&shim_ready) || !policy_env_enabled())
 		return 0;
-	bool images = fd_any_images();
-	if (!images && (quiet || !env_loads_shim(envp) || !policy_enabled()))
-		return 0;
 	struct inherit in = {.first_fd = -1};
-	if (images) {
+	bool images = fd_any_images();
+	if (plan)
+		plan(&in, arg);
+	else if (images)
 		fd_foreach(inherit_cb, &in);
+	if (images) {
+		fd_foreach(parts_cb, &in);
 		img_release_all();
 	}
-	if (in.first_fd < 0) {
-		free(in.fds);
-		if (quiet || !env_loads_shim(envp))
-			return 0;
-		size_t k = 0;
-		for (size_t i = 0; envp && envp[i]; i++)
-			if (strncmp(envp[i], "QCOWSHIM_FDS=", 13))
-				stk->env[k++] = envp[i];
-		snprintf(stk->var, 48, "QCOWSHIM_FDS=%c%d:%s", spawn ? 'P' : 'E', (int)getpid(),
-			 stk->scan ? "*;" : "");
-		stk->env[k++] = stk->var;
-		stk->env[k] = NULL;
-		*newenv = stk->env;
-		return 0;
+	char named[PATH_MAX], why[PATH_MAX + 64];
+	bool names = argv_names_image(av, named, sizeof named);
+	int r = 0;
+	if (in.oom) {
+		shim_msg("refusing to run %s: out of memory while working out which images it would get",
+			 path ? path : "a program");
+		r = -ENOMEM;
+	} else if (in.first_fd >= 0 || names) {
+		const char *problem = path ? target_problem(path, 0, why, sizeof why)
+					   : "its file is unknown";
+		if (problem && repeated_refusal(path))
+			; /* a shell's PATH search met the same file again (/bin -> /usr/bin) */
+		else if (problem && in.first_fd >= 0)
+			shim_msg("refusing to run %s: %s, and it would see raw QCOW2 bytes on image fd %d "
+				 "(close the image or mark it close-on-exec)",
+				 path ? path : "a program", problem, in.first_fd);
+		else if (problem)
+			shim_msg("refusing to run %s: %s, and it names the image %s, which it would see "
+				 "as raw QCOW2 bytes (use a dynamically linked program)",
+				 path ? path : "a program", problem, named);
+		if (problem)
+			r = -EPERM;
 	}
-	char why[PATH_MAX + 64];
-	const char *problem =
-		path && in.first_fd >= 0 ? target_problem(path, 0, why, sizeof why) : NULL;
-	if (problem) {
-		shim_msg("refusing to run %s: %s, and it would see raw QCOW2 bytes on image fd %d "
-			 "(close the image or mark it close-on-exec)",
-			 path, problem, in.first_fd);
-		free(in.fds);
-		return -EPERM;
-	}
-	size_t n = 0;
-	while (envp && envp[n])
-		n++;
-	char **env = calloc(n + 3, sizeof *env);
-	char *pre = NULL, *fds = NULL;
-	/* E<pid>: for this process after exec; P<pid>: for a child it spawns */
-	if (!env || asprintf(&fds, "QCOWSHIM_FDS=%c%d:%s%s", spawn ? 'P' : 'E', (int)getpid(),
-			     in.fds ? in.fds : "", stk->scan ? "*;" : "") < 0) {
-		free(env);
-		free(in.fds);
-		return 0; /* best effort: exec as asked */
-	}
+	if (r == 0 && (r = exec_env(envp, &in, spawn, quiet, stk, newenv)) < 0)
+		shim_msg("refusing to run %s: out of memory while preparing its environment",
+			 path ? path : "a program");
 	free(in.fds);
-	size_t k = 0;
-	bool preload = false;
-	for (size_t i = 0; i < n; i++) {
-		if (!strncmp(envp[i], "QCOWSHIM_FDS=", 13))
-			continue;
-		if (!strncmp(envp[i], "LD_PRELOAD=", 11)) {
-			if (!has_shim(envp[i] + 11) &&
-			    asprintf(&pre, "LD_PRELOAD=%s:%s", policy_self_path(), envp[i] + 11) > 0) {
-				env[k++] = pre;
-			} else {
-				env[k++] = envp[i];
-			}
-			preload = true;
-			continue;
-		}
-		env[k++] = envp[i];
-	}
-	if (!preload && asprintf(&pre, "LD_PRELOAD=%s", policy_self_path()) > 0)
-		env[k++] = pre;
-	env[k++] = fds;
-	env[k] = NULL;
-	*newenv = env;
-	return 0;
+	return r;
 }
 
 /* Frees what exec_prepare allocated (only reached when exec failed). */
-static void exec_cleanup(char **env, char *const *envp, struct exec_stack *stk)
+void exec_cleanup(struct exec_stack *stk)
 {
-	if (!env || env == stk->env)
-		return;
-	for (size_t i = 0; env[i]; i++) {
-		bool orig = false;
-		for (size_t j = 0; envp && envp[j]; j++)
-			if (env[i] == envp[j])
-				orig = true;
-		if (!orig)
-			free(env[i]);
-	}
-	free(env);
+	free(stk->heap[0]);
+	free(stk->heap[1]);
+	stk->heap[0] = stk->heap[1] = NULL;
 }
 
 static int do_execve(const char *path, char *const *av, char *const *ev)
 {
 	char **env;
 	EXEC_STACK(ev);
-	int r = exec_prepare(path, ev, &env, false, false, &stk);
+	int r = exec_prepare(path, av, ev, &env, false, false, &stk, NULL, NULL);
+	if (unlikely(policy_exec_probe()))
+		real__exit(r < 0 ? 126 : 0); /* the wrapper's question answered */
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execve(path, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev, &stk);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
@@ -385,12 +516,15 @@ static int do_execvpe(const char *file, char *const *av, char *const *ev)
 {
 	char **env, buf[PATH_MAX];
 	EXEC_STACK(ev);
-	int r = exec_prepare(resolve(file, buf, sizeof buf), ev, &env, false, false, &stk);
+	int r = exec_prepare(proc_resolve(file, buf, sizeof buf), av, ev, &env, false, false, &stk, NULL,
+			     NULL);
+	if (unlikely(policy_exec_probe()))
+		real__exit(r < 0 ? 126 : 0); /* the wrapper's question answered */
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_execvpe(file, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev, &stk);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
@@ -458,88 +592,65 @@ int fexecve(int fd, char *const *av, char *const *ev)
 	char **env, p[64];
 	EXEC_STACK(ev);
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = exec_prepare(p, ev, &env, false, false, &stk);
+	int r = exec_prepare(p, av, ev, &env, false, false, &stk, NULL, NULL);
 	if (r < 0)
 		return (int)shim_ret(r);
 	r = real_fexecve(fd, av, env ? env : ev);
 	int e = errno;
-	exec_cleanup(env, ev, &stk);
+	exec_cleanup(&stk);
 	errno = e;
 	return r;
 }
 
-static int spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-		 const posix_spawnattr_t *at, char *const *av, char *const *ev, bool search)
+int execveat(int dfd, const char *p, char *const *av, char *const *ev, int fl)
 {
-	char **env, buf[PATH_MAX];
+	char **env, path[PATH_MAX + 64];
 	EXEC_STACK(ev);
-	/* file actions open or dup fds in the child that no list of ours
-	 * names: "*" makes the child look at every fd it has */
-	stk.scan = fa != NULL;
-	int r = exec_prepare(search ? resolve(p, buf, sizeof buf) : p, ev, &env, true, false, &stk);
+	__asm__("" : "+r"(p)); /* declared nonnull, but syscall(SYS_execveat) may pass NULL */
+	if (p && !p[0] && (fl & AT_EMPTY_PATH))
+		snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
+	else if (p && p[0] != '/' && dfd != AT_FDCWD)
+		snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dfd, p);
+	else
+		snprintf(path, sizeof path, "%s", p ? p : "");
+	int r = exec_prepare(path, av, ev, &env, false, false, &stk, NULL, NULL);
 	if (r < 0)
-		return -r;
-	r = (search ? real_posix_spawnp : real_posix_spawn)(pid, p, fa, at, av, env ? env : ev);
-	exec_cleanup(env, ev, &stk);
+		return (int)shim_ret(r);
+	r = real_execveat(dfd, p, av, env ? env : ev, fl);
+	int e = errno;
+	exec_cleanup(&stk);
+	errno = e;
 	return r;
 }
 
-int posix_spawn(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-		const posix_spawnattr_t *at, char *const *av, char *const *ev)
-{
-	return spawn(pid, p, fa, at, av, ev, false);
-}
-
-int posix_spawnp(pid_t *pid, const char *p, const posix_spawn_file_actions_t *fa,
-		 const posix_spawnattr_t *at, char *const *av, char *const *ev)
-{
-	return spawn(pid, p, fa, at, av, ev, true);
-}
-
-/*
- * A spawn file action opening an image would reach the kernel with
- * O_TRUNC/O_APPEND/O_DIRECT in the child, where no wrapper runs: O_TRUNC
- * would destroy the QCOW2 structure.  Strip them for existing images and
- * empty the virtual disk now (O_TRUNC), through the shim's own open.
- */
-int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, const char *p, int fl,
-				     mode_t m)
-{
-	int ref;
-	if (!atomic_load(&shim_ready) || shim_depth || !(fl & (O_TRUNC | O_APPEND | O_DIRECT)) ||
-	    policy_classify(p, &ref) == SHIM_PATH_NO)
-		return real_posix_spawn_file_actions_addopen(fa, fd, p, fl, m);
-	int saved = errno;
-	int tfd = shim_open(AT_FDCWD, p, (fl & ~(O_APPEND | O_DIRECT | O_EXCL)) | O_CLOEXEC, m, true);
-	bool image = tfd >= 0 && shim_fd_special(tfd);
-	if (tfd >= 0)
-		close(tfd);
-	errno = saved;
-	if (image)
-		fl &= ~(O_TRUNC | O_APPEND | O_DIRECT | O_CREAT | O_EXCL);
-	return real_posix_spawn_file_actions_addopen(fa, fd, p, fl, m);
-}
-
 /* system/popen run /bin/sh (dynamic) with environ: flush, and make sure
- * inherited image fds keep the shim. */
-void proc_release_for_spawn(void)
+ * inherited image fds keep the shim.  0 or -errno (refused). */
+int proc_release_for_spawn(const char *cmd)
 {
 	char **env;
+	char *av[] = {"sh", "-c", (char *)cmd, NULL};
 	EXEC_STACK(environ);
-	if (exec_prepare("/bin/sh", environ, &env, true, true, &stk) == 0 && env) {
+	int r = exec_prepare("/bin/sh", av, environ, &env, true, true, &stk, NULL, NULL);
+	if (r == 0 && env) {
 		/* environ is what the shell gets: a dropped LD_PRELOAD comes
 		 * back, and QCOWSHIM_FDS (P<our pid>) reaches our direct child
 		 * only; it is rewritten at every later spawn or exec, and
 		 * system/popen remove it once the shell has it (a later child
 		 * of ours exec'd without the wrappers must not take that list
-		 * for its own). */
+		 * for its own).  The strings are copied: environ keeps them. */
 		const char *cur = getenv("LD_PRELOAD");
 		for (size_t i = 0; env[i]; i++)
 			if ((!strncmp(env[i], "LD_PRELOAD=", 11) && !has_shim(cur)) ||
-			    !strncmp(env[i], "QCOWSHIM_FDS=", 13))
-				putenv(env[i]); /* deliberately kept: environ owns it now */
-		free(env);
+			    !strncmp(env[i], "QCOWSHIM_FDS=", 13) || !strncmp(env[i], "QCOWSHIM_PARTS=", 15)) {
+				char *copy = strdup(env[i]);
+				if (!copy || putenv(copy) != 0) {
+					free(copy);
+					r = -ENOMEM;
+				}
+			}
 	}
+	exec_cleanup(&stk);
+	return r;
 }
 
 static void spawned(void)
@@ -553,15 +664,21 @@ static void spawned(void)
 
 int system(const char *cmd)
 {
-	proc_release_for_spawn();
-	int r = real_system(cmd);
+	int r = cmd ? proc_release_for_spawn(cmd) : 0;
+	if (r < 0)
+		return (int)shim_ret(r);
+	r = real_system(cmd);
 	spawned();
 	return r;
 }
 
 FILE *popen(const char *cmd, const char *m)
 {
-	proc_release_for_spawn();
+	int r = proc_release_for_spawn(cmd);
+	if (r < 0) {
+		errno = -r;
+		return NULL;
+	}
 	FILE *f = real_popen(cmd, m);
 	spawned();
 	return f;

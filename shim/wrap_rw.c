@@ -86,6 +86,7 @@ static ssize_t rw_locked(int fd, struct shim_ofd *o, const struct iovec *v, int 
 static ssize_t rw(int fd, const struct iovec *v, int c, int64_t pos, bool write, bool append,
 		  bool *handled)
 {
+	shim_cancel_point(); /* (read, write and their kin are cancellation points) */
 	struct shim_ofd *o = fd_get(fd);
 	if (!o) {
 		*handled = false;

@@ -54,12 +54,24 @@ int ftruncate64(int fd, off64_t len)
 	return shim_ftruncate(fd, len);
 }
 
+/* Another name (a hard link) of an image this process has open: truncate
+ * would cut its QCOW2 structure; it resizes the virtual disk instead. */
+static bool open_image_inode(const char *p)
+{
+	struct stat st;
+	int saved = errno;
+	bool r = fd_any_images() && real_stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+		 img_known(st.st_dev, st.st_ino, NULL);
+	errno = saved;
+	return r;
+}
+
 static int truncate_path(const char *p, int64_t len, bool is64)
 {
 	int ref;
 	if (unlikely(!atomic_load_explicit(&shim_ready, memory_order_acquire)))
 		shim_setup();
-	if (shim_depth || policy_classify(p, &ref) == SHIM_PATH_NO)
+	if (shim_depth || (policy_classify(p, &ref) == SHIM_PATH_NO && !open_image_inode(p)))
 		return is64 ? real_truncate64(p, len) : real_truncate(p, len);
 	int saved = errno;
 	int fd = shim_open(AT_FDCWD, p, O_WRONLY | O_CLOEXEC, 0, true);

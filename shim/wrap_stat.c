@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 
 _Static_assert(sizeof(struct stat) == sizeof(struct stat64), "stat64 layout");
@@ -44,6 +45,18 @@ static bool path_view(int dirfd, const char *path, int atflags, uint64_t *size, 
 	default: /* SHIM_PATH_PART that exists: a real file in a directory */
 		return false;
 	}
+}
+
+/* Not named as an image, but another name (a hard link) of an image this
+ * process has open: the image's view too. */
+static bool inode_view(int dirfd, const char *path, int atflags, dev_t dev, ino_t ino,
+		       uint64_t *size, uint64_t *blocks)
+{
+	if (likely(!fd_any_images()) || shim_depth || !path || !img_known(dev, ino, NULL))
+		return false;
+	if ((atflags & AT_EMPTY_PATH) && !path[0])
+		return false; /* an fd the shim does not know: left as it is */
+	return img_path_stat(dirfd, path, atflags, size, blocks) == 0;
 }
 
 static int fix(int r, struct stat *st, bool ok, uint64_t size, uint64_t blocks, unsigned part,
@@ -85,6 +98,8 @@ static int statat_r(int dirfd, const char *p, struct stat *st, int fl, int r, in
 	if (r < 0 || !S_ISREG(st->st_mode))
 		return r;
 	bool ok = path_view(dirfd, p, fl, &size, &blocks, &part, &err);
+	if (!ok && !err)
+		ok = inode_view(dirfd, p, fl, st->st_dev, st->st_ino, &size, &blocks);
 	return fix(r, st, ok, size, blocks, part, err, saved);
 }
 
@@ -152,7 +167,9 @@ int statx(int d, const char *p, int fl, unsigned mask, struct statx *sx)
 			errno = -err;
 			return -1;
 		}
-		return r;
+		if (!inode_view(d, p, fl, makedev(sx->stx_dev_major, sx->stx_dev_minor),
+				(ino_t)sx->stx_ino, &size, &blocks))
+			return r;
 	}
 	sx->stx_size = size;
 	sx->stx_blocks = blocks;

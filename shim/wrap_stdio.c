@@ -344,6 +344,27 @@ void stdio_std_after(int fd)
 	}
 }
 
+/*
+ * Is fd (>= 3) the descriptor of an open stdio stream?  glibc's streams
+ * write through its internal write, past every wrapper: a stream whose fd
+ * became an image would only get EBADF (fdtab.c fd_seal), so dup2 of an
+ * image onto it is refused (wrap_fd.c).  Walks glibc's list of streams
+ * (_IO_list_all, exported with its lock since glibc 2.2.5).
+ */
+extern FILE *_IO_list_all;
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+
+bool stdio_stream_on(int fd)
+{
+	bool on = false;
+	_IO_list_lock();
+	for (FILE *f = _IO_list_all; f && !on; f = f->_chain)
+		on = f->_fileno == fd && f != stdin && f != stdout && f != stderr;
+	_IO_list_unlock();
+	return on;
+}
+
 #endif
 
 /* Constructor: standard streams on inherited images. */

@@ -6,8 +6,15 @@ set -eu
 PKGS="build-essential pkg-config qemu-utils libcriterion-dev zlib1g-dev libzstd-dev
  fdisk gdisk parted dosfstools mtools xfsprogs btrfs-progs e2fsprogs util-linux
  coreutils bsdextrautils diffutils musl-tools mandoc man-db fio time
- systemd squashfs-tools erofs-utils file python3 strace
- qemu-system-common fuse3"
+ systemd squashfs-tools erofs-utils file python3"
+# issue 24's guard and sweep tests (static programs, syslinux's mtools, renames, io_uring)
+PKGS="$PKGS busybox-static syslinux rsync liburing-dev"
+# make deb / test-deb (the package, lintian) and make test-boot (a UEFI boot
+# of an image made under the shim: firmware, boot loader, kernel, busybox).
+PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
+ qemu-system-x86 ovmf systemd-boot-efi linux-image-amd64 busybox-static cpio kmod"
+# issue 25's tests and make bench (strace; qemu-storage-daemon's FUSE export)
+PKGS="$PKGS strace qemu-system-common fuse3"
 PKGS="$PKGS ${FUZZ_PKGS:-}" # make fuzz adds clang
 missing=""
 for p in $PKGS; do

@@ -5,7 +5,10 @@
 # under a real PREFIX; the copy is deleted and the installed wrapper still
 # works (create, write, qemu-img check/compare, --check, --version, the
 # installed examples); a library ld.so cannot preload is refused with a
-# message; `make uninstall` removes exactly what install put there.
+# message; `make uninstall` removes exactly what install put there.  A root
+# install without DESTDIR makes LD_PRELOAD=libqcowshim.so work by name (an
+# /etc/ld.so.conf.d entry, ldconfig) until make uninstall; a per-user one
+# says what to use instead.
 . "$(dirname "$0")/lib_tools.sh"
 require qemu-img mandoc man make cc tar sfdisk mkfs.vfat mkfs.ext4 mcopy e2fsck fsck.vfat blkid debugfs
 
@@ -34,7 +37,85 @@ tar -C "$QCS_ROOT" --exclude=./build --exclude=./.git -cf - . | tar -C src -xf -
 DEST=$T/dest PFX=$T/prefix
 run "make -j2 install DESTDIR=\$T/dest PREFIX=/usr/local (builds in the copy)" \
 	make -C src -j2 install DESTDIR="$DEST" PREFIX=/usr/local
-run "make install PREFIX=\$T/prefix (no DESTDIR)" make -C src install PREFIX="$PFX"
+# A per-user install: run by an unprivileged user when this is root (the
+# copy's build is up to date: nothing is rebuilt).  It cannot register the
+# library with the loader, and says in one line what to use instead.
+if [ "$(id -u)" = 0 ]; then
+	chmod 711 "$T" && chown -R 65534:65534 src && mkdir "$PFX" && chown 65534:65534 "$PFX"
+	AS_USER="setpriv --reuid=65534 --regid=65534 --clear-groups"
+else
+	AS_USER=""
+fi
+run "make install PREFIX=\$T/prefix as an unprivileged user (no DESTDIR)" $AS_USER make -C src install PREFIX="$PFX"
+same "the per-user install says in one line what to use instead of the bare name" \
+	"qcowshim: per-user install: use '$PFX/bin/qcowshim PROG', or LD_PRELOAD=$PFX/lib/qcowshim/libqcowshim.so (the bare name needs a root install)" \
+	"$(grep '^qcowshim: ' "$T/last.log")"
+grep -q 'ldconfig' "$T/last.log" && fail "the per-user install ran ldconfig" || pass "the per-user install leaves the loader alone"
+
+# A system install (root, no DESTDIR) registers the library's directory with
+# the loader: LD_PRELOAD=libqcowshim.so then finds it by name, as fakeroot's
+# package makes LD_PRELOAD=libfakeroot-sysv.so work.  It is done for real
+# (an /etc/ld.so.conf.d entry, ldconfig) under a PREFIX in $T, so an install
+# the machine may already have is never touched.  Scripts that change the
+# loader's path hold a lock on /etc/ld.so.conf.d (another checkout's make
+# test, make test-deb), and the trap removes the entry on any exit.
+section "a system install: LD_PRELOAD=libqcowshim.so works by name, until make uninstall"
+SYS=$T/sys
+CONF=/etc/ld.so.conf.d/qcowshim$(printf %s "$SYS" | tr / -).conf
+undo_ldso() {
+	if [ -f "$CONF" ] && [ "$(cat "$CONF")" = "$SYS/lib/qcowshim" ]; then rm -f "$CONF" && ldconfig; fi
+}
+if [ "$(id -u)" != 0 ]; then
+	note "not root: the system install is not tried"
+elif ! command -v flock >/dev/null || ! command -v ldconfig >/dev/null; then
+	fail "flock or ldconfig missing"
+else
+	trap 'undo_ldso; cd /; rm -rf "$T"' EXIT
+	exec 9</etc/ld.so.conf.d && flock 9
+	other=$(ldconfig -p | grep 'libqcowshim\.so ')
+	[ -n "$other" ] && note "the loader already knows another copy: $other (bare-name runs not tried)"
+	run "make install PREFIX=\$T/sys as root (no DESTDIR)" make -C src install PREFIX="$SYS"
+	same "install wrote $CONF naming the library's directory" "$SYS/lib/qcowshim" "$(cat "$CONF" 2>&1)"
+	grep -q "^echo $SYS/lib/qcowshim > $CONF && .*ldconfig\$" "$T/last.log" &&
+		pass "install shows the entry it writes and the ldconfig it runs" || { fail "install output"; show_log "$T/last.log"; }
+	ldconfig -p | grep -q "libqcowshim\.so .*=> $SYS/lib/qcowshim/libqcowshim.so\$" &&
+		pass "ldconfig -p lists $SYS/lib/qcowshim/libqcowshim.so" || fail "ldconfig -p does not list the library"
+	if [ -z "$other" ]; then
+		printf 'label: dos\nlabel-id: 0x51c0b0a7\nstart=2048, size=40960, type=83\ntype=c\n' >layout
+		LD_PRELOAD=libqcowshim.so truncate -s 96M bare.qcow2 2>bare.err
+		is_qcow2 bare.qcow2 && pass "LD_PRELOAD=libqcowshim.so truncate -s 96M bare.qcow2 made a QCOW2 image" ||
+			{ fail "bare name: bare.qcow2 is not QCOW2"; show_log bare.err; }
+		truncate -s 96M bare.raw
+		LD_PRELOAD=libqcowshim.so sfdisk -q bare.qcow2 <layout >sf.out 2>&1
+		same "LD_PRELOAD=libqcowshim.so sfdisk bare.qcow2: exit 0" 0 "$?"
+		sfdisk -q bare.raw <layout >/dev/null 2>&1
+		LD_PRELOAD=libqcowshim.so fdisk -l bare.qcow2 >fd.out 2>fd.err
+		same "LD_PRELOAD=libqcowshim.so fdisk -l sees the flat 96 MiB disk" \
+			"Disk bare.qcow2: 96 MiB, 100663296 bytes, 196608 sectors" "$(head -n 1 fd.out)"
+		[ ! -s fd.err ] && pass "no loader message" || { fail "fdisk stderr"; show_log fd.err; }
+		tr -s ' ' <fd.out | grep -q '^bare.qcow2p2 43008 196607 153600 75M c W95 FAT32 (LBA)$' &&
+			pass "fdisk -l lists the partitions sfdisk wrote" || { fail "fdisk -l partitions"; show_log fd.out; }
+		same "the process mapped the installed library" "$SYS/lib/qcowshim/libqcowshim.so" \
+			"$(LD_PRELOAD=libqcowshim.so grep -o '/[^ ]*/libqcowshim\.so$' /proc/self/maps | head -n 1)"
+		qcheck bare.qcow2
+		qcompare "$T/bare.qcow2" bare.raw
+	fi
+	run "make uninstall PREFIX=\$T/sys" make -C src uninstall PREFIX="$SYS"
+	[ ! -e "$CONF" ] && pass "uninstall removed $CONF" || fail "$CONF is still there"
+	grep -q "^rm -f $CONF && .*ldconfig\$" "$T/last.log" && pass "uninstall reran ldconfig" ||
+		{ fail "uninstall output"; show_log "$T/last.log"; }
+	ldconfig -p | grep -q "=> $SYS/lib/" && fail "ldconfig -p still lists $SYS" ||
+		pass "ldconfig -p no longer lists the library"
+	same "uninstall left no file under \$T/sys" "" "$(find "$SYS" -type f 2>&1)"
+	if [ -z "$other" ]; then
+		LD_PRELOAD=libqcowshim.so stat -c %s bare.qcow2 >st.out 2>st.err
+		grep -q "object 'libqcowshim.so' from LD_PRELOAD cannot be preloaded" st.err &&
+			pass "the loader no longer finds libqcowshim.so by name: $(cat st.err)" ||
+			{ fail "bare name after uninstall"; show_log st.err; }
+		same "... and stat sees the host file, not the 96 MiB disk" "$(stat -c %s bare.qcow2)" "$(cat st.out)"
+	fi
+	exec 9<&-
+fi
 examples=$(cd "$QCS_ROOT/examples" && ls *.sh *.c | sort)
 docs=$(cd "$QCS_ROOT/docs" && ls *.md | sort)
 rm -rf src
