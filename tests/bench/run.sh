@@ -515,6 +515,18 @@ if has procs; then
 	done
 	row "$PROCS x /bin/true from sh, wall (preloaded vs not)" "${s[*]}" "${r[*]}" s "<=1.05"
 	row "$PROCS x /bin/true from sh, CPU (preloaded vs not)" "${sc[*]}" "${rc[*]}" s "<=1.05"
+	# One process at the finest grain (benchio spawns: vfork+exec, the two sides
+	# alternating run by run), the shim and, for scale, an empty preloaded library.
+	spawn_cpu() { # spawn_cpu LIB: "RAW LIB" mean CPU us per /bin/true
+		runo "$BIO" spawns $((PROCS * 5)) "$1" /bin/true |
+			sed -n 's/.*raw_cpu_us=\([0-9.]*\) lib_cpu_us=\([0-9.]*\).*/\1 \2/p'
+	}
+	a=$(spawn_cpu "$SHIM")
+	[ -n "$a" ] && row "one /bin/true, CPU, vfork+exec by benchio (preloaded vs not)" "${a#* }" "${a% *}" us -
+	if command -v cc >/dev/null && printf 'int qcowshim_bench_empty;\n' >"$W/empty.c" &&
+		cc -shared -fPIC -o "$W/libempty.so" "$W/empty.c" && a=$(spawn_cpu "$W/libempty.so") && [ -n "$a" ]; then
+		row "one /bin/true, CPU, an empty preloaded library (vs none)" "${a#* }" "${a% *}" us -
+	fi
 	if command -v strace >/dev/null; then
 		# calls [PRELOAD]: "LOADER OTHER" system calls of the whole loop (strace -f -c):
 		# LOADER counts the kinds ld.so uses to map a library (openat read newfstatat
