@@ -269,14 +269,34 @@ void fd_foreach(void (*cb)(int fd, struct shim_ofd *o, void *arg), void *arg)
 
 /* ---- private descriptors */
 
+/* Where private fds go: 800, or 3/4 of a lower RLIMIT_NOFILE.  Read once
+ * (a getrlimit per image open otherwise); private_dup asks again when the
+ * program lowered its limit since. */
+static atomic_int base_cache;
+
 static int private_base(void)
 {
+	int b = atomic_load_explicit(&base_cache, memory_order_relaxed);
+	if (b)
+		return b;
 	struct rlimit rl;
 	long base = 800;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < 1024)
 		base = (long)rl.rlim_cur * 3 / 4;
+	atomic_store_explicit(&base_cache, (int)base, memory_order_relaxed);
 	return (int)base;
+}
+
+/* F_DUPFD_CLOEXEC of fd at or above the private base. */
+static int private_dup(int fd)
+{
+	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
+	if (nfd < 0 && errno == EINVAL) { /* the limit went down: ask again */
+		atomic_store_explicit(&base_cache, 0, memory_order_relaxed);
+		nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
+	}
+	return nfd;
 }
 
 /* Moves of private fds: handle (the number the backend knows) -> real fd. */
@@ -297,7 +317,7 @@ static bool is_handle(int n)
 
 int fd_make_private(int fd)
 {
-	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
+	int nfd = private_dup(fd);
 	if (nfd >= 0 && nfd < SHIM_FD_MAX) {
 		real_close(fd);
 		fd = nfd;
@@ -374,7 +394,7 @@ int fd_evacuate(int fd)
 {
 	if (!fd_is_private(fd))
 		return 0;
-	int nfd = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)private_base());
+	int nfd = private_dup(fd);
 	if (nfd < 0)
 		return -errno;
 	fd_lock();

@@ -456,7 +456,11 @@ int exec_prepare(const char *path, char *const *av, char *const *envp, char ***n
 		fd_foreach(inherit_cb, &in);
 	if (images) {
 		fd_foreach(parts_cb, &in);
-		img_release_all();
+		/* A vfork child (another thread opened an image between the vfork
+		 * wrapper's check and the system call) must not close its parent's
+		 * translators: they live in the memory it shares. */
+		if (!shim_in_vfork)
+			img_release_all();
 	}
 	char named[PATH_MAX], why[PATH_MAX + 64];
 	bool names = argv_names_image(av, named, sizeof named);

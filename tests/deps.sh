@@ -15,6 +15,8 @@ PKGS="$PKGS clang"
 # of an image made under the shim: firmware, boot loader, kernel, busybox).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian
  qemu-system-x86 ovmf systemd-boot-efi linux-image-amd64 busybox-static cpio kmod"
+# issue 25's tests and make bench (strace; qemu-storage-daemon's FUSE export)
+PKGS="$PKGS strace qemu-system-common fuse3"
 PKGS="$PKGS ${FUZZ_PKGS:-}" # make fuzz adds clang
 missing=""
 for p in $PKGS; do

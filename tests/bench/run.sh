@@ -21,8 +21,13 @@
 #   BENCH_COMP_SIZE=1G    compressed image of the overwrite case (case comp);
 #                         BENCH_COMP_OPS=20000 4 KiB writes per run;
 #                         BENCH_COMP512_SIZE=256M the same with 512 B clusters
+#   BENCH_PROCS=300       /bin/true runs per loop (case procs); BENCH_OPENS=2000 opens
+#   BENCH_BUILD_FILES=50  files the build script copies in, one mcopy each (case build)
+#   BENCH_FUSE_SIZE=16G   disk of the qemu-storage-daemon FUSE rows (case fuse; 1 GiB
+#                         written and read there is BENCH_SIZE)
 #   BENCH_TIMEOUT=900     seconds before one command is killed (counted as MISS)
-#   BENCH_CASES="seqread seqwrite randread randwrite comp mkfs mkfsd small rss pib"  (subset)
+#   BENCH_CASES="seqread seqwrite randread randwrite comp mkfs mkfsd small rss pib
+#                procs build open fuse"  (subset)
 #   BENCH_DIR=$TMPDIR     where the scratch directory goes (same filesystem for all)
 #   BENCH_NICE=0          nice level for every timed command (e.g. 19 on a shared box)
 #   BENCH_KEEP=1          keep the scratch directory
@@ -45,7 +50,11 @@ TIMEOUT=${BENCH_TIMEOUT:-900}
 COMP_SIZE=${BENCH_COMP_SIZE:-1G}
 COMP_OPS=${BENCH_COMP_OPS:-20000}
 COMP512_SIZE=${BENCH_COMP512_SIZE:-256M}
-CASES=" ${BENCH_CASES:-seqread seqwrite randread randwrite comp mkfs mkfsd small rss pib} "
+PROCS=${BENCH_PROCS:-300}
+OPENS=${BENCH_OPENS:-2000}
+BUILD_FILES=${BENCH_BUILD_FILES:-50}
+FUSE_SIZE=${BENCH_FUSE_SIZE:-16G}
+CASES=" ${BENCH_CASES:-seqread seqwrite randread randwrite comp mkfs mkfsd small rss pib procs build open fuse} "
 NICE=${BENCH_NICE:-0}
 
 for f in "$SHIM" "$BIO"; do [ -x "$f" ] || [ -f "$f" ] || { echo "bench: $f missing (make all)" >&2; exit 1; }; done
@@ -56,9 +65,10 @@ HAVE_FIO=0; command -v fio >/dev/null && command -v qemu-nbd >/dev/null && HAVE_
 TIMEBIN=/usr/bin/time; [ -x $TIMEBIN ] || TIMEBIN=
 
 W=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/qcowshim-bench.XXXXXX") || exit 1
-NBD_PID=
+NBD_PID= QSD_PID= QSD_MNT=
 cleanup() {
 	[ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null && wait "$NBD_PID" 2>/dev/null
+	[ -n "$QSD_PID" ] && qsd_stop 2>/dev/null
 	[ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: kept $W" >&2 && return
 	rm -rf "$W"
 }
@@ -104,6 +114,12 @@ elapsed() {
 pair() {
 	if [ $((i % 2)) = 1 ]; then r+=("$(t_raw)"); s+=("$(t_shim)")
 	else s+=("$(t_shim)"); r+=("$(t_raw)"); fi
+}
+# pair_in SHIMS REFS: the same into the arrays named.
+pair_in() {
+	local -n ps=$1 pr=$2
+	if [ $((i % 2)) = 1 ]; then pr+=("$(t_raw)"); ps+=("$(t_shim)")
+	else ps+=("$(t_shim)"); pr+=("$(t_raw)"); fi
 }
 # iops CMD...: the iops= field a benchio run prints, or x.
 iops() {
@@ -465,6 +481,168 @@ if has pib; then
 	limit "$PIB_SIZE image: image file size" "$sz" MiB "<" 256
 	limit "$PIB_SIZE image: peak RSS (max of both tools)" "$m" MiB "<" 64
 	drop_file "$P"
+fi
+
+# wcpu CMD...: "WALL CPU" of CMD (benchio cpu: CPU = user + system of CMD and all its
+# children), or "x x".
+wcpu() {
+	local out
+	sync
+	out=$(timeout "$TIMEOUT" nice -n "$NICE" "$BIO" cpu "$@" 2>>"$LOG" | tail -n 1)
+	case $out in wall=*) echo "$out" | sed 's/wall=\([0-9.]*\) cpu=\([0-9.]*\)/\1 \2/' ;;
+	*) echo "x x"; note "failed: $*" ;; esac
+}
+# wcpu_pair: one repetition of a row measured by wcpu: t_raw/t_shim print "WALL CPU";
+# appends to r/s (wall) and rc/sc (CPU), the order alternating as in pair.
+wcpu_pair() {
+	local a b
+	if [ $((i % 2)) = 1 ]; then a=$(t_raw); b=$(t_shim); else b=$(t_shim); a=$(t_raw); fi
+	r+=("${a% *}") rc+=("${a#* }") s+=("${b% *}") sc+=("${b#* }")
+}
+
+# ---- processes that never touch an image: a shell running /bin/true PROCS times ---------
+# Both sides start through env; the shim side has LD_PRELOAD set for the shell and so
+# for every /bin/true (the wrapped-build-script case).  Then the system calls the shim
+# adds per process, by strace -c over the same loop, less those the loader spends on
+# any preloaded library (the same loop preloading an empty one).
+if has procs; then
+	s=() r=() sc=() rc=()
+	loop="for i in \$(seq $PROCS); do /bin/true; done"
+	for i in $(seq $((REPS * 2))); do
+		t_raw() { wcpu env sh -c "$loop"; }
+		t_shim() { wcpu env LD_PRELOAD="$SHIM" sh -c "$loop"; }
+		wcpu_pair
+	done
+	row "$PROCS x /bin/true from sh, wall (preloaded vs not)" "${s[*]}" "${r[*]}" s "<=1.05"
+	row "$PROCS x /bin/true from sh, CPU (preloaded vs not)" "${sc[*]}" "${rc[*]}" s "<=1.05"
+	# One process at the finest grain (benchio spawns: vfork+exec, the two sides
+	# alternating run by run), the shim and, for scale, an empty preloaded library.
+	spawn_cpu() { # spawn_cpu LIB: "RAW LIB" mean CPU us per /bin/true
+		runo "$BIO" spawns $((PROCS * 5)) "$1" /bin/true |
+			sed -n 's/.*raw_cpu_us=\([0-9.]*\) lib_cpu_us=\([0-9.]*\).*/\1 \2/p'
+	}
+	a=$(spawn_cpu "$SHIM")
+	[ -n "$a" ] && row "one /bin/true, CPU, vfork+exec by benchio (preloaded vs not)" "${a#* }" "${a% *}" us -
+	if command -v cc >/dev/null && printf 'int qcowshim_bench_empty;\n' >"$W/empty.c" &&
+		cc -shared -fPIC -o "$W/libempty.so" "$W/empty.c" && a=$(spawn_cpu "$W/libempty.so") && [ -n "$a" ]; then
+		row "one /bin/true, CPU, an empty preloaded library (vs none)" "${a#* }" "${a% *}" us -
+	fi
+	if command -v strace >/dev/null; then
+		# calls [PRELOAD]: "LOADER OTHER" system calls of the whole loop (strace -f -c):
+		# LOADER counts the kinds ld.so uses to map a library (openat read newfstatat
+		# mmap mprotect close munmap), OTHER the rest.
+		calls() {
+			strace -f -c -o "$W/sc" env ${1:+LD_PRELOAD=$1} sh -c "$loop" >>"$LOG" 2>&1
+			awk '$1 ~ /^[0-9.]+$/ && NF >= 5 { n = ($NF == "total") ? 0 : $4
+				if ($NF ~ /^(openat|read|newfstatat|mmap|mprotect|close|munmap)$/) l += n; else o += n }
+				END { print l + 0, o + 0 }' "$W/sc"
+		}
+		c0=$(calls) c2=$(calls "$SHIM")
+		note "procs: loop system calls (loader kinds, others): raw $c0, shim $c2"
+		load=$(echo "$c0 $c2" | awk -v n="$PROCS" '{ printf "%.2f", ($3 - $1) / n }')
+		per=$(echo "$c0 $c2" | awk -v n="$PROCS" '{ printf "%.2f", ($4 - $2) / n }')
+		note "procs: per process, $load more of the loader's kinds (mapping the library), $per others"
+		limit "system calls per process beyond loading the library (strace -c)" "$per" calls "<=" 3
+	else
+		ROWS+=("system calls per process (strace -c)|-|-|-|<=3|SKIP (no strace)|-")
+	fi
+fi
+
+# ---- issue 25's image-building script: new 1 GiB disk, sfdisk, mkfs.vfat/ext4 by offset,
+# BUILD_FILES files copied in by one mcopy each; the whole script under the shim -----------
+if has build; then
+	if command -v sfdisk >/dev/null && command -v mkfs.vfat >/dev/null && command -v mcopy >/dev/null; then
+		F=$W/files
+		mkdir -p "$F"
+		for k in $(seq "$BUILD_FILES"); do run "$BIO" fill "$F/f$k" $((4096 * (k % 16 + 1))) "$k"; done
+		touch -d @1700000000 "$F"/*
+		s=() r=() sc=() rc=()
+		for i in $(seq $((REPS * 2))); do
+			drop_file "$W/b.raw" "$W/b.qcow2"
+			t_raw() { wcpu env sh "$ROOT/tests/bench/build-image.sh" "$W/b.raw" "$F"; }
+			t_shim() { wcpu env LD_PRELOAD="$SHIM" sh "$ROOT/tests/bench/build-image.sh" "$W/b.qcow2" "$F"; }
+			wcpu_pair
+		done
+		run qemu-img check -q "$W/b.qcow2" || note "build: qemu-img check reports problems!"
+		run qemu-img compare -q -f raw -F qcow2 "$W/b.raw" "$W/b.qcow2" || note "build: image differs from the raw twin!"
+		row "build script: 1G disk, sfdisk, mkfs.vfat+ext4, $BUILD_FILES mcopy, wall (vs raw file)" "${s[*]}" "${r[*]}" s "<=1.1"
+		row "build script, CPU (vs raw file)" "${sc[*]}" "${rc[*]}" s "<=1.2"
+		drop_file "$W/b.raw" "$W/b.qcow2"
+		rm -rf "$F"
+	else
+		ROWS+=("build script|-|-|-|<=1.1|SKIP (no sfdisk, mkfs.vfat or mcopy)|-")
+	fi
+fi
+
+# ---- one image open (open, a 512 B pread, close) against the same on a raw file ----------
+if has open; then
+	[ -f "$W/o.qcow2" ] || { run qemu-img create -q -f qcow2 "$W/o.qcow2" 1G &&
+		run env LD_PRELOAD="$SHIM" dd if=/dev/urandom of="$W/o.qcow2" bs=64k count=16 conv=notrunc status=none &&
+		run qemu-img convert -f qcow2 -O raw "$W/o.qcow2" "$W/o.raw"; }
+	s=() r=()
+	for i in $(seq $((REPS * 2))); do
+		r+=("$(secs runo "$BIO" opens "$W/o.raw" "$OPENS")")
+		s+=("$(secs shimo "$BIO" opens "$W/o.qcow2" "$OPENS")")
+	done
+	ms=$(echo "${s[*]}" | median) mr=$(echo "${r[*]}" | median)
+	d=x; [ "$ms" != x ] && [ "$mr" != x ] && d=$(awk -v a="$ms" -v b="$mr" -v n="$OPENS" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')
+	note "open: $(awk -v a="$ms" -v n="$OPENS" 'BEGIN { printf "%.1f", a * 1e6 / n }') us per image open, $(awk -v a="$mr" -v n="$OPENS" 'BEGIN { printf "%.1f", a * 1e6 / n }') us raw"
+	limit "one image open+pread+close, us above a raw file (benchio opens)" "$d" us "<=" 10
+	drop_file "$W/o.qcow2" "$W/o.raw"
+fi
+
+# ---- the rootless qemu route: qemu-storage-daemon's FUSE export of the image, start and
+# stop included, against the shim doing the same on the image itself ---------------------
+qsd_start() { # qsd_start IMAGE MOUNTPOINT: export IMAGE writable on MOUNTPOINT (a file)
+	: >"$2"
+	qemu-storage-daemon --blockdev driver=file,node-name=file,filename="$1" \
+		--blockdev driver=qcow2,node-name=fmt,file=file \
+		--export type=fuse,id=exp0,node-name=fmt,mountpoint="$2",writable=on \
+		--pidfile "$W/qsd.pid" --daemonize >>"$LOG" 2>&1 || return 1
+	QSD_PID=$(cat "$W/qsd.pid") QSD_MNT=$2
+}
+qsd_stop() { # the daemon unmounts at SIGTERM; a mount it left is removed here
+	local k
+	kill "$QSD_PID" 2>/dev/null
+	for k in $(seq 600); do kill -0 "$QSD_PID" 2>/dev/null || break; sleep 0.05; done
+	grep -q " $QSD_MNT fuse" /proc/self/mounts && fusermount3 -u "$QSD_MNT" >>"$LOG" 2>&1
+	QSD_PID=; rm -f "$QSD_MNT" "$W/qsd.pid"
+}
+fuse_mkfs() { # IMAGE MNT: create, export, mkfs.ext4 the export, stop
+	run qemu-img create -q -f qcow2 "$1" "$FUSE_SIZE" && qsd_start "$1" "$2" &&
+		run mkfs.ext4 -q -F "$2" && qsd_stop
+}
+fuse_write() { qsd_start "$1" "$2" && run dd if="$SRC" of="$2" bs=1M conv=notrunc && qsd_stop; }
+fuse_read() { qsd_start "$1" "$2" && run dd if="$2" of=/dev/null bs=1M && qsd_stop; }
+if has fuse; then
+	if ! command -v qemu-storage-daemon >/dev/null || ! command -v fusermount3 >/dev/null || [ ! -c /dev/fuse ]; then
+		ROWS+=("qemu-storage-daemon FUSE rows|-|-|-|<1|SKIP (no qemu-storage-daemon, fusermount3 or /dev/fuse)|-")
+	else
+		[ -f "$SRC" ] || run "$BIO" fill "$SRC" "$SIZE" 7
+		warm "$SRC"
+		s=() r=() s2=() r2=() s3=() r3=()
+		for i in $(seq "$REPS"); do
+			drop_file "$W/fs.qcow2" "$W/ff.qcow2"
+			t_shim() { elapsed shim sh -c "truncate -s $FUSE_SIZE '$W/fs.qcow2' && mkfs.ext4 -q -F '$W/fs.qcow2'"; }
+			t_raw() { elapsed fuse_mkfs "$W/ff.qcow2" "$W/fmnt"; }
+			pair
+			run qemu-img check -q "$W/fs.qcow2" && run qemu-img check -q "$W/ff.qcow2" || note "fuse: qemu-img check reports problems!"
+			drop_file "$W/fs.qcow2" "$W/ff.qcow2"
+			run qemu-img create -q -f qcow2 "$W/fs.qcow2" "$SIZE"; run qemu-img create -q -f qcow2 "$W/ff.qcow2" "$SIZE"
+			t_shim() { elapsed shim dd if="$SRC" of="$W/fs.qcow2" bs=1M conv=notrunc; }
+			t_raw() { elapsed fuse_write "$W/ff.qcow2" "$W/fmnt"; }
+			pair_in s2 r2
+			run qemu-img compare -q "$W/fs.qcow2" "$W/ff.qcow2" || note "fuse: the two images differ!"
+			run qemu-img check -q "$W/fs.qcow2" || note "fuse: qemu-img check reports problems!"
+			t_shim() { elapsed shim dd if="$W/fs.qcow2" of=/dev/null bs=1M; }
+			t_raw() { elapsed fuse_read "$W/ff.qcow2" "$W/fmnt"; }
+			pair_in s3 r3
+		done
+		drop_file "$W/fs.qcow2" "$W/ff.qcow2"
+		row "create + mkfs.ext4 $FUSE_SIZE (vs qemu-storage-daemon FUSE export)" "${s[*]}" "${r[*]}" s "<1"
+		row "write $SIZE, dd 1M (vs qemu-storage-daemon FUSE export)" "${s2[*]}" "${r2[*]}" s "<1"
+		row "read $SIZE, dd 1M (vs qemu-storage-daemon FUSE export)" "${s3[*]}" "${r3[*]}" s "<1"
+	fi
 fi
 
 # ---- the table ----------------------------------------------------------------------
