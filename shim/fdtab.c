@@ -183,14 +183,10 @@ static void tab_set(int fd, struct shim_ofd *o)
  * descriptor that fails reads too (O_PATH) keeps no offset (ARCHITECTURE.md).
  * Returns 0 or -errno (fd unchanged).
  */
-int fd_seal(int fd)
+/* fd's file status flags fl, descriptor flags fdfl and offset pos are
+ * known: reopen it read-only onto the same number. */
+static int seal(int fd, int fl, int fdfl, off64_t pos)
 {
-	int fl = real_fcntl(fd, F_GETFL, NULL);
-	if (fl < 0)
-		return -errno;
-	if ((fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY)
-		return 0;
-	int fdfl = real_fcntl(fd, F_GETFD, NULL);
 	char p[40];
 	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
 	int keep = fl & (O_NONBLOCK | O_NOATIME | O_SYNC | O_DSYNC);
@@ -200,27 +196,64 @@ int fd_seal(int fd)
 	if (ro < 0)
 		return -errno;
 	int r = 0;
-	off64_t pos = real_lseek64(fd, 0, SEEK_CUR);
-	if (fdfl < 0 || (pos > 0 && real_lseek64(ro, pos, SEEK_SET) != pos) ||
+	if ((pos > 0 && real_lseek64(ro, pos, SEEK_SET) != pos) ||
 	    real_dup3(ro, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
 		r = -(errno ? errno : EIO);
 	real_close(ro);
 	return r;
 }
 
-int fd_attach(int fd, struct shim_ofd *o)
+static bool sealed(int fl)
 {
-	if ((unsigned)fd >= SHIM_FD_MAX)
-		return -EMFILE;
-	int r = fd_seal(fd);
-	if (r < 0) {
+	return (fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY;
+}
+
+int fd_seal(int fd)
+{
+	int fl = real_fcntl(fd, F_GETFL, NULL);
+	if (fl < 0)
+		return -errno;
+	if (sealed(fl))
+		return 0;
+	int fdfl = real_fcntl(fd, F_GETFD, NULL);
+	if (fdfl < 0)
+		return -errno;
+	return seal(fd, fl, fdfl, real_lseek64(fd, 0, SEEK_CUR));
+}
+
+/* seal_r: what sealing fd gave (fd_seal). */
+static int attach(int fd, struct shim_ofd *o, int seal_r)
+{
+	if (seal_r < 0) {
 		shim_msg("%s: refusing the descriptor: it cannot be made read-only to the kernel (%s)",
-			 img_path(o->img), strerror(-r));
-		return r;
+			 img_path(o->img), strerror(-seal_r));
+		return seal_r;
 	}
 	atomic_fetch_add(&shim_nimages_ever, 1);
 	tab_set(fd, o);
 	return 0;
+}
+
+int fd_attach(int fd, struct shim_ofd *o)
+{
+	if ((unsigned)fd >= SHIM_FD_MAX)
+		return -EMFILE;
+	return attach(fd, o, fd_seal(fd));
+}
+
+/* An fd this process has just opened with the kernel flags fl (offset 0):
+ * sealed without asking the kernel what it already said.  On failure o
+ * (and its image reference) and fd are disposed of.  0 or -errno. */
+int fd_attach_opened(int fd, struct shim_ofd *o, int fl)
+{
+	int r = (unsigned)fd >= SHIM_FD_MAX ? -EMFILE
+		: attach(fd, o, sealed(fl) ? 0 : seal(fd, fl, (fl & O_CLOEXEC) ? FD_CLOEXEC : 0, 0));
+	if (r < 0) {
+		img_unref(o->img);
+		free(o);
+		real_close(fd);
+	}
+	return r;
 }
 
 void fd_forget(int fd)

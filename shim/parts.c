@@ -218,10 +218,7 @@ int part_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		errno = -r;
 		return -1;
 	}
-	if ((r = fd_attach(fd, o)) < 0) {
-		free(o);
-		img_unref(img);
-		real_close(fd);
+	if ((r = fd_attach_opened(fd, o, flags)) < 0) {
 		errno = -r;
 		return -1;
 	}

@@ -228,6 +228,7 @@ void fd_put(struct shim_ofd *o);
 bool fd_is_private(int fd);
 int fd_seal(int fd);                      /* kernel access mode O_RDONLY (issue 24) */
 int fd_attach(int fd, struct shim_ofd *o); /* fd_seal, then table[fd] = o (ref taken) */
+int fd_attach_opened(int fd, struct shim_ofd *o, int fl); /* just opened with flags fl */
 void fd_forget(int fd);                   /* fd closed: drop entry */
 void fd_forget_closed(int fd, struct shim_ofd *o); /* same, unless reused */
 int fd_dup_entry(int oldfd, int newfd);   /* newfd now shares oldfd's entry */

@@ -117,10 +117,7 @@ static int image_fd(int fd, const char *path, int flags, bool pending, int saved
 	o->base = win.base;
 	o->len = win.len;
 	o->opath = opath;
-	if ((r = fd_attach(fd, o)) < 0) {
-		free(o);
-		img_unref(img);
-		real_close(fd);
+	if ((r = fd_attach_opened(fd, o, flags)) < 0) {
 		errno = -r;
 		return -1;
 	}
