@@ -559,8 +559,11 @@ static void adopt_one(int fd, bool inherited, bool by_inode_only)
 		o->len = h.len;
 	}
 	if (fd_attach(fd, o) < 0) { /* the ofd owns the image reference once attached */
+		/* Refused (fd_attach said so): left open, the descriptor would
+		 * reach the host bytes writable and unseen. */
 		free(o);
 		img_unref(img);
+		real_close(fd);
 		return;
 	}
 	shim_debug("%s: %s image on fd %d", path, inherited ? "inherited" : "received", fd);
