@@ -164,7 +164,7 @@ void inherit_ofd(struct inherit *in, int fd, int as, struct shim_ofd *o)
 {
 	struct stat st;
 	if (real_fstat(fd, &st) < 0) {
-		in->oom = true; /* cannot describe it: fail closed */
+		inherit_fail(in); /* cannot describe it: fail closed */
 		return;
 	}
 	inherit_add(in, as, o->eflags, o->upos ? (long long)o->pos : -1LL, o->part, o->base, o->len,
@@ -176,12 +176,24 @@ void inherit_fail(struct inherit *in)
 	in->oom = true;
 }
 
-static void inherit_cb(int fd, struct shim_ofd *o, void *arg)
+/* This process's image fd: a partition fd is announced (parts_cb); one that
+ * stays open across the exec is inherited, unless plan (posix_spawn's file
+ * actions) says what the child holds. */
+struct exec_scan {
+	struct inherit *in;
+	bool plan;
+};
+
+static void exec_fd_cb(int fd, struct shim_ofd *o, void *arg)
 {
+	struct exec_scan *sc = arg;
+	parts_cb(fd, o, sc->in);
+	if (sc->plan)
+		return;
 	int fl = real_fcntl(fd, F_GETFD, NULL);
 	if (fl < 0 || (fl & FD_CLOEXEC))
 		return;
-	inherit_ofd(arg, fd, fd, o);
+	inherit_ofd(sc->in, fd, fd, o);
 }
 
 /* Why `path` would not load the shim, or NULL if it would (or if it cannot
@@ -421,7 +433,7 @@ static bool repeated_refusal(const char *path)
 {
 	static _Atomic unsigned long long last_dev, last_ino;
 	struct stat st;
-	if (!path || stat(path, &st) < 0)
+	if (!path || real_stat(path, &st) < 0)
 		return false;
 	bool same = atomic_load(&last_dev) == (unsigned long long)st.st_dev &&
 		    atomic_load(&last_ino) == (unsigned long long)st.st_ino;
@@ -452,10 +464,8 @@ int exec_prepare(const char *path, char *const *av, char *const *envp, char ***n
 	bool images = fd_any_images();
 	if (plan)
 		plan(&in, arg);
-	else if (images)
-		fd_foreach(inherit_cb, &in);
-	if (images) {
-		fd_foreach(parts_cb, &in);
+	if (images) { /* one pass over the fd table */
+		fd_foreach(exec_fd_cb, &(struct exec_scan){&in, plan != NULL});
 		/* A vfork child (another thread opened an image between the vfork
 		 * wrapper's check and the system call) must not close its parent's
 		 * translators: they live in the memory it shares. */
