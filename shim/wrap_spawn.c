@@ -150,11 +150,10 @@ static void shadow_chdir(const posix_spawn_file_actions_t *fa, const char *dir)
 	pthread_mutex_lock(&fa_mu);
 	struct fa_shadow *s = shadow_of(fa, true);
 	if (s) {
-		char *n = NULL;
-		if (dir[0] == '/' || !s->cwd)
-			n = dir[0] == '/' ? strdup(dir) : NULL;
-		if (!n && dir[0] != '/') {
-			char cwd[PATH_MAX];
+		char *n = NULL, cwd[PATH_MAX];
+		if (dir[0] == '/') {
+			n = strdup(dir);
+		} else {
 			const char *base = s->cwd ? s->cwd : getcwd(cwd, sizeof cwd);
 			if (base && asprintf(&n, "%s/%s", base, dir) < 0)
 				n = NULL;
