@@ -70,18 +70,15 @@ int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bs
 	c->buckets = malloc(c->nbuckets * sizeof(int));
 	if (!c->ents || !c->buckets)
 		return -ENOMEM;
-	for (unsigned i = 0; i < c->nbuckets; i++)
-		c->buckets[i] = -1;
-	c->newest = c->oldest = -1;
-	for (unsigned i = 0; i < c->n; i++)
-		lru_push_newest(c, (int)i);
+	memset(c->buckets, 0xff, c->nbuckets * sizeof(int)); /* every bucket -1 */
+	c->newest = c->oldest = -1; /* entries join the LRU list as first used */
 	return 0;
 }
 
 void qc_cache_destroy(struct qc_cache *c)
 {
 	if (c->ents)
-		for (unsigned i = 0; i < c->n; i++)
+		for (unsigned i = 0; i < c->top; i++)
 			free(c->ents[i].buf);
 	free(c->ents);
 	free(c->buckets);
@@ -125,6 +122,10 @@ static int write_entry(struct qcow *q, struct qc_cache *c, struct qc_cent *e)
 /* Pick a slot for a new entry: the least recently used unpinned one. */
 static int victim(struct qcow *q, struct qc_cache *c, int *slot)
 {
+	/* Never used entries first: an open that reads a few tables touches
+	 * a few entries, not the whole budget (1024 L2 slices by default). */
+	if (c->top < c->n)
+		lru_push_oldest(c, (int)c->top++);
 	int i = c->oldest;
 	while (i >= 0 && c->ents[i].pins)
 		i = c->ents[i].newer;
@@ -201,7 +202,7 @@ int qc_cache_flush(struct qcow *q, struct qc_cache *c)
 		return 0;
 	if (c->before_write && (r = c->before_write(q)) < 0)
 		return r;
-	for (unsigned i = 0; i < c->n && c->ndirty; i++) {
+	for (unsigned i = 0; i < c->top && c->ndirty; i++) {
 		struct qc_cent *e = &c->ents[i];
 		if (e->valid && e->dirty && (r = write_entry(q, c, e)) < 0)
 			return r;
@@ -213,7 +214,7 @@ int qc_cache_flush(struct qcow *q, struct qc_cache *c)
  * for blocks whose own durability is the point, the reservation's). */
 int qc_cache_flush_sync(struct qcow *q, struct qc_cache *c)
 {
-	for (unsigned i = 0; i < c->n && c->ndirty; i++) {
+	for (unsigned i = 0; i < c->top && c->ndirty; i++) {
 		struct qc_cent *e = &c->ents[i];
 		if (!e->valid || !e->dirty)
 			continue;
@@ -251,7 +252,7 @@ void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len)
 
 void qc_cache_clear(struct qc_cache *c)
 {
-	for (unsigned i = 0; i < c->n; i++)
+	for (unsigned i = 0; i < c->top; i++)
 		if (c->ents[i].valid)
 			drop(c, (int)i);
 }

@@ -78,12 +78,33 @@ static int check_features(struct qcow *q, const uint8_t *h)
 	return 0;
 }
 
+/*
+ * Make bytes [0, upto) of cluster 0 present in q->hdr.  Open reads its
+ * first 4 KiB, where qemu puts the header, its extensions and the backing
+ * file name; the rest of a 64 KiB (or 2 MiB) cluster is read only if an
+ * image keeps something there (the header is only ever written field by
+ * field, so bytes never read are never written back).
+ */
+static int hdr_have(struct qcow *q, uint64_t upto)
+{
+	if (upto <= q->hdr_read || q->hdr_read >= q->hdr_end)
+		return 0;
+	int r = qc_pread(q, &q->be, q->hdr + q->hdr_read, q->hdr_end - q->hdr_read, q->hdr_read, false);
+	if (r < 0)
+		return r;
+	q->hdr_read = q->hdr_end;
+	return 0;
+}
+
 /* Walk the header extensions; unknown ones are left alone (and kept on disk). */
 static int parse_extensions(struct qcow *q, uint64_t end)
 {
 	const uint8_t *h = q->hdr;
 	uint64_t off = q->header_length;
+	int r;
 	while (off + 8 <= end) {
+		if ((r = hdr_have(q, off + 8)) < 0)
+			return r;
 		uint32_t type = be32_get(h + off), len = be32_get(h + off + 4);
 		off += 8;
 		if (type == QC_EXT_END)
@@ -92,6 +113,8 @@ static int parse_extensions(struct qcow *q, uint64_t end)
 			qc_log(q, "header extension 0x%x too large (%u bytes)", type, len);
 			return -EINVAL;
 		}
+		if ((r = hdr_have(q, off + len)) < 0)
+			return r;
 		switch (type) {
 		case QC_EXT_BACKING_FORMAT:
 			if (len >= sizeof(q->backing_fmt)) {
@@ -136,6 +159,9 @@ static int parse_backing_name(struct qcow *q)
 		       (unsigned long long)off, len);
 		return -EINVAL;
 	}
+	int r = hdr_have(q, off + len);
+	if (r < 0)
+		return r;
 	memcpy(q->backing_name, q->hdr + off, len);
 	q->backing_name[len] = 0;
 	if (strlen(q->backing_name) != len) {
@@ -151,13 +177,14 @@ static int parse_backing_name(struct qcow *q)
  */
 int qc_header_parse(struct qcow *q, uint64_t file_size)
 {
-	uint8_t h[QH_V3_CREATE_LENGTH] = {0};
+	uint8_t h[4096] = {0}; /* qemu's header and extensions; >= QH_V3_CREATE_LENGTH */
+	uint64_t first = file_size < sizeof(h) ? file_size : sizeof(h);
 	int r;
 	if (file_size < QH_V2_LENGTH) {
 		qc_log(q, "file too small for a qcow2 header");
 		return -EINVAL;
 	}
-	if ((r = qc_pread(q, &q->be, h, file_size < sizeof(h) ? file_size : sizeof(h), 0, false)) < 0)
+	if ((r = qc_pread(q, &q->be, h, first, 0, false)) < 0)
 		return r;
 	if (be32_get(h + QH_MAGIC) != QCOW_MAGIC) {
 		qc_log(q, "not a qcow2 image (bad magic)");
@@ -171,10 +198,10 @@ int qc_header_parse(struct qcow *q, uint64_t file_size)
 	}
 	if (!(q->hdr = calloc(1, q->cluster_size)))
 		return -ENOMEM;
-	uint64_t n = file_size < q->cluster_size ? file_size : q->cluster_size;
-	if ((r = qc_pread(q, &q->be, q->hdr, n, 0, false)) < 0)
-		return r;
-	if ((r = check_features(q, q->hdr)) < 0)
+	q->hdr_end = file_size < q->cluster_size ? file_size : q->cluster_size;
+	q->hdr_read = first < q->hdr_end ? first : q->hdr_end;
+	memcpy(q->hdr, h, q->hdr_read);
+	if ((r = hdr_have(q, q->header_length)) < 0 || (r = check_features(q, q->hdr)) < 0)
 		return r;
 	q->size = be64_get(q->hdr + QH_SIZE);
 	if (q->size > INT64_MAX) {

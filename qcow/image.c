@@ -232,11 +232,11 @@ int qc_flush_locked(struct qcow *q)
  */
 int qcow_publish(struct qcow *q)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	q->publishing = true;
 	int r = qc_flush_locked(q);
 	q->publishing = false;
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 
@@ -376,7 +376,7 @@ static void destroy(struct qcow *q)
 	free(q->zin);
 	free(q->wbuf);
 	free(q->path);
-	pthread_mutex_destroy(&q->lock);
+	pthread_mutex_destroy(&q->lock.m);
 	free(q);
 }
 
@@ -385,7 +385,7 @@ int qc_open_depth(struct qcow **out, struct qcow_backend be, const struct qcow_o
 	struct qcow *q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->lock.m, NULL);
 	q->be = q->data_be = be;
 	if (o)
 		q->opts = *o;
@@ -428,9 +428,9 @@ int qcow_create(struct qcow **out, struct qcow_backend be, const struct qcow_cre
 	int r = qc_header_create(&be, c);
 	if (r < 0 || (r = qcow_open(&q, be, &opts)) < 0)
 		return r;
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	r = qc_resize_locked(q, c->size, false); /* a new overlay shows its backing file */
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	if (r < 0 || (r = qcow_flush(q)) < 0) {
 		q->be.ops = NULL;
 		destroy(q);
@@ -444,7 +444,7 @@ int qcow_close(struct qcow *q)
 {
 	if (!q)
 		return 0;
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	/* closing asks for order, not durability (a raw file's close), unless
 	 * a sync failed: then it tries again and reports */
 	q->settling = !q->sync_failed;
@@ -452,7 +452,7 @@ int qcow_close(struct qcow *q)
 	if (!r && !q->read_only)
 		r = qc_resv_release(q);
 	q->settling = false;
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	if (q->be.ops)
 		q->be.ops->close(q->be.h);
 	destroy(q);
@@ -470,10 +470,10 @@ ssize_t qcow_read(struct qcow *q, void *buf, size_t n, uint64_t voff)
 {
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	uint64_t len = clamp(q, voff, n);
 	int r = q->unloaded ? -EIO : len ? qc_read_locked(q, buf, len, voff) : 0;
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r < 0 ? r : (ssize_t)len;
 }
 
@@ -501,55 +501,55 @@ ssize_t qcow_write(struct qcow *q, const void *buf, size_t n, uint64_t voff)
 {
 	if (n > SSIZE_MAX)
 		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	int r = may_write(q, voff, n);
 	if (!r && n)
 		r = after_write(q, qc_write_locked(q, buf, n, voff));
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r < 0 ? r : (ssize_t)n;
 }
 
 int qcow_zero(struct qcow *q, uint64_t voff, uint64_t n, unsigned flags)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	int r = may_write(q, voff, n);
 	if (!r && n)
 		r = after_write(q, qc_zero_locked(q, voff, n, flags));
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 
 int qcow_flush(struct qcow *q)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	int r = qc_flush_locked(q);
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 
 int qcow_checkpoint(struct qcow *q)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	int r = qc_flush_locked(q);
 	if (!r && !q->read_only)
 		r = qc_resv_release(q);
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 
 int qcow_resize(struct qcow *q, uint64_t size)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	int r = q->broken ? -EIO : qc_resize_locked(q, size, true);
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 
 uint64_t qcow_size(struct qcow *q)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	uint64_t s = q->size;
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return s;
 }
 
@@ -569,7 +569,7 @@ int qcow_map(struct qcow *q, uint64_t voff, uint64_t n, struct qcow_extent *e)
 {
 	int r = 0;
 	memset(e, 0, sizeof(*e));
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	n = clamp(q, voff, n);
 	if (q->unloaded)
 		r = -EIO;
@@ -588,14 +588,14 @@ int qcow_map(struct qcow *q, uint64_t voff, uint64_t n, struct qcow_extent *e)
 		voff += run.len;
 		n -= run.len;
 	}
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 
 int qcow_info(struct qcow *q, struct qcow_info *i)
 {
 	memset(i, 0, sizeof(*i));
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	i->size = q->size;
 	i->version = q->version;
 	i->cluster_bits = q->cluster_bits;
@@ -610,7 +610,7 @@ int qcow_info(struct qcow *q, struct qcow_info *i)
 	snprintf(i->backing_fmt, sizeof(i->backing_fmt), "%s", q->backing_fmt);
 	i->reserved_offset = q->resv_next << q->cluster_bits;
 	i->reserved_bytes = (q->resv_end - q->resv_next) << q->cluster_bits;
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return 0;
 }
 
@@ -650,7 +650,7 @@ static void checks_restore(struct qcow *q, struct kept_checks *k)
 
 int qcow_invalidate(struct qcow *q)
 {
-	pthread_mutex_lock(&q->lock);
+	qc_mutex_lock(&q->lock);
 	int r = qc_flush_locked(q);
 	if (r == 0 && !q->read_only)
 		r = qc_resv_release(q); /* the reloaded refcounts must show no reservation */
@@ -674,7 +674,7 @@ int qcow_invalidate(struct qcow *q)
 		free(k.reused);
 		free(k.seen);
 	}
-	pthread_mutex_unlock(&q->lock);
+	qc_mutex_unlock(&q->lock);
 	return r;
 }
 

@@ -17,6 +17,39 @@
 #include "qcow.h"
 
 #define QC_HIDDEN __attribute__((visibility("hidden")))
+
+/* A mutex that is not taken while the process has one thread: every
+ * operation of a single-threaded program (dd, mkfs, cp: most users) would
+ * otherwise pay two atomic instructions per lock for nothing.  glibc keeps
+ * __libc_single_threaded true until a thread is created, and only this
+ * thread can create one, never while it is inside the library; `held`
+ * records what the lock call did, so the unlock matches it even if the flag
+ * turns true again meanwhile (other threads exited).  musl has no such flag:
+ * always locked. */
+#if defined(__GLIBC__) && __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define QC_SINGLE_THREADED() (__libc_single_threaded != 0)
+#else
+#define QC_SINGLE_THREADED() false
+#endif
+struct qc_mutex {
+	pthread_mutex_t m;
+	bool held; /* read and written by the holder only */
+};
+static inline void qc_mutex_lock(struct qc_mutex *mu)
+{
+	if (QC_SINGLE_THREADED())
+		return;
+	pthread_mutex_lock(&mu->m);
+	mu->held = true;
+}
+static inline void qc_mutex_unlock(struct qc_mutex *mu)
+{
+	if (!mu->held)
+		return;
+	mu->held = false;
+	pthread_mutex_unlock(&mu->m);
+}
 #define QC_MAX_CHAIN 16
 #define QC_L2_SLICE_BYTES 4096u
 
@@ -35,6 +68,7 @@ struct qc_cache {
 	unsigned kind;   /* QC_META_* of what it holds, for overlap checks */
 	size_t bsize;    /* bytes per entry */
 	unsigned n;      /* entries */
+	unsigned top;    /* entries [0, top) have been used and are in the LRU list */
 	struct qc_cent *ents;
 	int *buckets;
 	unsigned nbuckets;
@@ -81,7 +115,7 @@ struct qc_free {
 };
 
 struct qcow {
-	pthread_mutex_t lock;
+	struct qc_mutex lock;
 	struct qcow_backend be;      /* the image file */
 	struct qcow_backend data_be; /* guest data: == be unless external */
 	bool has_data_file;
@@ -91,7 +125,8 @@ struct qcow {
 	char *path;
 
 	/* header */
-	uint8_t *hdr; /* cluster 0, as on disk */
+	uint8_t *hdr; /* cluster 0, as on disk: bytes [0, hdr_read) read so far */
+	uint64_t hdr_read, hdr_end; /* hdr_end: what cluster 0 has (the file may end first) */
 	unsigned version, cluster_bits, refcount_order, header_length, compression_type;
 	uint64_t cluster_size, size;
 	uint64_t incompat, compat, autoclear;

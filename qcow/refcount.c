@@ -63,10 +63,10 @@ int qc_reftable_load(struct qcow *q, uint64_t file_size)
 	if ((r = qc_pread(q, &q->be, q->reftable, entries * 8, q->reftable_offset, true)) < 0)
 		return r;
 	for (uint64_t i = 0; i < entries; i++) {
+		if (!q->reftable[i]) /* most of a table: zero in either byte order */
+			continue;
 		uint64_t e = q->reftable[i] = be64_get(&q->reftable[i]);
 		uint64_t off = e & RTE_OFFSET_MASK;
-		if (!e)
-			continue;
 		if ((e & RTE_RESERVED) || (off & (q->cluster_size - 1)) || off == 0 ||
 		    off > file_size - q->cluster_size || file_size < q->cluster_size) {
 			qc_log(q, "refcount block %llu has an invalid offset 0x%llx",

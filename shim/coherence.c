@@ -84,11 +84,18 @@ static int64_t coarse_now(void)
 void coh_stamp_record(int trfd, struct shim_stamp *sp)
 {
 	struct stat st;
-	struct timespec now;
 	if (trfd < 0 || real_fstat(shim_priv_real(trfd), &st) < 0) {
 		sp->unsure = true;
 		return;
 	}
+	coh_stamp_set(sp, &st);
+}
+
+/* The stamp from an fstat already made (before the metadata was read). */
+void coh_stamp_set(struct shim_stamp *sp, const struct stat *stp)
+{
+	struct stat st = *stp;
+	struct timespec now;
 	sp->st = st;
 	clock_gettime(CLOCK_REALTIME_COARSE, &now);
 	/* A write in the same coarse tick would leave mtime unchanged. */
@@ -316,37 +323,120 @@ static int page_open(const char *name)
 	return -1;
 }
 
-void coh_attach(struct coh_state *c, int trfd)
+/*
+ * Pages stay attached for the life of the process (up to PAGE_SLOTS images,
+ * least recently closed evicted first): a program that opens the same image
+ * again and again (mkfs.ext4 about ten times, a tool per partition) would
+ * otherwise create, lock, map, unlock and unlink the page at every open and
+ * close, 13 of the 40 system calls of an image open.  An attached page not
+ * in use by an open image only holds its shared lock, so the last user of
+ * the image elsewhere does not unlink it; it counts as no reader (`readers`
+ * is decremented at the image's close, as before).  Released at exit and
+ * exec (coh_pages_release, the last user's unlink), forgotten in a forked
+ * child (its copy of the descriptor shares our lock).  A process killed
+ * before releasing leaves its pages to the next sweep, as before.
+ */
+#define PAGE_SLOTS 4
+struct page_slot {
+	struct coh_page *page; /* NULL: free */
+	int fd;                /* private handle holding the page's shared lock */
+	dev_t dev;
+	ino_t ino;
+	bool busy;             /* an image of this process uses it now */
+	uint64_t used;         /* when it was last given back (LRU) */
+	char name[64];
+};
+static struct page_slot slots[PAGE_SLOTS];
+static struct shim_mutex slot_mu = SHIM_MUTEX_INIT;
+static uint64_t slot_tick;
+
+/* Create (or join) the page of (dev, ino), mapped and locked; NULL: none. */
+static struct coh_page *page_map(const char *name, int *handle)
 {
-	struct stat st;
+	int fd = page_open(name);
+	if (fd < 0)
+		return NULL;
+	struct coh_page *p = real_mmap(NULL, COH_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		real_close(fd);
+		return NULL;
+	}
+	uint64_t zero = 0; /* a fresh page: stamp it; a foreign format: ignore it */
+	__atomic_compare_exchange_n(&p->magic, &zero, COH_PAGE_MAGIC, false, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&p->magic, __ATOMIC_SEQ_CST) != COH_PAGE_MAGIC) {
+		munmap(p, COH_PAGE_SIZE);
+		real_close(fd);
+		return NULL;
+	}
+	*handle = fd_make_private(fd);
+	return p;
+}
+
+/* Unmap and let go of a page; the last user anywhere unlinks it. */
+static void page_unmap(struct coh_page *page, int handle, const char *name)
+{
+	munmap(page, COH_PAGE_SIZE);
+	int fd = shim_priv_real(handle);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (real_fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		unlink(name); /* nobody else uses it */
+	fd_private_closed(handle);
+	real_close(fd);
+}
+
+/* A slot for a new page: a free one, else the least recently used idle one
+ * (released); NULL if every slot is in use. */
+static struct page_slot *slot_take(void)
+{
+	struct page_slot *best = NULL;
+	for (int i = 0; i < PAGE_SLOTS; i++) {
+		struct page_slot *sl = &slots[i];
+		if (!sl->page)
+			return sl;
+		if (!sl->busy && (!best || sl->used < best->used))
+			best = sl;
+	}
+	if (best) {
+		page_unmap(best->page, best->fd, best->name);
+		best->page = NULL;
+	}
+	return best;
+}
+
+void coh_attach(struct coh_state *c, dev_t dev, ino_t ino)
+{
 	int saved = errno;
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
-	if (real_fstat(shim_priv_real(trfd), &st) < 0)
-		goto out;
+	snprintf(c->name, sizeof c->name, "/dev/shm/qcowshim.%llx.%llx", (unsigned long long)dev,
+		 (unsigned long long)ino);
+	shim_mutex_lock(&slot_mu);
+	for (int i = 0; i < PAGE_SLOTS; i++) {
+		struct page_slot *sl = &slots[i];
+		if (sl->page && !sl->busy && sl->dev == dev && sl->ino == ino) {
+			sl->busy = true;
+			c->slot = sl;
+			c->page = sl->page;
+			c->fd = sl->fd;
+			goto out;
+		}
+	}
 	page_sweep();
-	snprintf(c->name, sizeof c->name, "/dev/shm/qcowshim.%llx.%llx",
-		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-	int fd = page_open(c->name);
-	if (fd < 0)
+	int h;
+	struct coh_page *p = page_map(c->name, &h);
+	if (!p)
 		goto out;
-	void *p = real_mmap(NULL, COH_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		real_close(fd);
-		goto out;
-	}
 	c->page = p;
-	uint64_t zero = 0; /* a fresh page: stamp it; a foreign format: ignore it */
-	__atomic_compare_exchange_n(&c->page->magic, &zero, COH_PAGE_MAGIC, false, __ATOMIC_SEQ_CST,
-				    __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&c->page->magic, __ATOMIC_SEQ_CST) != COH_PAGE_MAGIC) {
-		munmap(p, COH_PAGE_SIZE);
-		real_close(fd);
-		c->page = NULL;
-		goto out;
+	c->fd = h;
+	struct page_slot *sl = slot_take();
+	if (sl) {
+		*sl = (struct page_slot){.page = p, .fd = h, .dev = dev, .ino = ino, .busy = true};
+		snprintf(sl->name, sizeof sl->name, "%s", c->name);
+		c->slot = sl;
 	}
-	c->fd = fd_make_private(fd);
 out:
+	shim_mutex_unlock(&slot_mu);
 	errno = saved;
 }
 
@@ -360,13 +450,14 @@ void coh_detach(struct coh_state *c)
 		while (n && !atomic_compare_exchange_weak(&c->page->readers, &n, n - 1))
 			;
 	}
-	munmap(c->page, COH_PAGE_SIZE);
-	int fd = shim_priv_real(c->fd);
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-	if (real_fcntl(fd, F_OFD_SETLK, &fl) == 0)
-		unlink(c->name); /* nobody else uses it */
-	fd_private_closed(c->fd);
-	real_close(fd);
+	if (c->slot) {
+		shim_mutex_lock(&slot_mu);
+		c->slot->busy = false;
+		c->slot->used = ++slot_tick;
+		shim_mutex_unlock(&slot_mu);
+	} else {
+		page_unmap(c->page, c->fd, c->name);
+	}
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	errno = saved;
@@ -375,12 +466,42 @@ void coh_detach(struct coh_state *c)
 /* After fork, in the child: the parent's page state is not ours. */
 void coh_forget(struct coh_state *c)
 {
-	if (c->page) {
+	if (c->page && !c->slot) {
 		munmap(c->page, COH_PAGE_SIZE);
 		real_close(shim_priv_real(c->fd));
 	}
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
+}
+
+/* Exit or exec: give every idle page back (the last user unlinks it). */
+void coh_pages_release(void)
+{
+	shim_mutex_lock(&slot_mu);
+	for (int i = 0; i < PAGE_SLOTS; i++) {
+		struct page_slot *sl = &slots[i];
+		if (sl->page && !sl->busy) {
+			page_unmap(sl->page, sl->fd, sl->name);
+			sl->page = NULL;
+		}
+	}
+	shim_mutex_unlock(&slot_mu);
+}
+
+/* In a forked child: the slots' descriptors are copies sharing the parent's
+ * open file descriptions, so their locks are the parent's; close our copies
+ * without the last-user check (which our own lock would always pass). */
+void coh_pages_forget(void)
+{
+	shim_mutex_init(&slot_mu);
+	for (int i = 0; i < PAGE_SLOTS; i++) {
+		struct page_slot *sl = &slots[i];
+		if (sl->page) {
+			munmap(sl->page, COH_PAGE_SIZE);
+			real_close(shim_priv_real(sl->fd));
+			sl->page = NULL;
+		}
+	}
 }
 
 /* A reader announces itself before it reads any metadata, like a qemu

@@ -22,23 +22,23 @@
 struct shim_ofd *_Atomic shim_fdtab[SHIM_FD_MAX];
 atomic_int shim_nimages_ever;
 static SHIM_HOT atomic_int nimage_fds;
-static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct shim_mutex tab_mu = SHIM_MUTEX_INIT;
 
 /* Held inside a critical section (images.c): a signal handler using an
  * image fd meanwhile would deadlock on the table lock. */
 void fd_lock(void)
 {
 	shim_crit_enter();
-	pthread_mutex_lock(&tab_mu);
+	shim_mutex_lock(&tab_mu);
 }
 void fd_unlock(void)
 {
-	pthread_mutex_unlock(&tab_mu);
+	shim_mutex_unlock(&tab_mu);
 	shim_crit_leave();
 }
 void fd_atfork_child(void)
 {
-	pthread_mutex_init(&tab_mu, NULL);
+	shim_mutex_init(&tab_mu);
 }
 
 struct shim_ofd *ofd_new(struct shim_image *img, int accmode, int eflags)
@@ -538,7 +538,7 @@ static void adopt_one(int fd, bool inherited, bool by_inode_only)
 		return; /* no longer an image (rewritten meanwhile) */
 	}
 	int err = 0;
-	struct shim_image *img = img_register(fd, path[0] ? path : link, pending, &err);
+	struct shim_image *img = img_register(fd, &st, path[0] ? path : link, pending, &err);
 	if (!img)
 		return;
 	struct shim_ofd *o = ofd_new(img, acc, 0);

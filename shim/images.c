@@ -18,7 +18,7 @@ struct shim_image {
 	dev_t dev;
 	ino_t ino;
 	int nref; /* ofds + temporary users; under reg_mu */
-	pthread_mutex_t mu;
+	struct shim_mutex mu;
 	char *path;  /* absolute, symlinks resolved, for reopening */
 	char *shown; /* as the program first named it, for messages */
 	char *named; /* absolute, symlinks kept: relative backing names resolve here */
@@ -179,9 +179,10 @@ static char *naming_path(const char *shown, const struct stat *st, const char *r
 	return asprintf(&r, "%s/%s", cwd, shown) < 0 ? NULL : r;
 }
 
-struct shim_image *img_register(int fd, const char *shown, bool pending, int *err)
+struct shim_image *img_register(int fd, const struct stat *stp, const char *shown, bool pending,
+				int *err)
 {
-	struct stat st;
+	struct stat st = *stp;
 	char link[64], path[PATH_MAX];
 	if (unlikely(shim_in_vfork)) { /* would change the parent's registry */
 		shim_msg("%s: refusing to open an image in a vfork child (its memory is "
@@ -190,10 +191,6 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 		return NULL;
 	}
 	shim_images_used();
-	if (real_fstat(fd, &st) < 0) {
-		*err = -errno;
-		return NULL;
-	}
 	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next)
 		if (i->dev == st.st_dev && i->ino == st.st_ino) {
@@ -223,7 +220,7 @@ struct shim_image *img_register(int fd, const char *shown, bool pending, int *er
 	img->trfd = -1;
 	img->coh.fd = -1;
 	img->pending = pending;
-	pthread_mutex_init(&img->mu, NULL);
+	shim_mutex_init(&img->mu);
 	img->next = images;
 	images = img;
 	reg_unlock();
@@ -245,11 +242,11 @@ void img_unref(struct shim_image *img)
 			break;
 		}
 	pthread_mutex_unlock(&reg_mu);
-	pthread_mutex_lock(&img->mu); /* still in reg_lock's section */
+	shim_mutex_lock(&img->mu); /* still in reg_lock's section */
 	img_release(img);
-	pthread_mutex_unlock(&img->mu);
+	shim_mutex_unlock(&img->mu);
 	shim_crit_leave();
-	pthread_mutex_destroy(&img->mu);
+	pthread_mutex_destroy(&img->mu.m);
 	free(img->path);
 	free(img->shown);
 	free(img->named);
@@ -259,13 +256,13 @@ void img_unref(struct shim_image *img)
 void img_lock(struct shim_image *img)
 {
 	shim_crit_enter();
-	pthread_mutex_lock(&img->mu);
+	shim_mutex_lock(&img->mu);
 	shim_depth++;
 }
 void img_unlock(struct shim_image *img)
 {
 	shim_depth--;
-	pthread_mutex_unlock(&img->mu);
+	shim_mutex_unlock(&img->mu);
 	shim_crit_leave();
 }
 const char *img_path(struct shim_image *img)
@@ -410,6 +407,12 @@ static int open_settled(struct shim_image *img, struct qcow_backend be,
 		bool stamped = real_fstat(real, &before) == 0;
 		img->why[0] = 0;
 		int r = qcow_open(&img->q, be, o);
+		/* The host file as it was before its metadata was read: a change
+		 * after that, even during the read, shows at the next check. */
+		if (stamped)
+			coh_stamp_set(&img->stamp, &before);
+		else
+			img->stamp.unsure = true;
 		if (r != -EINVAL || rw || tries == 20 || !stamped || real_fstat(real, &after) < 0 ||
 		    coh_same_state(&before, &after))
 			return r;
@@ -486,7 +489,7 @@ static int become_writer(struct shim_image *img)
 		img->trfd = -1;
 		return r;
 	}
-	coh_attach(&img->coh, img->trfd);
+	coh_attach(&img->coh, img->dev, img->ino);
 	if ((r = open_translator(img, true)) < 0) {
 		coh_detach(&img->coh);
 		return r;
@@ -522,14 +525,13 @@ int img_ready(struct shim_image *img, bool write)
 			img->trfd = -1;
 			return r;
 		}
-		coh_attach(&img->coh, img->trfd);
+		coh_attach(&img->coh, img->dev, img->ino);
 		coh_reader_register(&img->coh, img->trfd); /* before reading metadata */
 		if ((r = open_translator(img, false)) < 0) {
 			coh_detach(&img->coh);
 			return r;
 		}
-		coh_stamp_record(img->trfd, &img->stamp);
-		return 0;
+		return 0; /* (open_settled took the stamp) */
 	}
 	if ((r = coh_reader_check(&img->coh, img->shown, img->trfd, &img->stamp)) < 0)
 		return r;
@@ -734,11 +736,12 @@ void img_release_all(void)
 		return;
 	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
-		pthread_mutex_lock(&i->mu);
+		shim_mutex_lock(&i->mu);
 		img_release(i);
-		pthread_mutex_unlock(&i->mu);
+		shim_mutex_unlock(&i->mu);
 	}
 	reg_unlock();
+	coh_pages_release();
 }
 
 /* Before fork: flush and close every translator (so the child starts
@@ -749,7 +752,7 @@ void img_atfork_prepare(void)
 	 * translator takes the table lock itself). */
 	reg_lock();
 	for (struct shim_image *i = images; i; i = i->next) {
-		pthread_mutex_lock(&i->mu);
+		shim_mutex_lock(&i->mu);
 		img_release(i);
 	}
 	fd_lock();
@@ -758,7 +761,7 @@ void img_atfork_prepare(void)
 void img_atfork_parent(void)
 {
 	for (struct shim_image *i = images; i; i = i->next)
-		pthread_mutex_unlock(&i->mu);
+		shim_mutex_unlock(&i->mu);
 	fd_unlock();
 	reg_unlock();
 }
@@ -773,8 +776,9 @@ void img_atfork_parent(void)
  * which a parent that writes holds (then EBUSY after QCOWSHIM_WAIT_MS). */
 void img_forked_child(void)
 {
+	coh_pages_forget();
 	for (struct shim_image *i = images; i; i = i->next) {
-		pthread_mutex_init(&i->mu, NULL);
+		shim_mutex_init(&i->mu);
 		/* Not reached after prepare, but never share the parent's
 		 * translator state or its lock-owning descriptor. */
 		if (i->q) {
@@ -832,7 +836,7 @@ int img_path_stat(int dirfd, const char *path, int atflags, uint64_t *size, uint
 	if (real_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && shim_probe_magic(fd)) {
 		int err;
 		shim_quiet++; /* a broken image stats as its host file, silently */
-		struct shim_image *img = img_register(fd, path, false, &err);
+		struct shim_image *img = img_register(fd, &st, path, false, &err);
 		if (img) {
 			img_lock(img);
 			if (img->pending)

@@ -178,7 +178,7 @@ static struct shim_image *open_image(int dirfd, const char *path, int flags, boo
 		real_close(*fd);
 		return NULL;
 	}
-	struct shim_image *img = img_register(*fd, image, false, err);
+	struct shim_image *img = img_register(*fd, &st, image, false, err);
 	if (!img)
 		real_close(*fd);
 	return img;

@@ -76,7 +76,8 @@ static int candidate_open(int dirfd, const char *path, int flags, mode_t mode, b
 
 /* fd (regular, opened as the image `path`) joins the table; pending: still
  * empty.  Returns fd, or -1/errno with fd closed. */
-static int image_fd(int fd, const char *path, int flags, bool pending, int saved)
+static int image_fd(int fd, const struct stat *st, const char *path, int flags, bool pending,
+		    int saved)
 {
 	int r = 0, err = 0, acc = flags & O_ACCMODE;
 	bool writable = acc != O_RDONLY, opath = (flags & O_PATH) != 0;
@@ -85,7 +86,7 @@ static int image_fd(int fd, const char *path, int flags, bool pending, int saved
 		errno = EMFILE;
 		return -1;
 	}
-	struct shim_image *img = img_register(fd, path, pending, &err);
+	struct shim_image *img = img_register(fd, st, path, pending, &err);
 	if (!img) {
 		real_close(fd);
 		errno = -err;
@@ -159,7 +160,7 @@ static int open_by_inode(int dirfd, const char *path, int flags, mode_t mode, bo
 			if (fl >= 0)
 				real_fcntl(fd, F_SETFL, (void *)(long)(fl & ~(O_APPEND | O_DIRECT)));
 		}
-		return image_fd(fd, path, flags, st.st_size == 0, saved);
+		return image_fd(fd, &st, path, flags, st.st_size == 0, saved);
 	}
 	if ((flags & O_TRUNC) && writable && st.st_size > 0 && real_ftruncate(fd, 0) < 0) {
 		int e = errno;
@@ -213,7 +214,7 @@ int shim_open(int dirfd, const char *path, int flags, mode_t mode, bool is64)
 		}
 		pending = true;
 	}
-	return image_fd(fd, path, flags, pending, saved);
+	return image_fd(fd, &st, path, flags, pending, saved);
 }
 
 static mode_t mode_arg(int flags, va_list ap)

@@ -12,7 +12,8 @@
  * clusters it had reserved.
  *
  * So a section (shim_crit_enter/leave, nested by a thread-local counter)
- * disables cancellation (two atomic operations, no system call), and the
+ * disables cancellation (two atomic operations, no system call; none while
+ * the process has one thread), and the
  * program's handlers are installed behind a trampoline: a signal arriving
  * while its thread is inside a section is not run then but queued again to
  * the same thread, with the same siginfo (rt_tgsigqueueinfo), and blocked in
@@ -96,7 +97,13 @@ void shim_crit_enter(void)
 	if (crit_depth++)
 		return;
 	fork_check();
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &crit_cancel);
+	/* One thread: nothing can cancel it inside the section (a pending
+	 * self-cancel acts at the wrappers' shim_cancel_point, and a handler
+	 * that would cancel is deferred), so skip the two atomic operations. */
+	if (SHIM_SINGLE_THREADED())
+		crit_cancel = -1;
+	else
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &crit_cancel);
 }
 
 /* After the atfork child handler: the page of this process is marked. */
@@ -113,7 +120,8 @@ void shim_crit_leave(void)
 	if (--crit_depth)
 		return;
 	int old;
-	pthread_setcancelstate(crit_cancel, &old);
+	if (crit_cancel >= 0)
+		pthread_setcancelstate(crit_cancel, &old);
 	if (unlikely(crit_deferred)) {
 		/* the handlers of the signals queued meanwhile run now, with the
 		 * thread's state restored (one may siglongjmp away) */
