@@ -185,6 +185,13 @@ limit() {
 
 drop_file() { rm -f "$@"; }
 warm() { cat "$@" >/dev/null; }
+evict() { # drop files from the page cache (dirty pages written first)
+	local f
+	for f in "$@"; do
+		dd of="$f" oflag=nocache conv=notrunc,fdatasync count=0 status=none
+		dd if="$f" iflag=nocache count=0 status=none
+	done
+}
 nbd_start() { # nbd_start IMAGE: qemu-nbd on a unix socket, rootless, writeback cache
 	rm -f "$W/nbd.sock"
 	qemu-nbd -t -f qcow2 --cache=writeback --aio=threads -k "$W/nbd.sock" "$1" >>"$LOG" 2>&1 &
@@ -248,7 +255,7 @@ if has seqwrite; then
 	run qemu-img check -q "$W/w.qcow2" || note "seq write: qemu-img check reports problems!"
 	run qemu-img compare -q "$SRC" "$W/w.qcow2" || note "seq write: image differs from source!"
 	drop_file "$W/w.raw" "$W/w.qcow2" "$W/wq.qcow2"
-	row "seq write 1M, no fsync (vs raw file)" "${s[*]}" "${r[*]}" s "<=1.1"
+	row "seq write 1M, no fsync (vs raw file)" "${s[*]}" "${r[*]}" s "<=1.05"
 	row "seq write 1M, no fsync (vs qemu-img convert -O qcow2)" "${s[*]}" "${q[*]}" s "<1"
 	s=() r=() q=()
 	for i in $(seq "$REPS"); do
@@ -272,7 +279,24 @@ if has randread; then
 		r+=("$(iops runo "$BIO" randread "$SRC" "$RIO_OPS" $((42 + i)))")
 		s+=("$(iops shimo "$BIO" randread "$IMG" "$RIO_OPS" $((42 + i)))")
 	done
-	row "rand read 4K cached, benchio (vs raw file)" "${s[*]}" "${r[*]}" iops ">=0.9"
+	row "rand read 4K cached as written, benchio (vs raw file)" "${s[*]}" "${r[*]}" iops ">=0.9"
+	# The same with both files' page cache built the same way.  As written,
+	# the raw file sits in the page cache as the large folios of benchio's
+	# 1 MiB-aligned writes, the image as qemu-img's writes at 64 KiB-aligned
+	# cluster offsets: smaller folios, whose lookup (filemap_get_read_batch,
+	# xas_load) perf shows at 4x the raw file's on every 4 KiB read, a cost
+	# of where the bytes lie in the host file, not of the translation.
+	# Dropped from the cache (fdatasync + POSIX_FADV_DONTNEED through dd's
+	# nocache flags, no root needed) and read back by one sequential cat,
+	# both are laid out by readahead alike.
+	s=() r=()
+	evict "$SRC" "$IMG"
+	warm "$SRC" "$IMG"
+	for i in $(seq "$REPS"); do
+		r+=("$(iops runo "$BIO" randread "$SRC" "$RIO_OPS" $((42 + i)))")
+		s+=("$(iops shimo "$BIO" randread "$IMG" "$RIO_OPS" $((42 + i)))")
+	done
+	row "rand read 4K cached, both read in by readahead, benchio (vs raw file)" "${s[*]}" "${r[*]}" iops ">=0.95"
 	if [ $HAVE_FIO = 1 ]; then
 		for i in $(seq "$REPS"); do
 			fs+=("$(fio_iops randread env LD_PRELOAD="$SHIM" nice -n "$NICE" fio --name=psync --ioengine=psync --filename="$IMG")")
