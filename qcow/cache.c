@@ -15,26 +15,33 @@
 
 #include "qcow_int.h"
 
+/* Entries live in chunks allocated as first used: an open that touches a
+ * few tables does not clear the whole budget's worth of entries. */
+static inline struct qc_cent *ent(const struct qc_cache *c, int i)
+{
+	return &c->chunks[(unsigned)i / QC_CENT_CHUNK][(unsigned)i % QC_CENT_CHUNK];
+}
+
 static void lru_unlink(struct qc_cache *c, int i)
 {
-	struct qc_cent *e = &c->ents[i];
+	struct qc_cent *e = ent(c, i);
 	if (e->older >= 0)
-		c->ents[e->older].newer = e->newer;
+		ent(c, e->older)->newer = e->newer;
 	else
 		c->oldest = e->newer;
 	if (e->newer >= 0)
-		c->ents[e->newer].older = e->older;
+		ent(c, e->newer)->older = e->older;
 	else
 		c->newest = e->older;
 }
 
 static void lru_push_newest(struct qc_cache *c, int i)
 {
-	struct qc_cent *e = &c->ents[i];
+	struct qc_cent *e = ent(c, i);
 	e->newer = -1;
 	e->older = c->newest;
 	if (c->newest >= 0)
-		c->ents[c->newest].newer = i;
+		ent(c, c->newest)->newer = i;
 	c->newest = i;
 	if (c->oldest < 0)
 		c->oldest = i;
@@ -42,11 +49,11 @@ static void lru_push_newest(struct qc_cache *c, int i)
 
 static void lru_push_oldest(struct qc_cache *c, int i)
 {
-	struct qc_cent *e = &c->ents[i];
+	struct qc_cent *e = ent(c, i);
 	e->older = -1;
 	e->newer = c->oldest;
 	if (c->oldest >= 0)
-		c->ents[c->oldest].older = i;
+		ent(c, c->oldest)->older = i;
 	c->oldest = i;
 	if (c->newest < 0)
 		c->newest = i;
@@ -66,9 +73,9 @@ int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bs
 	c->nbuckets = 1;
 	while (c->nbuckets < c->n * 2)
 		c->nbuckets <<= 1;
-	c->ents = calloc(c->n, sizeof(*c->ents));
+	c->chunks = calloc((c->n + QC_CENT_CHUNK - 1) / QC_CENT_CHUNK, sizeof(*c->chunks));
 	c->buckets = malloc(c->nbuckets * sizeof(int));
-	if (!c->ents || !c->buckets)
+	if (!c->chunks || !c->buckets)
 		return -ENOMEM;
 	memset(c->buckets, 0xff, c->nbuckets * sizeof(int)); /* every bucket -1 */
 	c->newest = c->oldest = -1; /* entries join the LRU list as first used */
@@ -77,10 +84,13 @@ int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bs
 
 void qc_cache_destroy(struct qc_cache *c)
 {
-	if (c->ents)
+	if (c->chunks) {
 		for (unsigned i = 0; i < c->top; i++)
-			free(c->ents[i].buf);
-	free(c->ents);
+			free(ent(c, (int)i)->buf);
+		for (unsigned k = 0; k < (c->n + QC_CENT_CHUNK - 1) / QC_CENT_CHUNK; k++)
+			free(c->chunks[k]);
+	}
+	free(c->chunks);
 	free(c->buckets);
 	memset(c, 0, sizeof(*c));
 }
@@ -93,18 +103,18 @@ static unsigned bucket_of(const struct qc_cache *c, uint64_t hoff)
 
 static void unhash(struct qc_cache *c, int i)
 {
-	int *p = &c->buckets[bucket_of(c, c->ents[i].hoff)];
+	int *p = &c->buckets[bucket_of(c, ent(c, i)->hoff)];
 	while (*p != -1 && *p != i)
-		p = &c->ents[*p].next;
+		p = &ent(c, *p)->next;
 	if (*p == i)
-		*p = c->ents[i].next;
-	c->ents[i].valid = false;
+		*p = ent(c, i)->next;
+	ent(c, i)->valid = false;
 }
 
 static int lookup(const struct qc_cache *c, uint64_t hoff)
 {
-	for (int i = c->buckets[bucket_of(c, hoff)]; i != -1; i = c->ents[i].next)
-		if (c->ents[i].hoff == hoff)
+	for (int i = c->buckets[bucket_of(c, hoff)]; i != -1; i = ent(c, i)->next)
+		if (ent(c, i)->hoff == hoff)
 			return i;
 	return -1;
 }
@@ -124,14 +134,18 @@ static int victim(struct qcow *q, struct qc_cache *c, int *slot)
 {
 	/* Never used entries first: an open that reads a few tables touches
 	 * a few entries, not the whole budget (1024 L2 slices by default). */
-	if (c->top < c->n)
+	if (c->top < c->n) {
+		struct qc_cent **ck = &c->chunks[c->top / QC_CENT_CHUNK];
+		if (!*ck && !(*ck = calloc(QC_CENT_CHUNK, sizeof(**ck))))
+			return -ENOMEM;
 		lru_push_oldest(c, (int)c->top++);
+	}
 	int i = c->oldest;
-	while (i >= 0 && c->ents[i].pins)
-		i = c->ents[i].newer;
+	while (i >= 0 && ent(c, i)->pins)
+		i = ent(c, i)->newer;
 	if (i < 0)
 		return -EBUSY; /* every entry pinned: a library bug */
-	struct qc_cent *e = &c->ents[i];
+	struct qc_cent *e = ent(c, i);
 	if (e->valid && e->dirty) {
 		int r = qc_cache_flush(q, c);
 		if (r < 0)
@@ -156,7 +170,7 @@ int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, s
 	if (i < 0) {
 		if ((r = victim(q, c, &i)) < 0)
 			return r;
-		struct qc_cent *e = &c->ents[i];
+		struct qc_cent *e = ent(c, i);
 		if (load) {
 			if ((r = qc_pread(q, &q->be, e->buf, c->bsize, hoff, true)) < 0)
 				return r;
@@ -175,8 +189,8 @@ int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, s
 		lru_unlink(c, i);
 		lru_push_newest(c, i);
 	}
-	c->ents[i].pins++;
-	*out = &c->ents[i];
+	ent(c, i)->pins++;
+	*out = ent(c, i);
 	return 0;
 }
 
@@ -203,7 +217,7 @@ int qc_cache_flush(struct qcow *q, struct qc_cache *c)
 	if (c->before_write && (r = c->before_write(q)) < 0)
 		return r;
 	for (unsigned i = 0; i < c->top && c->ndirty; i++) {
-		struct qc_cent *e = &c->ents[i];
+		struct qc_cent *e = ent(c, i);
 		if (e->valid && e->dirty && (r = write_entry(q, c, e)) < 0)
 			return r;
 	}
@@ -215,7 +229,7 @@ int qc_cache_flush(struct qcow *q, struct qc_cache *c)
 int qc_cache_flush_sync(struct qcow *q, struct qc_cache *c)
 {
 	for (unsigned i = 0; i < c->top && c->ndirty; i++) {
-		struct qc_cent *e = &c->ents[i];
+		struct qc_cent *e = ent(c, i);
 		if (!e->valid || !e->dirty)
 			continue;
 		int r = qc_meta_pwrite_sync(q, e->buf, c->bsize, e->hoff, c->kind);
@@ -229,7 +243,7 @@ int qc_cache_flush_sync(struct qcow *q, struct qc_cache *c)
 
 static void drop(struct qc_cache *c, int i)
 {
-	struct qc_cent *e = &c->ents[i];
+	struct qc_cent *e = ent(c, i);
 	if (e->dirty)
 		c->ndirty--;
 	e->dirty = false;
@@ -241,7 +255,7 @@ static void drop(struct qc_cache *c, int i)
 /* Forget blocks inside [hoff, hoff+len): their clusters are being freed. */
 void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len)
 {
-	if (!c->ents)
+	if (!c->chunks)
 		return;
 	for (uint64_t o = 0; o < len; o += c->bsize) {
 		int i = lookup(c, hoff + o);
@@ -253,6 +267,6 @@ void qc_cache_drop_range(struct qc_cache *c, uint64_t hoff, uint64_t len)
 void qc_cache_clear(struct qc_cache *c)
 {
 	for (unsigned i = 0; i < c->top; i++)
-		if (c->ents[i].valid)
+		if (ent(c, i)->valid)
 			drop(c, (int)i);
 }

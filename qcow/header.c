@@ -196,11 +196,14 @@ int qc_header_parse(struct qcow *q, uint64_t file_size)
 		qc_log(q, "file too small for a version 3 header");
 		return -EINVAL;
 	}
-	if (!(q->hdr = calloc(1, q->cluster_size)))
+	if (!(q->hdr = malloc(q->cluster_size)))
 		return -ENOMEM;
 	q->hdr_end = file_size < q->cluster_size ? file_size : q->cluster_size;
 	q->hdr_read = first < q->hdr_end ? first : q->hdr_end;
 	memcpy(q->hdr, h, q->hdr_read);
+	/* past the end of a short file: zeros; [hdr_read, hdr_end) is read
+	 * before any use (hdr_have) */
+	memset(q->hdr + q->hdr_end, 0, q->cluster_size - q->hdr_end);
 	if ((r = hdr_have(q, q->header_length)) < 0 || (r = check_features(q, q->hdr)) < 0)
 		return r;
 	q->size = be64_get(q->hdr + QH_SIZE);

@@ -279,6 +279,8 @@ static void unload(struct qcow *q)
 	free(q->hdr);
 	free(q->data_file_name);
 	q->l1 = q->reftable = NULL;
+	q->reftable_deferred = false;
+	q->reftable_size = 0;
 	q->hdr = NULL;
 	q->data_file_name = NULL;
 	q->zbuf_valid = false;
@@ -298,7 +300,7 @@ static int load(struct qcow *q)
 		return r;
 	q->file_end = q->load_end = fsize;
 	if ((r = qc_header_parse(q, fsize)) < 0 || (r = qc_snapshots_load(q, fsize)) < 0 ||
-	    (r = qc_reftable_load(q, fsize)) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
+	    (r = qc_reftable_load(q, fsize, !(q->opts.flags & QCOW_RDONLY))) < 0 || (r = qc_l1_load(q, fsize)) < 0 ||
 	    (r = check_layout(q)) < 0)
 		return r;
 	if (q->opts.snapshot && (r = qc_l1_load_snapshot(q, q->opts.snapshot, fsize)) < 0)

@@ -63,13 +63,14 @@ struct qc_cent {
 	bool valid, dirty;
 };
 
+#define QC_CENT_CHUNK 64u
 struct qc_cache {
 	const char *name;
 	unsigned kind;   /* QC_META_* of what it holds, for overlap checks */
 	size_t bsize;    /* bytes per entry */
 	unsigned n;      /* entries */
 	unsigned top;    /* entries [0, top) have been used and are in the LRU list */
-	struct qc_cent *ents;
+	struct qc_cent **chunks; /* QC_CENT_CHUNK entries each, allocated as reached */
 	int *buckets;
 	unsigned nbuckets;
 	int newest, oldest;
@@ -154,6 +155,7 @@ struct qcow {
 	uint64_t reftable_offset;
 	uint32_t reftable_clusters;
 	uint64_t reftable_size; /* entries */
+	bool reftable_deferred; /* read-only: entries not read yet (refcount.c) */
 	uint64_t *reftable;
 	uint64_t reftable_dirty_lo, reftable_dirty_hi; /* [lo, hi): not yet written */
 
@@ -282,7 +284,7 @@ QC_HIDDEN uint64_t qc_rb_get(const uint8_t *b, uint64_t i, unsigned order);
 QC_HIDDEN void qc_rb_set(uint8_t *b, uint64_t i, unsigned order, uint64_t v);
 QC_HIDDEN int qc_refcount_get(struct qcow *q, uint64_t cluster, uint64_t *rc);
 QC_HIDDEN int qc_refcount_set(struct qcow *q, uint64_t cluster, uint64_t rc);
-QC_HIDDEN int qc_reftable_load(struct qcow *q, uint64_t file_size);
+QC_HIDDEN int qc_reftable_load(struct qcow *q, uint64_t file_size, bool entries);
 QC_HIDDEN int qc_refblocks_sync(struct qcow *q);
 QC_HIDDEN void qc_reftable_mark(struct qcow *q, uint64_t range);
 
