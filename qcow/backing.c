@@ -37,6 +37,11 @@ static int open_named(struct qcow *q, const char *name, enum qcow_file_kind kind
 		qc_log(q, "image needs %s '%s', which is not allowed here", what, name);
 		return -EPERM;
 	}
+	if (!q->path && name[0] != '/' && q->opts.get_path) {
+		const char *p = q->opts.get_path(q->opts.arg);
+		if (p && !(q->path = strdup(p)))
+			return -ENOMEM;
+	}
 	if (!(*resolved = resolve(q->path, name)))
 		return -ENOMEM;
 	int r = q->opts.open_file(q->opts.arg, *resolved, kind, writable, be);
@@ -77,6 +82,8 @@ int qc_backing_open(struct qcow *q)
 		struct qcow *base;
 		o.flags |= QCOW_RDONLY;
 		o.path = name;
+		o.get_path = NULL;
+		o.file_size = 0;
 		o.snapshot = NULL; /* a snapshot is the top image's */
 		if ((r = qc_open_depth(&base, be, &o, q->depth + 1)) < 0) {
 			be.ops->close(be.h);

@@ -294,9 +294,10 @@ static void unload(struct qcow *q)
 /* Read and validate everything the image's metadata says. */
 static int load(struct qcow *q)
 {
-	uint64_t fsize;
-	int r = q->be.ops->getsize(q->be.h, &fsize);
-	if (r < 0)
+	uint64_t fsize = q->opts.file_size;
+	int r = 0;
+	q->opts.file_size = 0; /* true of the first load only */
+	if (!fsize && (r = q->be.ops->getsize(q->be.h, &fsize)) < 0)
 		return r;
 	q->file_end = q->load_end = fsize;
 	if ((r = qc_header_parse(q, fsize)) < 0 || (r = qc_snapshots_load(q, fsize)) < 0 ||

@@ -102,6 +102,13 @@ struct qcow_opts {
 	/* The image's own path: used to resolve relative backing-file names
 	 * and in log messages.  May be NULL. */
 	const char *path;
+	/* With path NULL: asked for it (copied) the first time a relative
+	 * name must be resolved, so a caller need not work it out for the
+	 * images that name no other file.  May be NULL, and may return NULL. */
+	const char *(*get_path)(void *arg);
+	/* The image file's size, when the caller has just asked the system;
+	 * 0: the library asks the backend. */
+	uint64_t file_size;
 	/* Cache budgets in bytes; 0 picks the defaults. */
 	size_t l2_cache_bytes;
 	size_t refblock_cache_bytes;

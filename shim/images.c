@@ -19,9 +19,15 @@ struct shim_image {
 	ino_t ino;
 	int nref; /* ofds + temporary users; under reg_mu */
 	struct shim_mutex mu;
-	char *path;  /* absolute, symlinks resolved, for reopening */
+	/* The names cost system calls (readlink, stat, getcwd), so they are
+	 * worked out when first needed, which most opens never are: */
+	char *path;  /* absolute, symlinks resolved, or NULL (img_host_path) */
 	char *shown; /* as the program first named it, for messages */
-	char *named; /* absolute, symlinks kept: relative backing names resolve here */
+	char *named; /* absolute, symlinks kept, or NULL: relative backing names
+		      * resolve here (img_named) */
+	int hint_fd; /* the program's fd it was last registered through */
+	struct stat host_st; /* open_host's fstat of trfd, for open_settled */
+	bool host_st_valid;
 	struct qcow *q;
 	int trfd; /* private handle owned by q's backend; -1 when q is NULL */
 	bool rw, writer, pending, opening, unpublished;
@@ -131,6 +137,8 @@ void img_strip_deleted(char *path)
 
 /* ---- registry */
 
+static const char *img_host_path(struct shim_image *img);
+
 static void reg_lock(void)
 {
 	shim_crit_enter();
@@ -149,8 +157,10 @@ bool img_known(dev_t dev, ino_t ino, char *path)
 		return false;
 	reg_lock();
 	for (struct shim_image *i = images; i && !found; i = i->next)
-		if ((found = i->dev == dev && i->ino == ino) && path)
-			snprintf(path, PATH_MAX, "%s", i->path);
+		if ((found = i->dev == dev && i->ino == ino) && path) {
+			const char *p = img_host_path(i);
+			snprintf(path, PATH_MAX, "%s", p ? p : i->shown);
+		}
 	reg_unlock();
 	return found;
 }
@@ -179,11 +189,55 @@ static char *naming_path(const char *shown, const struct stat *st, const char *r
 	return asprintf(&r, "%s/%s", cwd, shown) < 0 ? NULL : r;
 }
 
+/* The absolute path of the file behind fd, if it is still this image. */
+static char *fd_path(struct shim_image *img, int fd)
+{
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n <= 0 || real_fstat(fd, &st) < 0 || st.st_dev != img->dev || st.st_ino != img->ino)
+		return NULL;
+	path[n] = 0;
+	img_strip_deleted(path);
+	return strdup(path);
+}
+
+/* img->path, found through the fd it was registered by or any fd of it in
+ * the table; NULL if none is open.  Under reg_mu or img->mu. */
+static const char *img_host_path(struct shim_image *img)
+{
+	if (img->path)
+		return img->path;
+	if ((img->path = fd_path(img, img->hint_fd)))
+		return img->path;
+	for (int i = 0; i < SHIM_FD_MAX && !img->path; i++) {
+		struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
+		if (o && o != SHIM_PRIVATE && o->img == img)
+			img->path = fd_path(img, i);
+	}
+	return img->path;
+}
+
+/* struct qcow_opts.get_path: img->named, worked out the first time an image
+ * names a backing or data file relative to itself.  (If the program changed
+ * directory since it opened the image by a relative name, that name no
+ * longer designates the file, and the resolved path stands in.) */
+static const char *img_named(void *arg)
+{
+	struct shim_image *img = arg;
+	if (!img->named) {
+		const char *real = img_host_path(img);
+		struct stat st = {.st_dev = img->dev, .st_ino = img->ino};
+		img->named = real ? naming_path(img->shown, &st, real) : NULL;
+	}
+	return img->named;
+}
+
 struct shim_image *img_register(int fd, const struct stat *stp, const char *shown, bool pending,
 				int *err)
 {
 	struct stat st = *stp;
-	char link[64], path[PATH_MAX];
 	if (unlikely(shim_in_vfork)) { /* would change the parent's registry */
 		shim_msg("%s: refusing to open an image in a vfork child (its memory is "
 			 "its parent's); fork instead", shown ? shown : "image");
@@ -195,27 +249,26 @@ struct shim_image *img_register(int fd, const struct stat *stp, const char *show
 	for (struct shim_image *i = images; i; i = i->next)
 		if (i->dev == st.st_dev && i->ino == st.st_ino) {
 			i->nref++;
+			i->hint_fd = fd;
 			reg_unlock();
 			return i;
 		}
 	struct shim_image *img = calloc(1, sizeof *img);
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, path, sizeof path - 1);
-	path[n > 0 ? n : 0] = 0;
 	if (img) {
-		img->path = strdup(path);
-		img->shown = strdup(shown ? shown : path);
-		img->named = naming_path(shown, &st, path);
+		img->dev = st.st_dev;
+		img->ino = st.st_ino;
+		img->hint_fd = fd;
+		if (!shown) /* (adopted fds come with their /proc name) */
+			shown = img_host_path(img);
+		img->shown = strdup(shown ? shown : "image");
 	}
-	if (!img || !img->path || !img->shown || !img->named) {
+	if (!img || !img->shown) {
 		reg_unlock();
 		if (img)
-			free(img->path), free(img->shown), free(img->named), free(img);
+			free(img->path), free(img);
 		*err = -ENOMEM;
 		return NULL;
 	}
-	img->dev = st.st_dev;
-	img->ino = st.st_ino;
 	img->nref = 1;
 	img->trfd = -1;
 	img->coh.fd = -1;
@@ -277,15 +330,41 @@ bool img_pending(struct shim_image *img)
 /* ---- opening the host file and the translator */
 
 /* A new open file description on the image's host file, as a private fd. */
+/* This process's /proc/self/fd, opened once (a private O_PATH handle):
+ * reopening an fd through it is one path component, where the full
+ * "/proc/self/fd/N" walk (self, its fd directory, each instantiated anew)
+ * cost more than the rest of an image open.  "self" is fixed when it is
+ * opened, so a forked child drops its copy (img_forked_child). */
+static int proc_fd_dir = -1;
+
+static int open_via_fd(int fd, int flags)
+{
+	char n[16];
+	if (proc_fd_dir < 0) {
+		int d = real_open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+		if (d < 0)
+			return -1;
+		proc_fd_dir = fd_make_private(d);
+	}
+	snprintf(n, sizeof n, "%d", fd);
+	return real_openat(shim_priv_real(proc_fd_dir), n, flags, 0);
+}
+
 static int open_host(struct shim_image *img, int flags)
 {
 	struct stat st;
-	int fd = real_open(img->path, flags | O_CLOEXEC | O_NOCTTY, 0);
+	/* Through the fd it was opened by (no name to look up, and right even
+	 * if renamed since), else by its path; the inode decides. */
+	int fd = img->path ? real_open(img->path, flags | O_CLOEXEC | O_NOCTTY, 0)
+			   : open_via_fd(img->hint_fd, flags | O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0 && (real_fstat(fd, &st) < 0 || st.st_dev != img->dev ||
 			st.st_ino != img->ino)) {
 		real_close(fd);
 		fd = -1;
 	}
+	img->host_st_valid = fd >= 0;
+	if (fd >= 0)
+		img->host_st = st;
 	if (fd < 0) { /* renamed or unlinked: go through one of our fds */
 		for (int i = 0; i < SHIM_FD_MAX && fd < 0; i++) {
 			struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
@@ -299,6 +378,16 @@ static int open_host(struct shim_image *img, int flags)
 	if (fd < 0)
 		return -(errno ? errno : ENOENT);
 	return fd_make_private(fd);
+}
+
+/* open_host's fstat, once (the state before anything was read) */
+static bool host_stat(struct shim_image *img, struct stat *st)
+{
+	if (!img->host_st_valid)
+		return real_fstat(shim_priv_real(img->trfd), st) == 0;
+	img->host_st_valid = false;
+	*st = img->host_st;
+	return true;
 }
 
 static void log_cb(void *arg, const char *msg)
@@ -379,6 +468,7 @@ static void fill_opts(struct shim_image *img, struct qcow_opts *o, bool rw)
 	if (policy_no_backing())
 		o->flags |= QCOW_NO_BACKING;
 	o->path = img->named;
+	o->get_path = img_named;
 	o->snapshot = policy_snapshot();
 	o->open_file = open_side_file;
 	o->log = log_cb;
@@ -404,9 +494,11 @@ static int open_settled(struct shim_image *img, struct qcow_backend be,
 	int real = shim_priv_real(img->trfd);
 	for (int tries = 0;; tries++) {
 		struct stat before, after;
-		bool stamped = real_fstat(real, &before) == 0;
+		bool stamped = host_stat(img, &before);
+		struct qcow_opts opts = *o;
+		opts.file_size = stamped && before.st_size > 0 ? (uint64_t)before.st_size : 0;
 		img->why[0] = 0;
-		int r = qcow_open(&img->q, be, o);
+		int r = qcow_open(&img->q, be, &opts);
 		/* The host file as it was before its metadata was read: a change
 		 * after that, even during the read, shows at the next check. */
 		if (stamped)
@@ -431,7 +523,7 @@ static int open_translator(struct shim_image *img, bool rw)
 	fill_opts(img, &o, rw);
 	img->why[0] = 0;
 	img->opening = true;
-	if (rw && real_fstat(shim_priv_real(img->trfd), &st) == 0 && st.st_size == 0) {
+	if (rw && host_stat(img, &st) && st.st_size == 0) {
 		struct qcow_create_opts c = {.size = 0, .cluster_bits = 16, .version = 3};
 		r = qcow_create(&img->q, be, &c, &o);
 		if (r == 0)
@@ -456,12 +548,12 @@ static int open_translator(struct shim_image *img, bool rw)
 static off_t host_size(struct shim_image *img)
 {
 	int fd = open_host(img, O_RDONLY);
-	struct stat st;
 	if (fd < 0)
 		return fd;
-	int r = real_fstat(fd, &st);
+	img->host_st_valid = false; /* this fd's, and it goes now */
+	off_t size = img->host_st.st_size;
 	sys_close(fd);
-	return r < 0 ? -errno : st.st_size;
+	return size;
 }
 
 static int become_writer(struct shim_image *img)
@@ -777,6 +869,9 @@ void img_atfork_parent(void)
 void img_forked_child(void)
 {
 	coh_pages_forget();
+	if (proc_fd_dir >= 0) /* the parent's /proc/PID/fd */
+		real_close(shim_priv_real(proc_fd_dir));
+	proc_fd_dir = -1;
 	for (struct shim_image *i = images; i; i = i->next) {
 		shim_mutex_init(&i->mu);
 		/* Not reached after prepare, but never share the parent's
