@@ -26,6 +26,12 @@ struct shim_image {
 	char *named; /* absolute, symlinks kept, or NULL: relative backing names
 		      * resolve here (img_named) */
 	int hint_fd; /* the program's fd it was last registered through */
+	/* The last st_blocks count (img_blocks): a program's fstat would map
+	 * every L2 entry of the image each time (mcopy asks twice per run). */
+	struct {
+		bool ok; /* cleared by every change to the mapping or translator */
+		uint64_t off, len, val;
+	} blocks;
 	struct stat host_st; /* open_host's fstat of trfd, for open_settled */
 	bool host_st_valid;
 	struct qcow *q;
@@ -540,6 +546,7 @@ static int open_translator(struct shim_image *img, bool rw)
 	}
 	img->rw = rw;
 	img->pending = false;
+	img->blocks.ok = false; /* a new translator */
 	shim_debug("%s: opened %s, virtual size %llu", img->shown, rw ? "read-write" : "read-only",
 		   (unsigned long long)qcow_size(img->q));
 	return 0;
@@ -643,6 +650,7 @@ int img_ready(struct shim_image *img, bool write)
 			return r;
 		}
 		coh_stamp_record(img->trfd, &img->stamp);
+		img->blocks.ok = false; /* re-read after another process wrote */
 	}
 	return 0;
 }
@@ -739,6 +747,7 @@ ssize_t img_pwrite(struct shim_image *img, const void *buf, size_t n, uint64_t o
 	if (off + n > qcow_size(img->q) && (r = qcow_resize(img->q, off + n)) < 0)
 		return r;
 	img->unpublished = true;
+	img->blocks.ok = false;
 	ssize_t w = qcow_write(img->q, buf, n, off);
 	return w;
 }
@@ -751,6 +760,7 @@ int img_resize(struct shim_image *img, uint64_t size)
 	if (size == qcow_size(img->q))
 		return 0;
 	img->unpublished = true;
+	img->blocks.ok = false;
 	return qcow_resize(img->q, size);
 }
 
@@ -765,6 +775,7 @@ int img_zero(struct shim_image *img, uint64_t off, uint64_t n, bool unmap)
 	if (n > size - off)
 		n = size - off;
 	img->unpublished = true;
+	img->blocks.ok = false;
 	return qcow_zero(img->q, off, n, unmap ? QCOW_ZERO_UNMAP : 0);
 }
 
@@ -795,11 +806,15 @@ int img_map(struct shim_image *img, uint64_t off, struct qcow_extent *e)
 /* 512-byte units allocated in the image file for [off, off + len) of the disk. */
 int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blocks)
 {
-	uint64_t alloc = 0;
+	uint64_t alloc = 0, off0 = off, len0 = len;
 	struct qcow_extent e;
 	int r = img_ready(img, false);
 	if (r < 0)
 		return r;
+	if (img->blocks.ok && img->blocks.off == off && img->blocks.len == len) {
+		*blocks = img->blocks.val;
+		return 0;
+	}
 	uint64_t size = img_size(img);
 	if (off < size && len < size - off)
 		size = off + len;
@@ -813,6 +828,10 @@ int img_blocks(struct shim_image *img, uint64_t off, uint64_t len, uint64_t *blo
 		off += e.len;
 	}
 	*blocks = (alloc + 511) / 512;
+	img->blocks.ok = true;
+	img->blocks.off = off0;
+	img->blocks.len = len0;
+	img->blocks.val = *blocks;
 	return 0;
 }
 
