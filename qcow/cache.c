@@ -166,7 +166,20 @@ static int victim(struct qcow *q, struct qc_cache *c, int *slot)
  */
 int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, struct qc_cent **out)
 {
+	return qc_cache_get_ra(q, c, hoff, load, out, hoff, 1);
+}
+
+/* qc_cache_get; on a miss, first read blocks [ra, ra + ra_count) at once
+ * (qc_cache_prefetch), hoff among them. */
+int qc_cache_get_ra(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, struct qc_cent **out,
+		    uint64_t ra, unsigned ra_count)
+{
 	int i = lookup(c, hoff), r;
+	if (i < 0 && load && ra_count > 1) {
+		if ((r = qc_cache_prefetch(q, c, ra, ra_count)) < 0)
+			return r;
+		i = lookup(c, hoff);
+	}
 	if (i < 0) {
 		if ((r = victim(q, c, &i)) < 0)
 			return r;
@@ -191,6 +204,57 @@ int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load, s
 	}
 	ent(c, i)->pins++;
 	*out = ent(c, i);
+	return 0;
+}
+
+/*
+ * Read `count` consecutive blocks at hoff in one read, into entries never
+ * used before, when none of them is cached: a table's slices are read
+ * together (an L2 table of a 64 KiB cluster is 16 slices, and a scan of the
+ * image, st_blocks or SEEK_DATA, reads them all).  Only while the cache has
+ * room to spare, so nothing is evicted for it.  An I/O error is returned
+ * (as the single read would have); a short read leaves the rest to it.
+ */
+int qc_cache_prefetch(struct qcow *q, struct qc_cache *c, uint64_t hoff, unsigned count)
+{
+	size_t bytes = (size_t)count * c->bsize, done = 0;
+	if (count < 2 || c->top + count > c->n || hoff + bytes > q->file_end)
+		return 0;
+	for (unsigned i = 0; i < count; i++)
+		if (lookup(c, hoff + (uint64_t)i * c->bsize) >= 0)
+			return 0;
+	uint8_t *buf = malloc(bytes);
+	if (!buf)
+		return 0;
+	while (done < bytes) {
+		ssize_t r = q->be.ops->pread(q->be.h, buf + done, bytes - done, hoff + done);
+		if (r < 0) {
+			free(buf);
+			return (int)r;
+		}
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	for (unsigned i = 0; i < count && (i + 1) * c->bsize <= done; i++) {
+		int s;
+		if (victim(q, c, &s) < 0)
+			break;
+		struct qc_cent *e = ent(c, s);
+		memcpy(e->buf, buf + (size_t)i * c->bsize, c->bsize);
+		e->hoff = hoff + (uint64_t)i * c->bsize;
+		e->valid = true;
+		e->dirty = false;
+		e->pins = 0;
+		unsigned b = bucket_of(c, e->hoff);
+		e->next = c->buckets[b];
+		c->buckets[b] = s;
+		if (c->newest != s) {
+			lru_unlink(c, s);
+			lru_push_newest(c, s);
+		}
+	}
+	free(buf);
 	return 0;
 }
 

@@ -580,7 +580,7 @@ int qcow_map(struct qcow *q, uint64_t voff, uint64_t n, struct qcow_extent *e)
 		struct qc_run run;
 		enum qcow_extent_kind k;
 		bool alloc;
-		if ((r = qc_map_run(q, voff, n, &run)) < 0)
+		if ((r = qc_map_run(q, voff, n, &run, false)) < 0)
 			break;
 		run_kind(q, &run, &k, &alloc);
 		if (e->len && (k != e->kind || alloc != e->allocated))

@@ -219,7 +219,9 @@ static int l2_new(struct qcow *q, uint32_t l1_index, uint64_t src)
 static int slice_get(struct qcow *q, uint64_t l1i, uint64_t s, uint64_t soff, bool load,
 		     struct qc_cent **e)
 {
-	int r = qc_cache_get(q, &q->l2_cache, soff, load, e);
+	/* a miss reads the whole table, when the cache has room for it */
+	int r = qc_cache_get_ra(q, &q->l2_cache, soff, load, e, soff - s * q->l2_slice_bytes,
+				(unsigned)(q->cluster_size / q->l2_slice_bytes));
 	if (r < 0)
 		return r;
 	if ((r = qc_check_l2_slice(q, l1i, s, *e)) < 0) {

@@ -3,7 +3,10 @@
  *
  * qc_map_run() returns the longest run starting at voff that reads the same
  * way (same subcluster type, host-contiguous for data), bounded by one L2
- * slice.  The read path, qcow_map() (SEEK_DATA/HOLE, st_blocks) and the
+ * slice; or, !readable, only of the same type (hoff and l2e then describe
+ * its first cluster): qcow_map's callers (st_blocks, SEEK_DATA) ask what a
+ * range is, not where it lies, and an image written in random order would
+ * otherwise cost them one run per cluster.  The read path, qcow_map() (SEEK_DATA/HOLE, st_blocks) and the
  * write path's copy-on-write all go through it.
  */
 #include <errno.h>
@@ -43,7 +46,7 @@ bool qc_l2e_valid(struct qcow *q, uint64_t l2e, uint64_t bm)
 	return !(l2e & L2E_OFFSET_MASK & (q->cluster_size - 1));
 }
 
-int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *run)
+int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *run, bool readable)
 {
 	uint64_t cs = q->cluster_size, scs = 1ull << q->sc_bits;
 	uint64_t cluster = voff >> q->cluster_bits;
@@ -76,7 +79,8 @@ int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *run)
 			run->hoff = hoff;
 			run->l2e = l2e;
 			first = false;
-		} else if (t != run->type || t == SC_COMPRESSED || (t == SC_NORMAL && hoff != want_hoff)) {
+		} else if (t != run->type ||
+			   (readable && (t == SC_COMPRESSED || (t == SC_NORMAL && hoff != want_hoff)))) {
 			break;
 		}
 		uint64_t step = scs - (pos & (scs - 1));
@@ -130,7 +134,7 @@ int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff)
 {
 	while (n) {
 		struct qc_run run;
-		int r = qc_map_run(q, voff, n, &run);
+		int r = qc_map_run(q, voff, n, &run, true);
 		if (r < 0)
 			return r;
 		switch (run.type) {

@@ -230,6 +230,9 @@ struct qcow {
 QC_HIDDEN int qc_cache_init(struct qc_cache *c, const char *name, unsigned kind, size_t bsize,
 			    size_t budget);
 QC_HIDDEN void qc_cache_destroy(struct qc_cache *c);
+QC_HIDDEN int qc_cache_prefetch(struct qcow *q, struct qc_cache *c, uint64_t hoff, unsigned count);
+QC_HIDDEN int qc_cache_get_ra(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load,
+			      struct qc_cent **out, uint64_t ra, unsigned ra_count);
 QC_HIDDEN int qc_cache_get(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load,
 			   struct qc_cent **e);
 QC_HIDDEN void qc_cache_put(struct qc_cent *e);
@@ -316,7 +319,8 @@ struct qc_run {
 	uint64_t hoff; /* SC_NORMAL: host offset of the run's first byte */
 	uint64_t l2e;  /* SC_COMPRESSED: the entry */
 };
-QC_HIDDEN int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *r);
+QC_HIDDEN int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *r,
+			  bool readable);
 QC_HIDDEN bool qc_l2e_valid(struct qcow *q, uint64_t l2e, uint64_t bm);
 QC_HIDDEN int qc_read_locked(struct qcow *q, uint8_t *buf, uint64_t n, uint64_t voff);
 QC_HIDDEN int qc_read_compressed(struct qcow *q, uint64_t l2e);

@@ -441,7 +441,7 @@ static int reads_zero(struct qcow *q, uint64_t voff, uint64_t n)
 {
 	while (n) {
 		struct qc_run run;
-		int r = qc_map_run(q, voff, n, &run);
+		int r = qc_map_run(q, voff, n, &run, true);
 		if (r < 0)
 			return r;
 		bool zero = run.type == SC_ZERO_PLAIN || run.type == SC_ZERO_ALLOC ||
