@@ -655,7 +655,7 @@ int img_ready(struct shim_image *img, bool write)
 	return 0;
 }
 
-__thread int img_release_err;
+__thread int img_release_err __attribute__((tls_model("initial-exec")));
 
 /* Flush and close the translator, releasing the locks.  img->mu held. */
 static void img_release(struct shim_image *img)

@@ -27,7 +27,7 @@
 
 __thread int shim_depth __attribute__((tls_model("initial-exec")));
 SHIM_HOT atomic_bool shim_ready;
-__thread int shim_quiet;
+__thread int shim_quiet __attribute__((tls_model("initial-exec")));
 bool shim_exiting;
 
 /* Row numbers, in syms.def order (row() below). */

@@ -180,7 +180,7 @@ void shim_images_used(void);     /* an image is registered: fork handlers on */
 bool shim_images_were_used(void);
 extern atomic_bool shim_ready;   /* shim_setup() finished */
 extern __thread int shim_depth __attribute__((tls_model("initial-exec")));
-extern __thread int shim_quiet;         /* >0: shim_msg prints nothing */
+extern __thread int shim_quiet __attribute__((tls_model("initial-exec"))); /* >0: silent */
 extern bool shim_exiting;        /* destructor ran: flush after every write */
 /* wrap_proc.c: this thread is a vfork child's, running in the parent's memory */
 extern __thread bool shim_in_vfork __attribute__((tls_model("initial-exec")));
@@ -330,7 +330,7 @@ struct shim_image *img_register(int fd, const struct stat *st, const char *shown
 void img_unref(struct shim_image *img);
 /* -errno of the last failed flush when this thread closed a translator
  * (img_unref of the last reference); close() reports it. */
-extern __thread int img_release_err;
+extern __thread int img_release_err __attribute__((tls_model("initial-exec")));
 void img_lock(struct shim_image *img);
 void img_unlock(struct shim_image *img);
 /* All below: img locked.  Return 0/>=0 or -errno. */

@@ -41,7 +41,7 @@ struct walk {
 	void *fn;
 	int flags;
 };
-static __thread struct walk *walk_cur;
+static __thread struct walk *walk_cur __attribute__((tls_model("initial-exec")));
 
 static int nftw_cb(const char *p, const struct stat *sb, int type, struct FTW *f)
 {
