@@ -273,7 +273,8 @@ static int resv_drop(struct qcow *q, uint64_t a, uint64_t b)
 
 /* The run starts at 1/1024 of the virtual size, from 1 to 16 MiB (a mkfs
  * of a 16 GiB disk fits in one: each refill costs two durable writes), and
- * grows fourfold per refill, up to 1 GiB or four refcount blocks' worth
+ * grows sixteenfold per refill (a 1 GiB dd into a new image: 4 refills, not
+ * 6), up to 1 GiB or four refcount blocks' worth
  * (small clusters would need one durable write per block).  Unused
  * clusters are holes: they cost no space, and close gives them back. */
 #define RESV_MAX (1ull << 30)
@@ -360,7 +361,7 @@ again:
 	if (c0 != q->resv_end)
 		q->resv_next = c0;
 	q->resv_end = c0 + n;
-	q->resv_grant = 4 * n < resv_cap(q) ? 4 * n : resv_cap(q);
+	q->resv_grant = 16 * n < resv_cap(q) ? 16 * n : resv_cap(q);
 	return 0;
 fail:
 	/* Nothing names the new run: its refcounts go back to 0 (a full disk
