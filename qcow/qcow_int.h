@@ -61,6 +61,7 @@ struct qc_cent {
 	int next;       /* hash chain */
 	int older, newer; /* LRU list */
 	bool valid, dirty;
+	bool ref; /* used since it last reached the old end of the LRU list */
 };
 
 #define QC_CENT_CHUNK 64u
