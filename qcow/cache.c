@@ -190,9 +190,14 @@ int qc_cache_get_ra(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load
 {
 	int i = lookup(c, hoff), r;
 	if (i < 0 && load && ra_count > 1) {
-		if ((r = qc_cache_prefetch(q, c, ra, ra_count)) < 0)
-			return r;
-		i = lookup(c, hoff);
+		/* the second miss in one table: a scan, not a lone read */
+		if (c->last_ra_valid && c->last_ra == ra) {
+			if ((r = qc_cache_prefetch(q, c, ra, ra_count)) < 0)
+				return r;
+			i = lookup(c, hoff);
+		}
+		c->last_ra = ra;
+		c->last_ra_valid = true;
 	}
 	if (i >= 0) { /* a hit: marked, not moved (victim) */
 		struct qc_cent *e = ent(c, i);
@@ -228,21 +233,19 @@ int qc_cache_get_ra(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load
 }
 
 /*
- * Read `count` consecutive blocks at hoff in one read, into entries never
- * used before, when none of them is cached: a table's slices are read
- * together (an L2 table of a 64 KiB cluster is 16 slices, and a scan of the
- * image, st_blocks or SEEK_DATA, reads them all).  Only while the cache has
- * room to spare, so nothing is evicted for it.  An I/O error is returned
- * (as the single read would have); a short read leaves the rest to it.
+ * Read `count` consecutive blocks at hoff in one read, the ones not cached
+ * into entries never used before: the rest of a table whose slices are being
+ * read one after another (an L2 table of a 64 KiB cluster is 16 slices; a
+ * scan of the image, st_blocks or SEEK_DATA, or a sequential read reads them
+ * all).  Only while the cache has room to spare, so nothing is evicted for
+ * it.  An I/O error is returned (as the single read would have); a short
+ * read leaves the rest to it.
  */
 int qc_cache_prefetch(struct qcow *q, struct qc_cache *c, uint64_t hoff, unsigned count)
 {
 	size_t bytes = (size_t)count * c->bsize, done = 0;
 	if (count < 2 || c->top + count > c->n || hoff + bytes > q->file_end)
 		return 0;
-	for (unsigned i = 0; i < count; i++)
-		if (lookup(c, hoff + (uint64_t)i * c->bsize) >= 0)
-			return 0;
 	uint8_t *buf = malloc(bytes);
 	if (!buf)
 		return 0;
@@ -258,6 +261,8 @@ int qc_cache_prefetch(struct qcow *q, struct qc_cache *c, uint64_t hoff, unsigne
 	}
 	for (unsigned i = 0; i < count && (i + 1) * c->bsize <= done; i++) {
 		int s;
+		if (lookup(c, hoff + (uint64_t)i * c->bsize) >= 0)
+			continue; /* cached, perhaps dirty: the cache's copy is the one */
 		if (victim(q, c, &s) < 0)
 			break;
 		struct qc_cent *e = ent(c, s);

@@ -71,6 +71,8 @@ struct qc_cache {
 	size_t bsize;    /* bytes per entry */
 	unsigned n;      /* entries */
 	unsigned top;    /* entries [0, top) have been used and are in the LRU list */
+	uint64_t last_ra; /* the table of the last miss (qc_cache_get_ra) */
+	bool last_ra_valid;
 	struct qc_cent **chunks; /* QC_CENT_CHUNK entries each, allocated as reached */
 	int *buckets;
 	unsigned nbuckets;
