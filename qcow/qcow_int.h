@@ -25,7 +25,10 @@
  * thread can create one, never while it is inside the library; `held`
  * records what the lock call did, so the unlock matches it even if the flag
  * turns true again meanwhile (other threads exited).  musl has no such flag:
- * always locked. */
+ * always locked.  A thread made by a raw clone(CLONE_VM) leaves the flag
+ * true; glibc's own malloc relies on it the same way, and the shim, which
+ * serializes its calls into the library under its own locks, notices such
+ * a clone (shim_raw_threads). */
 #if defined(__GLIBC__) && __has_include(<sys/single_threaded.h>)
 #include <sys/single_threaded.h>
 #define QC_SINGLE_THREADED() (__libc_single_threaded != 0)

@@ -63,9 +63,13 @@
  * process has one thread, like the translator's (qcow_int.h says why that
  * is safe): a cached 4 KiB read of a single-threaded program took six
  * uncontended lock operations, a tenth of its cost. */
+/* A thread made by a program's own clone(CLONE_VM) call leaves glibc's flag
+ * alone (glibc's malloc then takes no locks either); the clone wrapper
+ * notices it and the shim locks from then on. */
+extern bool shim_raw_threads;
 #if SHIM_GLIBC && __has_include(<sys/single_threaded.h>)
 #include <sys/single_threaded.h>
-#define SHIM_SINGLE_THREADED() (__libc_single_threaded != 0)
+#define SHIM_SINGLE_THREADED() (__libc_single_threaded != 0 && !shim_raw_threads)
 #else
 #define SHIM_SINGLE_THREADED() false
 #endif

@@ -319,8 +319,11 @@ static int clone_child(void *p)
 	return r;
 }
 
+bool shim_raw_threads;
+
 /* clone without CLONE_VM is a fork; with it (threads, posix_spawn's vfork
- * child) memory is shared and nothing is done. */
+ * child) memory is shared and nothing is done, except that a child that
+ * runs beside us (no CLONE_VFORK) makes the shim take its locks. */
 int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
 	va_list ap;
@@ -329,6 +332,8 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	void *tls = va_arg(ap, void *);
 	pid_t *ctid = va_arg(ap, pid_t *);
 	va_end(ap);
+	if ((flags & CLONE_VM) && !(flags & CLONE_VFORK))
+		shim_raw_threads = true;
 	if ((flags & CLONE_VM) || !atomic_load(&shim_ready) || !policy_enabled())
 		return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
 	struct clone_call c = {fn, arg};
