@@ -21,11 +21,13 @@ struct shim_image {
 	struct shim_mutex mu;
 	/* The names cost system calls (readlink, stat, getcwd), so they are
 	 * worked out when first needed, which most opens never are: */
-	char *path;  /* absolute, symlinks resolved, or NULL (img_host_path) */
+	/* absolute, symlinks resolved, or NULL (img_host_path): set once, by
+	 * whichever thread needs it first, under reg_mu or mu (so atomic) */
+	_Atomic(char *) path;
 	char *shown; /* as the program first named it, for messages */
 	char *named; /* absolute, symlinks kept, or NULL: relative backing names
 		      * resolve here (img_named) */
-	int hint_fd; /* the program's fd it was last registered through */
+	atomic_int hint_fd; /* the program's fd it was last registered through */
 	/* The last st_blocks count (img_blocks): a program's fstat would map
 	 * every L2 entry of the image each time (mcopy asks twice per run). */
 	struct {
@@ -213,16 +215,20 @@ static char *fd_path(struct shim_image *img, int fd)
  * the table; NULL if none is open.  Under reg_mu or img->mu. */
 static const char *img_host_path(struct shim_image *img)
 {
-	if (img->path)
-		return img->path;
-	if ((img->path = fd_path(img, img->hint_fd)))
-		return img->path;
-	for (int i = 0; i < SHIM_FD_MAX && !img->path; i++) {
+	char *p = atomic_load(&img->path), *none = NULL;
+	if (p)
+		return p;
+	p = fd_path(img, atomic_load_explicit(&img->hint_fd, memory_order_relaxed));
+	for (int i = 0; i < SHIM_FD_MAX && !p; i++) {
 		struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
 		if (o && o != SHIM_PRIVATE && o->img == img)
-			img->path = fd_path(img, i);
+			p = fd_path(img, i);
 	}
-	return img->path;
+	if (p && !atomic_compare_exchange_strong(&img->path, &none, p)) {
+		free(p); /* another thread's is the same file's */
+		p = none;
+	}
+	return p;
 }
 
 /* struct qcow_opts.get_path: img->named, worked out the first time an image
@@ -255,7 +261,7 @@ struct shim_image *img_register(int fd, const struct stat *stp, const char *show
 	for (struct shim_image *i = images; i; i = i->next)
 		if (i->dev == st.st_dev && i->ino == st.st_ino) {
 			i->nref++;
-			i->hint_fd = fd;
+			atomic_store_explicit(&i->hint_fd, fd, memory_order_relaxed);
 			reg_unlock();
 			return i;
 		}
@@ -263,7 +269,7 @@ struct shim_image *img_register(int fd, const struct stat *stp, const char *show
 	if (img) {
 		img->dev = st.st_dev;
 		img->ino = st.st_ino;
-		img->hint_fd = fd;
+		atomic_store_explicit(&img->hint_fd, fd, memory_order_relaxed);
 		if (!shown) /* (adopted fds come with their /proc name) */
 			shown = img_host_path(img);
 		img->shown = strdup(shown ? shown : "image");
@@ -341,19 +347,25 @@ bool img_pending(struct shim_image *img)
  * "/proc/self/fd/N" walk (self, its fd directory, each instantiated anew)
  * cost more than the rest of an image open.  "self" is fixed when it is
  * opened, so a forked child drops its copy (img_forked_child). */
-static int proc_fd_dir = -1;
+static atomic_int proc_fd_dir = -1;
 
 static int open_via_fd(int fd, int flags)
 {
 	char n[16];
-	if (proc_fd_dir < 0) {
-		int d = real_open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	int h = atomic_load(&proc_fd_dir);
+	if (h < 0) { /* the first image open; two threads at once: one keeps its */
+		int d = real_open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0), none = -1;
 		if (d < 0)
 			return -1;
-		proc_fd_dir = fd_make_private(d);
+		h = fd_make_private(d);
+		if (!atomic_compare_exchange_strong(&proc_fd_dir, &none, h)) {
+			fd_private_closed(h);
+			real_close(shim_priv_real(h));
+			h = none;
+		}
 	}
 	snprintf(n, sizeof n, "%d", fd);
-	return real_openat(shim_priv_real(proc_fd_dir), n, flags, 0);
+	return real_openat(shim_priv_real(h), n, flags, 0);
 }
 
 static int open_host(struct shim_image *img, int flags)
@@ -361,8 +373,10 @@ static int open_host(struct shim_image *img, int flags)
 	struct stat st;
 	/* Through the fd it was opened by (no name to look up, and right even
 	 * if renamed since), else by its path; the inode decides. */
-	int fd = img->path ? real_open(img->path, flags | O_CLOEXEC | O_NOCTTY, 0)
-			   : open_via_fd(img->hint_fd, flags | O_CLOEXEC | O_NOCTTY);
+	const char *path = atomic_load(&img->path);
+	int fd = path ? real_open(path, flags | O_CLOEXEC | O_NOCTTY, 0)
+		      : open_via_fd(atomic_load_explicit(&img->hint_fd, memory_order_relaxed),
+				    flags | O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0 && (real_fstat(fd, &st) < 0 || st.st_dev != img->dev ||
 			st.st_ino != img->ino)) {
 		real_close(fd);
@@ -888,9 +902,9 @@ void img_atfork_parent(void)
 void img_forked_child(void)
 {
 	coh_pages_forget();
-	if (proc_fd_dir >= 0) /* the parent's /proc/PID/fd */
-		real_close(shim_priv_real(proc_fd_dir));
-	proc_fd_dir = -1;
+	int h = atomic_exchange(&proc_fd_dir, -1);
+	if (h >= 0) /* the parent's /proc/PID/fd */
+		real_close(shim_priv_real(h));
 	for (struct shim_image *i = images; i; i = i->next) {
 		shim_mutex_init(&i->mu);
 		/* Not reached after prepare, but never share the parent's
