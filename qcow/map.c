@@ -67,6 +67,20 @@ int qc_map_run(struct qcow *q, uint64_t voff, uint64_t max, struct qc_run *run, 
 	uint64_t pos = voff, want_hoff = 0;
 	bool first = true;
 	while (pos < voff + max && idx < per_slice) {
+		/* A run of unallocated clusters goes on over zero entries without
+		 * decoding them (a zero standard entry is always unallocated):
+		 * st_blocks of a mostly empty disk maps every entry */
+		if (!first && run->type == SC_UNALLOC_PLAIN && !q->extl2) {
+			const uint64_t *raw = (const uint64_t *)(const void *)e->buf;
+			while (idx < per_slice && !raw[idx] && pos < voff + max) {
+				uint64_t step = cs - (pos & (cs - 1));
+				pos += step < voff + max - pos ? step : voff + max - pos;
+				if (!(pos & (cs - 1)))
+					idx++;
+			}
+			if (pos >= voff + max || idx >= per_slice)
+				break;
+		}
 		uint64_t l2e, bm;
 		qc_l2_entry(q, e, idx, &l2e, &bm);
 		unsigned sc = (unsigned)((pos & (cs - 1)) >> q->sc_bits);
