@@ -173,6 +173,25 @@ static int victim(struct qcow *q, struct qc_cache *c, int *slot)
 	return 0;
 }
 
+/* Slot i (from victim, its buf filled) now holds the clean block at hoff,
+ * unpinned, at the new end of the LRU list. */
+static void install(struct qc_cache *c, int i, uint64_t hoff)
+{
+	struct qc_cent *e = ent(c, i);
+	e->hoff = hoff;
+	e->valid = true;
+	e->dirty = false;
+	e->ref = false;
+	e->pins = 0;
+	unsigned b = bucket_of(c, hoff);
+	e->next = c->buckets[b];
+	c->buckets[b] = i;
+	if (c->newest != i) {
+		lru_unlink(c, i);
+		lru_push_newest(c, i);
+	}
+}
+
 /*
  * Pin the block at hoff.  load: read it from the file when not cached;
  * otherwise a missing block starts zeroed (a newly allocated table).
@@ -215,20 +234,9 @@ int qc_cache_get_ra(struct qcow *q, struct qc_cache *c, uint64_t hoff, bool load
 	} else {
 		memset(e->buf, 0, c->bsize);
 	}
-	e->hoff = hoff;
-	e->valid = true;
-	e->dirty = false;
-	e->pins = 0;
-	unsigned b = bucket_of(c, hoff);
-	e->next = c->buckets[b];
-	c->buckets[b] = i;
-	if (c->newest != i) {
-		lru_unlink(c, i);
-		lru_push_newest(c, i);
-	}
-	ent(c, i)->ref = false;
-	ent(c, i)->pins++;
-	*out = ent(c, i);
+	install(c, i, hoff);
+	e->pins++;
+	*out = e;
 	return 0;
 }
 
@@ -265,19 +273,8 @@ int qc_cache_prefetch(struct qcow *q, struct qc_cache *c, uint64_t hoff, unsigne
 			continue; /* cached, perhaps dirty: the cache's copy is the one */
 		if (victim(q, c, &s) < 0)
 			break;
-		struct qc_cent *e = ent(c, s);
-		memcpy(e->buf, buf + (size_t)i * c->bsize, c->bsize);
-		e->hoff = hoff + (uint64_t)i * c->bsize;
-		e->valid = true;
-		e->dirty = false;
-		e->pins = 0;
-		unsigned b = bucket_of(c, e->hoff);
-		e->next = c->buckets[b];
-		c->buckets[b] = s;
-		if (c->newest != s) {
-			lru_unlink(c, s);
-			lru_push_newest(c, s);
-		}
+		memcpy(ent(c, s)->buf, buf + (size_t)i * c->bsize, c->bsize);
+		install(c, s, hoff + (uint64_t)i * c->bsize);
 	}
 	free(buf);
 	return 0;

@@ -92,15 +92,14 @@ void coh_stamp_record(int trfd, struct shim_stamp *sp)
 }
 
 /* The stamp from an fstat already made (before the metadata was read). */
-void coh_stamp_set(struct shim_stamp *sp, const struct stat *stp)
+void coh_stamp_set(struct shim_stamp *sp, const struct stat *st)
 {
-	struct stat st = *stp;
 	struct timespec now;
-	sp->st = st;
+	sp->st = *st;
 	clock_gettime(CLOCK_REALTIME_COARSE, &now);
 	/* A write in the same coarse tick would leave mtime unchanged. */
-	int64_t age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
-		      (now.tv_nsec - st.st_mtim.tv_nsec);
+	int64_t age = (int64_t)(now.tv_sec - st->st_mtim.tv_sec) * 1000000000 +
+		      (now.tv_nsec - st->st_mtim.tv_nsec);
 	sp->unsure = age < 50 * 1000000;
 }
 

@@ -211,6 +211,17 @@ static char *fd_path(struct shim_image *img, int fd)
 	return strdup(path);
 }
 
+/* The first fd of the program's, from `from` on, that is img; -1: none. */
+static int img_fd_from(struct shim_image *img, int from)
+{
+	for (int i = from; i < SHIM_FD_MAX; i++) {
+		struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
+		if (o && o != SHIM_PRIVATE && o->img == img)
+			return i;
+	}
+	return -1;
+}
+
 /* img->path, found through the fd it was registered by or any fd of it in
  * the table; NULL if none is open.  Under reg_mu or img->mu. */
 static const char *img_host_path(struct shim_image *img)
@@ -219,11 +230,8 @@ static const char *img_host_path(struct shim_image *img)
 	if (p)
 		return p;
 	p = fd_path(img, atomic_load_explicit(&img->hint_fd, memory_order_relaxed));
-	for (int i = 0; i < SHIM_FD_MAX && !p; i++) {
-		struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
-		if (o && o != SHIM_PRIVATE && o->img == img)
-			p = fd_path(img, i);
-	}
+	for (int i = img_fd_from(img, 0); i >= 0 && !p; i = img_fd_from(img, i + 1))
+		p = fd_path(img, i);
 	if (p && !atomic_compare_exchange_strong(&img->path, &none, p)) {
 		free(p); /* another thread's is the same file's */
 		p = none;
@@ -341,7 +349,6 @@ bool img_pending(struct shim_image *img)
 
 /* ---- opening the host file and the translator */
 
-/* A new open file description on the image's host file, as a private fd. */
 /* This process's /proc/self/fd, opened once (a private O_PATH handle):
  * reopening an fd through it is one path component, where the full
  * "/proc/self/fd/N" walk (self, its fd directory, each instantiated anew)
@@ -368,6 +375,8 @@ static int open_via_fd(int fd, int flags)
 	return real_openat(shim_priv_real(h), n, flags, 0);
 }
 
+/* A new open file description on the image's host file, as a private fd;
+ * its fstat is kept in img->host_st (host_stat, host_size). */
 static int open_host(struct shim_image *img, int flags)
 {
 	struct stat st;
@@ -382,21 +391,17 @@ static int open_host(struct shim_image *img, int flags)
 		real_close(fd);
 		fd = -1;
 	}
-	img->host_st_valid = fd >= 0;
-	if (fd >= 0)
-		img->host_st = st;
-	if (fd < 0) { /* renamed or unlinked: go through one of our fds */
-		for (int i = 0; i < SHIM_FD_MAX && fd < 0; i++) {
-			struct shim_ofd *o = atomic_load(&shim_fdtab[i]);
-			if (o && o != SHIM_PRIVATE && o->img == img) {
-				char p[64];
-				snprintf(p, sizeof p, "/proc/self/fd/%d", i);
-				fd = real_open(p, flags | O_CLOEXEC | O_NOCTTY, 0);
+	if (fd < 0) /* renamed or unlinked: go through one of our fds */
+		for (int i = img_fd_from(img, 0); fd < 0 && i >= 0; i = img_fd_from(img, i + 1))
+			if ((fd = open_via_fd(i, flags | O_CLOEXEC | O_NOCTTY)) >= 0 &&
+			    real_fstat(fd, &st) < 0) {
+				real_close(fd);
+				fd = -1;
 			}
-		}
-	}
+	img->host_st_valid = fd >= 0;
 	if (fd < 0)
 		return -(errno ? errno : ENOENT);
+	img->host_st = st;
 	return fd_make_private(fd);
 }
 
@@ -571,7 +576,7 @@ static off_t host_size(struct shim_image *img)
 	int fd = open_host(img, O_RDONLY);
 	if (fd < 0)
 		return fd;
-	img->host_st_valid = false; /* this fd's, and it goes now */
+	img->host_st_valid = false; /* this fd's (open_host), and it goes now */
 	off_t size = img->host_st.st_size;
 	sys_close(fd);
 	return size;
